@@ -1,0 +1,462 @@
+"""Apply: carry out a Plan. The one place where effects happen.
+
+Order of work, so that a process killed at any point leaves a database the next apply can
+bring to the desired state:
+
+1. Health checks first, before anything is written, concurrently, in dependency waves: a
+   dependent is checked only after its dependencies passed; otherwise it is blocked.
+2. Per organization, one transaction writes instances, connections, credentials, resources,
+   health rows and audit entries, and bumps the state serial.
+3. Deletions run afterwards, dependents first, once that organization's creates and updates
+   succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.orm import Session
+
+from reconciler.audit import AuditWriter
+from reconciler.core.catalog import Catalog
+from reconciler.core.desired import Desired, DesiredConnection
+from reconciler.core.plan import Action, Change, Plan
+from reconciler.core.secret import Secret
+from reconciler.core.state import Observed
+from reconciler.crypto import CredentialAddress, KeyRing
+from reconciler.db.schema import Connection, Credential, Health, Instance, Resource
+from reconciler.health import CheckRequest, CheckResult, RetryPolicy, base_url_for, run_checks
+
+
+@dataclass
+class ApplyOptions:
+    actor: str
+    method: str = "apply"
+    git_commit: str | None = None
+    parallelism: int = 10
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    environ: Mapping[str, str] = field(default_factory=dict)
+    on_check: Callable[[CheckResult], None] | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one change: ``created``, ``updated``, ``deleted``, ``adopted``,
+    ``orphaned``, ``failed``, ``blocked`` or ``skipped``."""
+
+    address: str
+    action: str
+    result: str
+    message: str = ""
+    failure_type: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.result in ("failed", "blocked")
+
+
+@dataclass
+class ApplyReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.failed]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+def fingerprints_for(
+    keyring: KeyRing, desired: Desired, observed: Observed
+) -> dict[tuple[str, str, str, str], dict[str, str]]:
+    """Keyed fingerprints of every secret the manifests name, under the primary key and under
+    the key each stored fingerprint was made with (so a comparison never needs decryption)."""
+    out: dict[tuple[str, str, str, str], dict[str, str]] = {}
+    for org in desired.organizations.values():
+        for conn in org.connections:
+            inst = observed.instances.get((org.name, conn.provider))
+            existing = inst.managed_connection if inst else None
+            for fname, secret in conn.credentials.items():
+                addr = CredentialAddress(org.name, conn.provider, conn.owner, fname)
+                ids = {keyring.primary_id}
+                stored = existing.credentials.get(fname) if existing else None
+                if stored is not None and stored.fingerprint_key_id in keyring.key_ids:
+                    ids.add(stored.fingerprint_key_id)
+                out[(org.name, conn.provider, conn.owner, fname)] = {
+                    k: keyring.fingerprint(secret.reveal(), addr, key_id=k) for k in sorted(ids)
+                }
+    return out
+
+
+def _needs_check(change: Change, conn: DesiredConnection) -> bool:
+    if change.kind != "connection" or not conn.active:
+        return False
+    if change.action in (Action.CREATE, Action.ADOPT):
+        return True
+    return change.action is Action.UPDATE and any(
+        c == "owner" or c == "active" or c.startswith("credentials.") for c in change.changed
+    )
+
+
+def _uses_new_credentials(change: Change) -> bool:
+    return change.action in (Action.CREATE, Action.ADOPT) or any(
+        c == "owner" or c.startswith("credentials.") for c in change.changed
+    )
+
+
+class Applier:
+    def __init__(
+        self,
+        engine: Engine,
+        catalog: Catalog,
+        desired: Desired,
+        keyring: KeyRing,
+        options: ApplyOptions,
+    ) -> None:
+        self.engine = engine
+        self.catalog = catalog
+        self.desired = desired
+        self.keyring = keyring
+        self.options = options
+        self.report = ApplyReport()
+
+    # -- desired lookups -------------------------------------------------------------------
+
+    def _conn(self, change: Change) -> DesiredConnection | None:
+        org = self.desired.organizations.get(change.organization)
+        return org.connection(change.provider) if org else None
+
+    # -- phase 1: checks -------------------------------------------------------------------
+
+    def _stored_credentials(self, change: Change) -> dict[str, Secret]:
+        """Decrypt the stored credentials of a connection (reactivation with an unchanged key)."""
+        with Session(self.engine) as s:
+            inst = s.scalar(select(Instance).where(
+                Instance.organization == change.organization, Instance.provider == change.provider))
+            if inst is None:
+                return {}
+            conn = s.scalar(select(Connection).where(
+                Connection.instance_id == inst.id, Connection.managed_by == "manifest"))
+            if conn is None:
+                return {}
+            out = {}
+            for cr in s.scalars(select(Credential).where(Credential.connection_id == conn.id)):
+                addr = CredentialAddress(change.organization, change.provider, conn.user_email, cr.field)
+                out[cr.field] = Secret(self.keyring.decrypt(cr.ciphertext, addr), cr.field)
+            return out
+
+    def _prepare(self, change: Change, conn: DesiredConnection) -> tuple[dict[str, str], dict[str, Secret]]:
+        """Encrypt the manifest's credentials and decrypt them again: the check uses exactly
+        what will be stored."""
+        if not _uses_new_credentials(change):
+            return {}, self._stored_credentials(change)
+        envelopes: dict[str, str] = {}
+        values: dict[str, Secret] = {}
+        for fname, secret in sorted(conn.credentials.items()):
+            addr = CredentialAddress(conn.organization, conn.provider, conn.owner, fname)
+            env = self.keyring.encrypt(secret.reveal(), addr)
+            envelopes[fname] = env
+            values[fname] = Secret(self.keyring.decrypt(env, addr), secret.source)
+        return envelopes, values
+
+    def run_checks(self, plan: Plan) -> tuple[dict[str, CheckResult], dict[str, str], dict[str, dict[str, str]]]:
+        """Check every new or changed credential, dependencies first.
+
+        Returns results by address, blocked addresses (-> the dependency that failed) and the
+        envelopes to store by address.
+        """
+        results: dict[str, CheckResult] = {}
+        blocked: dict[str, str] = {}
+        envelopes: dict[str, dict[str, str]] = {}
+        todo: dict[str, tuple[Change, DesiredConnection]] = {}
+        for ch in plan.changes:
+            conn = self._conn(ch)
+            if ch.kind == "connection" and conn is not None and ch.action in (
+                Action.CREATE, Action.UPDATE, Action.ADOPT
+            ):
+                todo[ch.address] = (ch, conn)
+        for wave in self._waves(todo):
+            requests = []
+            for address in wave:
+                ch, conn = todo[address]
+                failed_dep = next(
+                    (d for d in self.catalog.providers[ch.provider].depends_on
+                     if f"{ch.organization}/{d}" in blocked
+                     or (f"{ch.organization}/{d}" in results
+                         and results[f"{ch.organization}/{d}"].status != "healthy")),
+                    None,
+                )
+                if failed_dep is not None:
+                    blocked[address] = failed_dep
+                    continue
+                env, values = self._prepare(ch, conn)
+                envelopes[address] = env
+                if _needs_check(ch, conn):
+                    provider = self.catalog.providers[ch.provider]
+                    base, _ = base_url_for(provider, self.options.environ)
+                    requests.append(CheckRequest(address, provider, values, base))
+            for r in run_checks(requests, parallelism=self.options.parallelism,
+                                policy=self.options.policy, on_result=self.options.on_check):
+                results[str(r.key)] = r
+        return results, blocked, envelopes
+
+    def _waves(self, todo: Mapping[str, tuple[Change, DesiredConnection]]) -> list[list[str]]:
+        depth: dict[str, int] = {}
+
+        def d(address: str) -> int:
+            if address in depth:
+                return depth[address]
+            ch, _ = todo[address]
+            deps = [f"{ch.organization}/{x}" for x in self.catalog.providers[ch.provider].depends_on]
+            depth[address] = 1 + max((d(x) for x in deps if x in todo), default=-1)
+            return depth[address]
+
+        waves: dict[int, list[str]] = defaultdict(list)
+        for a in sorted(todo):
+            waves[d(a)].append(a)
+        return [waves[k] for k in sorted(waves)]
+
+    # -- phase 2 and 3: writes -------------------------------------------------------------
+
+    def apply(self, plan: Plan) -> ApplyReport:
+        results, blocked, envelopes = self.run_checks(plan)
+        by_org: dict[str, list[Change]] = defaultdict(list)
+        for ch in plan.changes:
+            by_org[ch.organization].append(ch)
+        for org, changes in sorted(by_org.items()):
+            self._apply_organization(org, changes, results, blocked, envelopes)
+        return self.report
+
+    def _writer(self, s: Session) -> AuditWriter:
+        return AuditWriter(s, self.keyring, self.options.actor, self.options.method,
+                           self.options.git_commit)
+
+    def _apply_organization(
+        self,
+        org: str,
+        changes: list[Change],
+        results: Mapping[str, CheckResult],
+        blocked: Mapping[str, str],
+        envelopes: Mapping[str, Mapping[str, str]],
+    ) -> None:
+        order = self.catalog.dependency_order({c.provider for c in changes})
+        rank = {p: i for i, p in enumerate(order)}
+        upserts = sorted((c for c in changes if c.action not in (Action.DELETE, Action.ORPHAN)
+                          or c.kind == "resource" and c.action is Action.DELETE
+                          and c.reason_code != "parent_removed"),
+                         key=lambda c: (rank[c.provider], c.kind != "connection", c.address))
+        teardown = sorted((c for c in changes if c not in upserts),
+                          key=lambda c: (-rank[c.provider], c.kind == "connection", c.address))
+        failed_here = False
+        with Session(self.engine) as s, s.begin():
+            w = self._writer(s)
+            failed_connections: set[str] = set()
+            for ch in upserts:
+                if ch.kind == "connection":
+                    ok = self._write_connection(s, w, ch, results, blocked, envelopes)
+                    if not ok:
+                        failed_connections.add(ch.address)
+                        failed_here = True
+                else:
+                    parent = f"{ch.organization}/{ch.provider}"
+                    if parent in failed_connections:
+                        self.report.outcomes.append(Outcome(
+                            ch.address, ch.action.value, "skipped",
+                            f"not written: {parent} failed its health check"))
+                        continue
+                    self._write_resource(s, w, ch)
+        if not teardown:
+            return
+        if failed_here:
+            for ch in teardown:
+                self.report.outcomes.append(Outcome(
+                    ch.address, ch.action.value, "skipped",
+                    "not torn down: a create or update of this organization failed"))
+            return
+        with Session(self.engine) as s, s.begin():
+            w = self._writer(s)
+            for ch in teardown:
+                if ch.kind == "connection":
+                    self._teardown_connection(s, w, ch)
+                else:
+                    self._write_resource(s, w, ch)
+
+    # -- connection writes -----------------------------------------------------------------
+
+    def _instance(self, s: Session, ch: Change) -> Instance | None:
+        return s.scalar(select(Instance).where(
+            Instance.organization == ch.organization, Instance.provider == ch.provider))
+
+    def _write_connection(
+        self,
+        s: Session,
+        w: AuditWriter,
+        ch: Change,
+        results: Mapping[str, CheckResult],
+        blocked: Mapping[str, str],
+        envelopes: Mapping[str, Mapping[str, str]],
+    ) -> bool:
+        conn = self._conn(ch)
+        assert conn is not None
+        provider = self.catalog.providers[ch.provider]
+        now = datetime.now(UTC)
+        if ch.address in blocked:
+            dep = blocked[ch.address]
+            msg = (f"blocked: {ch.organization}/{dep} did not connect, so {ch.address}, which "
+                   f"depends on it, was not connected")
+            w.record(ch.organization, "connection.blocked", ch.address, {"dependency": dep})
+            self.report.outcomes.append(Outcome(ch.address, ch.action.value, "blocked", msg))
+            return False
+        inst = self._instance(s, ch)
+        if inst is None:
+            inst = Instance(organization=ch.organization, provider=ch.provider, status="error",
+                            managed_by="manifest", created_at=now, updated_at=now)
+            s.add(inst)
+            s.flush()
+        row = s.scalar(select(Connection).where(
+            Connection.instance_id == inst.id, Connection.managed_by == "manifest"))
+        if ch.action is Action.ADOPT:
+            inst.managed_by = "manifest"
+            row = s.scalar(select(Connection).where(
+                Connection.instance_id == inst.id, Connection.user_email == conn.owner))
+            if row is not None:
+                row.managed_by = "manifest"
+        had_working = row is not None and row.status == "connected" and self._has_credentials(s, row)
+        if row is None:
+            row = Connection(instance_id=inst.id, user_email=conn.owner, status="error",
+                             managed_by="manifest", created_at=now, updated_at=now)
+            s.add(row)
+            s.flush()
+        row.deletion_policy = conn.deletion_policy
+        row.prevent_destroy = conn.prevent_destroy
+        row.updated_at = now
+        result = results.get(ch.address)
+        if result is not None:
+            s.add(Health(instance_id=inst.id, connection_id=row.id, status=result.status,
+                         failure_type=result.failure_type, message=result.message,
+                         response_ms=result.response_ms, provider_code=result.provider_code,
+                         attempts=result.attempts, checked_at=result.checked_at))
+        new_creds = envelopes.get(ch.address) or {}
+        verb = {Action.CREATE: "create", Action.UPDATE: "update", Action.ADOPT: "adopt"}[ch.action]
+        if result is not None and result.status != "healthy":
+            w.record(ch.organization, f"connection.{verb}_failed", ch.address,
+                     {"failure_type": result.failure_type, "message": result.message,
+                      "provider_code": result.provider_code, "changed": list(ch.changed)})
+            if not had_working:
+                # a failed first connection keeps no credentials; its statuses say error
+                s.execute(delete(Credential).where(Credential.connection_id == row.id))
+                row.status = "error"
+                inst.status = "error"
+            self.report.outcomes.append(Outcome(ch.address, ch.action.value, "failed",
+                                                result.message, result.failure_type))
+            return False
+        if new_creds:
+            if row.user_email != conn.owner:
+                row.user_email = conn.owner
+            self._store_credentials(s, row, conn, new_creds)
+        row.status = "connected"
+        inst.status = "active" if conn.active else "inactive"
+        inst.updated_at = now
+        if result is not None:
+            row.identity = json.dumps(dict(result.identity), sort_keys=True)
+        details: dict[str, Any] = {"changed": list(ch.changed), "reason": ch.reason}
+        if result is not None:
+            details["health"] = result.message
+            details["response_ms"] = result.response_ms
+        w.record(ch.organization, f"connection.{verb}", ch.address, details)
+        msg = result.message if result is not None else (
+            f"{provider.display_name} is inactive" if not conn.active else ch.reason)
+        self.report.outcomes.append(Outcome(ch.address, ch.action.value, f"{verb}d".replace("ed", "ed"), msg))
+        return True
+
+    def _has_credentials(self, s: Session, row: Connection) -> bool:
+        return s.scalar(select(Credential.id).where(Credential.connection_id == row.id).limit(1)) is not None
+
+    def _store_credentials(
+        self, s: Session, row: Connection, conn: DesiredConnection, envelopes: Mapping[str, str]
+    ) -> None:
+        s.execute(delete(Credential).where(Credential.connection_id == row.id))
+        s.flush()
+        for fname, env in sorted(envelopes.items()):
+            addr = CredentialAddress(conn.organization, conn.provider, conn.owner, fname)
+            s.add(Credential(
+                connection_id=row.id,
+                field=fname,
+                ciphertext=env,
+                key_id=self.keyring.key_id_of(env),
+                fingerprint=self.keyring.fingerprint(conn.credentials[fname].reveal(), addr),
+                fingerprint_key_id=self.keyring.primary_id,
+            ))
+
+    def _teardown_connection(self, s: Session, w: AuditWriter, ch: Change) -> None:
+        inst = self._instance(s, ch)
+        if inst is None:
+            self.report.outcomes.append(Outcome(ch.address, ch.action.value, "skipped", "already gone"))
+            return
+        row = s.scalar(select(Connection).where(
+            Connection.instance_id == inst.id, Connection.managed_by == "manifest"))
+        if ch.action is Action.ORPHAN:
+            if row is not None:
+                row.managed_by = "orphaned"
+            others = s.scalar(select(Connection.id).where(
+                Connection.instance_id == inst.id, Connection.managed_by == "manifest"))
+            if others is None:
+                inst.managed_by = "orphaned"
+                for r in s.scalars(select(Resource).where(Resource.instance_id == inst.id)):
+                    r.managed_by = "orphaned"
+            w.record(ch.organization, "connection.orphan", ch.address, {"reason": ch.reason})
+            self.report.outcomes.append(Outcome(ch.address, "orphan", "orphaned", ch.reason))
+            return
+        if row is not None:
+            s.execute(delete(Credential).where(Credential.connection_id == row.id))
+            s.execute(delete(Health).where(Health.connection_id == row.id))
+            s.delete(row)
+            s.flush()
+        remaining = s.scalar(select(Connection.id).where(Connection.instance_id == inst.id))
+        if remaining is None:
+            s.execute(delete(Resource).where(Resource.instance_id == inst.id))
+            s.execute(delete(Health).where(Health.instance_id == inst.id))
+            s.delete(inst)
+        w.record(ch.organization, "connection.delete", ch.address, {"reason": ch.reason})
+        self.report.outcomes.append(Outcome(ch.address, "delete", "deleted", ch.reason))
+
+    # -- resources -------------------------------------------------------------------------
+
+    def _write_resource(self, s: Session, w: AuditWriter, ch: Change) -> None:
+        inst = self._instance(s, ch)
+        assert ch.resource_kind is not None and ch.identity is not None
+        existing = None if inst is None else s.scalar(select(Resource).where(
+            Resource.instance_id == inst.id, Resource.kind == ch.resource_kind,
+            Resource.identity == ch.identity))
+        now = datetime.now(UTC)
+        if ch.action is Action.DELETE:
+            if existing is not None:
+                s.delete(existing)
+            w.record(ch.organization, "resource.delete", ch.address, {"reason": ch.reason})
+            self.report.outcomes.append(Outcome(ch.address, "delete", "deleted", ch.reason))
+            return
+        assert inst is not None and ch.after is not None
+        is_default = bool(ch.after.get("default", False))
+        spec = dict(ch.after)  # stored as shown, "default" included where the kind has one
+        if existing is None:
+            s.add(Resource(instance_id=inst.id, kind=ch.resource_kind, identity=ch.identity,
+                           spec=json.dumps(spec, sort_keys=True), is_default=is_default,
+                           managed_by="manifest", created_at=now, updated_at=now))
+            verb = "create"
+        else:
+            existing.spec = json.dumps(spec, sort_keys=True)
+            existing.is_default = is_default
+            existing.managed_by = "manifest"
+            existing.updated_at = now
+            verb = "update"
+        w.record(ch.organization, f"resource.{verb}", ch.address,
+                 {"reason": ch.reason, "changed": list(ch.changed)})
+        self.report.outcomes.append(Outcome(ch.address, ch.action.value, f"{verb}d", ch.reason))

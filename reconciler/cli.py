@@ -1,0 +1,399 @@
+"""The command line: parse, call, render, exit code. The work is in ``reconciler.commands``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from reconciler import __version__
+from reconciler.core.errors import InputError, ReconcilerError
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("reconciler")
+
+
+def _configure_logging(verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("reconciler").setLevel(level)
+    # the HTTP stack logs URLs (some carry a key in the query string) and headers: keep it quiet
+    for noisy in ("httpx", "httpcore", "hpack", "sqlalchemy.engine", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def handled(fn: F) -> F:
+    """Turn our errors into a message and exit code 1; anything else into a short notice."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except InputError as e:
+            for d in e.diagnostics.items:
+                click.echo(f"{'Error' if d.severity == 'error' else 'Warning'}: {d}", err=True)
+            n = len(e.diagnostics.errors)
+            click.echo(f"{n} problem{'s' if n != 1 else ''} found; nothing was written.", err=True)
+            sys.exit(1)
+        except ReconcilerError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(1)
+        except click.exceptions.Exit:
+            raise
+        except (click.ClickException, click.Abort):
+            raise
+        except Exception as e:
+            # The traceback may name values; it goes to a log file only in --verbose, sanitized
+            # by the same rules: our secrets are wrapped and never formatted as plaintext.
+            click.echo(f"An unexpected error has occurred: {type(e).__name__}. "
+                       "Run with --verbose for details.", err=True)
+            log.debug("unexpected error\n%s", "".join(traceback.format_exception(e)))
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+catalog_option = click.option("--catalog", "catalog_dir", type=click.Path(file_okay=False),
+                              default=None, help="Catalog folder (default: the shipped catalog).")
+paths_argument = click.argument("paths", nargs=-1, type=click.Path())
+org_options = [
+    click.option("--org", "orgs", multiple=True, help="Only this organization (repeatable)."),
+    click.option("--exclude-org", "exclude_orgs", multiple=True,
+                 help="Not this organization (repeatable)."),
+    click.option("--shard", default=None, help="K/N: only the organizations in shard K of N."),
+]
+
+
+def with_orgs(fn: F) -> F:
+    for opt in reversed(org_options):
+        fn = opt(fn)
+    return fn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="reconciler")
+@click.option("--verbose", is_flag=True, help="Debug output (as free of secrets as the rest).")
+def cli(verbose: bool) -> None:
+    """Manage Otesse integration connections as code: validate, plan, apply."""
+    _configure_logging(verbose)
+
+
+def _selection(orgs: tuple[str, ...], exclude_orgs: tuple[str, ...], shard: str | None) -> Any:
+    from reconciler.commands.inputs import Selection, parse_shard
+
+    return Selection(include=orgs, exclude=exclude_orgs, shard=parse_shard(shard))
+
+
+@cli.command()
+@catalog_option
+@paths_argument
+@handled
+def validate(catalog_dir: str | None, paths: tuple[str, ...]) -> None:
+    """Check the catalog and manifests without touching the database or the network."""
+    from reconciler.commands.inputs import load_inputs
+
+    inputs = load_inputs(catalog_dir, paths, os.environ)
+    n_orgs = len(inputs.desired.organizations)
+    n_conn = sum(len(o.connections) for o in inputs.desired.organizations.values())
+    click.echo(f"Valid: {len(inputs.files)} manifest file(s), {n_orgs} organization(s), "
+               f"{n_conn} connection(s), {len(inputs.catalog.providers)} provider(s) in the catalog.")
+
+
+@cli.command()
+@catalog_option
+@paths_argument
+@with_orgs
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="Save the plan to FILE for `apply --plan FILE`.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
+@handled
+def plan(catalog_dir: str | None, paths: tuple[str, ...], orgs: tuple[str, ...],
+         exclude_orgs: tuple[str, ...], shard: str | None, fmt: str, out: str | None,
+         detailed_exitcode: bool) -> None:
+    """Show what apply would do; change nothing."""
+    from reconciler.commands.run import make_plan
+    from reconciler.commands.saved import save_plan
+    from reconciler.core.render import render_json, render_markdown, render_text
+
+    planned = make_plan(catalog_dir, paths, os.environ, _selection(orgs, exclude_orgs, shard))
+    if fmt == "json":
+        click.echo(render_json(planned.plan, overrides=planned.overrides), nl=False)
+    elif fmt == "markdown":
+        click.echo(render_markdown(planned.plan), nl=False)
+    else:
+        click.echo(render_text(planned.plan, overrides=planned.overrides), nl=False)
+    if out:
+        save_plan(planned, Path(out))
+        if fmt == "text":
+            click.echo(f"Saved the plan to {out}. Apply exactly it with: reconciler apply --plan {out}")
+    if detailed_exitcode and planned.plan.has_changes:
+        sys.exit(2)
+
+
+def _printer(verbose_lines: bool) -> Callable[[Any], None]:
+    def on_check(r: Any) -> None:
+        if r.status == "healthy":
+            click.echo(f"  check {r.key}: {r.message} ({r.response_ms} ms)")
+        else:
+            click.echo(f"  check {r.key}: {r.failure_type}: {r.message}")
+
+    return on_check
+
+
+@cli.command()
+@catalog_option
+@paths_argument
+@with_orgs
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Apply exactly this saved plan (refused if stale).")
+@click.option("--actor", default=None, help="Who is applying (default: RECONCILER_ACTOR, the user).")
+@click.option("--parallelism", type=click.IntRange(1, 1000), default=10,
+              help="Concurrent health checks.")
+@click.option("--max-deletions", type=click.IntRange(0), default=None,
+              help="Refuse a plan that deletes more than N connections.")
+@click.option("--lock-timeout", type=click.FloatRange(0), default=30.0,
+              help="Seconds to wait for an organization's lock.")
+@handled
+def apply(catalog_dir: str | None, paths: tuple[str, ...], orgs: tuple[str, ...],
+          exclude_orgs: tuple[str, ...], shard: str | None, plan_file: str | None,
+          actor: str | None, parallelism: int, max_deletions: int | None,
+          lock_timeout: float) -> None:
+    """Make it so: create, update and tear down connections; check every new credential."""
+    from reconciler.commands.inputs import actor_name
+    from reconciler.commands.run import make_plan, replan_after_schema, run_apply
+    from reconciler.commands.saved import load_saved_plan
+    from reconciler.core.render import render_text, summary_line
+
+    selection = _selection(orgs, exclude_orgs, shard)
+    if plan_file:
+        planned = load_saved_plan(Path(plan_file), catalog_dir, os.environ)
+    else:
+        planned = make_plan(catalog_dir, paths, os.environ, selection)
+        if not planned.observed.exists:
+            from reconciler.db.engine import database_url, ensure_schema, make_engine
+
+            ensure_schema(make_engine(database_url(os.environ)))
+            planned = replan_after_schema(planned, os.environ)
+    if not planned.plan.has_changes:
+        click.echo(summary_line(planned.plan))
+        return
+    deletions = len(planned.plan.deletions())
+    if max_deletions is not None and deletions > max_deletions:
+        raise ReconcilerError(
+            f"the plan deletes {deletions} connection(s), more than --max-deletions "
+            f"{max_deletions}; nothing was written. Review the plan, then raise the limit.")
+    click.echo(render_text(planned.plan, overrides=planned.overrides), nl=False)
+    click.echo("")
+    report = run_apply(planned, os.environ, actor=actor_name(actor, os.environ),
+                       parallelism=parallelism, on_check=_printer(False),
+                       method="apply --plan" if plan_file else "apply",
+                       lock_timeout=lock_timeout)
+    for o in report.outcomes:
+        mark = "ERROR" if o.failed else o.result
+        click.echo(f"{o.address}: {mark}: {o.message}")
+    counts: dict[str, int] = {}
+    for o in report.outcomes:
+        counts[o.result] = counts.get(o.result, 0) + 1
+    parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    if report.failed:
+        click.echo(f"Apply finished with errors: {parts}.", err=True)
+        for o in report.failed:
+            click.echo(f"Error: {o.address}: {o.message}", err=True)
+        sys.exit(1)
+    click.echo(f"Apply complete: {parts}.")
+
+
+@cli.command()
+@catalog_option
+@with_orgs
+@click.option("--provider", "providers", multiple=True, help="Only this provider (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--actor", default=None)
+@click.option("--parallelism", type=click.IntRange(1, 1000), default=10)
+@handled
+def health(catalog_dir: str | None, orgs: tuple[str, ...], exclude_orgs: tuple[str, ...],
+           shard: str | None, providers: tuple[str, ...], fmt: str, actor: str | None,
+           parallelism: int) -> None:
+    """Re-check existing connections and record the results."""
+    from reconciler.commands.healthcmd import run_health
+    from reconciler.commands.inputs import actor_name
+
+    results = run_health(catalog_dir, os.environ, _selection(orgs, exclude_orgs, shard),
+                         providers=providers, actor=actor_name(actor, os.environ),
+                         parallelism=parallelism,
+                         on_check=None if fmt == "json" else _printer(False))
+    if fmt == "json":
+        click.echo(json.dumps([r for r in results], indent=2, sort_keys=True, default=str))
+    bad = [r for r in results if r["status"] != "healthy"]
+    if fmt == "text":
+        click.echo(f"{len(results) - len(bad)} healthy, {len(bad)} unhealthy.")
+    if bad:
+        sys.exit(1)
+
+
+@cli.command()
+@catalog_option
+@with_orgs
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@handled
+def status(catalog_dir: str | None, orgs: tuple[str, ...], exclude_orgs: tuple[str, ...],
+           shard: str | None, fmt: str) -> None:
+    """The "Connected Apps" view: instances, connections, resources and health."""
+    from reconciler.commands.views import status_json, status_text
+
+    sel = _selection(orgs, exclude_orgs, shard)
+    if fmt == "json":
+        click.echo(json.dumps(status_json(catalog_dir, os.environ, sel), indent=2, sort_keys=True))
+    else:
+        click.echo(status_text(catalog_dir, os.environ, sel), nl=False)
+
+
+@cli.command(name="catalog")
+@catalog_option
+@click.option("--category", default=None, help="Only providers of this category.")
+@click.option("--search", "query", default=None, help="Match name, display name or description.")
+@click.argument("query_arg", required=False)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@handled
+def catalog_cmd(catalog_dir: str | None, category: str | None, query: str | None,
+                query_arg: str | None, fmt: str) -> None:
+    """Browse providers: search, filter by category."""
+    from reconciler.commands.views import catalog_json, catalog_text
+
+    q = query or query_arg
+    if fmt == "json":
+        click.echo(json.dumps(catalog_json(catalog_dir, category, q), indent=2, sort_keys=True))
+    else:
+        click.echo(catalog_text(catalog_dir, category, q), nl=False)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--org", "orgs", multiple=True)
+@click.option("--action", "actions", multiple=True)
+@click.option("--since", default=None, help="ISO date or time, e.g. 2026-11-01.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+@handled
+def audit(ctx: click.Context, orgs: tuple[str, ...], actions: tuple[str, ...], since: str | None,
+          fmt: str) -> None:
+    """List audit entries (see also: audit verify, audit head)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from reconciler.commands.auditcmd import list_entries
+
+    click.echo(list_entries(os.environ, orgs=orgs, actions=actions, since=since, fmt=fmt), nl=False)
+
+
+@audit.command(name="verify")
+@click.option("--expect-head", default=None, help="A head printed earlier by `audit head`.")
+@handled
+def audit_verify(expect_head: str | None) -> None:
+    """Detect tampering: modified, deleted, reordered or inserted entries."""
+    from reconciler.commands.auditcmd import verify_chain
+
+    ok, message = verify_chain(os.environ, expect_head)
+    click.echo(message, err=not ok)
+    if not ok:
+        sys.exit(1)
+
+
+@audit.command(name="head")
+@handled
+def audit_head() -> None:
+    """Print the current head of the audit chain, to keep outside the database."""
+    from reconciler.commands.auditcmd import head
+
+    click.echo(head(os.environ))
+
+
+@cli.group()
+def keys() -> None:
+    """Encryption keys: generate an entry, count credentials per key, rotate."""
+
+
+@keys.command(name="generate")
+@click.option("--key-id", default=None)
+@handled
+def keys_generate(key_id: str | None) -> None:
+    """Print a new KEY_ID:BASE64 entry for RECONCILER_ENCRYPTION_KEYS."""
+    from reconciler.crypto import generate_entry
+
+    click.echo(generate_entry(key_id))
+
+
+@keys.command(name="status")
+@handled
+def keys_status() -> None:
+    """How many credentials each key id protects."""
+    from reconciler.commands.keyscmd import key_status
+
+    click.echo(key_status(os.environ), nl=False)
+
+
+@keys.command(name="rotate")
+@click.option("--actor", default=None)
+@handled
+def keys_rotate(actor: str | None) -> None:
+    """Re-encrypt every credential under the first key, in one transaction."""
+    from reconciler.commands.inputs import actor_name
+    from reconciler.commands.keyscmd import rotate
+
+    click.echo(rotate(os.environ, actor_name(actor, os.environ)))
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command(name="upgrade")
+@handled
+def db_upgrade() -> None:
+    """Create or migrate the schema."""
+    from reconciler.db.engine import database_url, ensure_schema, make_engine
+
+    ensure_schema(make_engine(database_url(os.environ)))
+    click.echo("The database schema is up to date.")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", type=int, default=8765)
+@click.option("--latency-ms", type=float, default=0.0)
+@click.option("--failure-rate", type=click.FloatRange(0, 1), default=0.0)
+@handled
+def simulate(host: str, port: int, latency_ms: float, failure_rate: float) -> None:
+    """Run the local provider simulator (demo, tests, staging)."""
+    from reconciler.simulator import run
+
+    run(host, port, latency_ms=latency_ms, failure_rate=failure_rate)
+
+
+@cli.command()
+@catalog_option
+@click.option("--out", "out", type=click.Path(file_okay=False), required=True)
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False, exists=True), default=None)
+@handled
+def report(catalog_dir: str | None, out: str, plan_file: str | None) -> None:
+    """Write the static HTML report."""
+    from reconciler.report import write_report
+
+    written = write_report(Path(out), catalog_dir, os.environ, plan_file=plan_file)
+    click.echo(f"Wrote {len(written)} page(s) to {out}/ (open {out}/index.html).")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    cli.main(args=list(argv) if argv is not None else None, prog_name="reconciler")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

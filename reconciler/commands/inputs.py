@@ -1,0 +1,135 @@
+"""Loading what every command needs: catalog, manifests, environment, keys, database."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+import subprocess
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from reconciler.core.catalog import Catalog, load_catalog
+from reconciler.core.desired import Desired
+from reconciler.core.errors import InputError
+from reconciler.core.manifest import collect_manifest_files, load_manifests
+from reconciler.core.state import Observed
+from reconciler.crypto import KeyRing
+from reconciler.db.engine import database_exists, database_url, make_engine
+from reconciler.db.observe import observe
+
+
+@dataclass
+class Selection:
+    """Which organizations a command acts on: --org, --exclude-org, --shard K/N."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    shard: tuple[int, int] | None = None
+
+    def admits(self, organization: str) -> bool:
+        if self.include and organization not in self.include:
+            return False
+        if organization in self.exclude:
+            return False
+        if self.shard is not None:
+            k, n = self.shard
+            return shard_of(organization, n) == k
+        return True
+
+
+def shard_of(organization: str, n: int) -> int:
+    """Stable shard (1..n) of an organization: the same on every machine and Python run."""
+    return zlib.crc32(hashlib.sha256(organization.encode()).digest()) % n + 1
+
+
+def parse_shard(value: str | None) -> tuple[int, int] | None:
+    if not value:
+        return None
+    try:
+        k, n = (int(x) for x in value.split("/", 1))
+    except ValueError:
+        raise InputError("--shard takes K/N with whole numbers, e.g. --shard 1/4") from None
+    if not (n >= 1 and 1 <= k <= n):
+        raise InputError(f"--shard {value}: K must be between 1 and N, e.g. --shard 1/{max(n, 1)}")
+    return (k, n)
+
+
+def actor_name(explicit: str | None, environ: Mapping[str, str]) -> str:
+    if explicit:
+        return explicit
+    if environ.get("RECONCILER_ACTOR"):
+        return environ["RECONCILER_ACTOR"]
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def git_commit(paths: Sequence[Path]) -> str | None:
+    """The commit of the manifests' git repository, when they are in one."""
+    for p in paths:
+        folder = p if p.is_dir() else p.parent
+        try:
+            out = subprocess.run(
+                ["git", "-C", str(folder), "rev-parse", "HEAD"],
+                capture_output=True, text=True, timeout=5, check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if out.returncode == 0:
+            return out.stdout.strip() or None
+    return None
+
+
+@dataclass
+class Inputs:
+    catalog: Catalog
+    desired: Desired
+    files: list[Path]
+    environ: Mapping[str, str] = field(default_factory=dict)
+
+
+def load_inputs(
+    catalog_dir: str | None,
+    paths: Sequence[str],
+    environ: Mapping[str, str],
+    *,
+    existing: Observed | None = None,
+    resolve_secrets: bool = True,
+    selection: Selection | None = None,
+) -> Inputs:
+    catalog = load_catalog(catalog_dir)
+    manifest_paths = list(paths) or ["manifests"]
+    files = collect_manifest_files(manifest_paths)
+    pairs = existing.connected_pairs() if existing is not None else set()
+    if existing is not None:
+        pairs |= set(existing.instances)
+    desired, diags = load_manifests(files, catalog, environ, existing=pairs,
+                                    resolve_secrets=resolve_secrets)
+    diags.raise_if_errors()
+    if selection is not None:
+        desired = Desired(
+            organizations={k: v for k, v in desired.organizations.items() if selection.admits(k)},
+            git_commit=desired.git_commit,
+        )
+    desired = Desired(organizations=desired.organizations, git_commit=git_commit(files))
+    return Inputs(catalog, desired, files, environ)
+
+
+def open_database(environ: Mapping[str, str] | None = None) -> tuple[Engine | None, Observed]:
+    """The engine and observed state; (None, empty) when a SQLite file does not exist yet, so
+    plan against a database that does not exist writes nothing."""
+    url = database_url(environ)
+    if not database_exists(url):
+        return None, Observed(exists=False)
+    engine = make_engine(url)
+    return engine, observe(engine)
+
+
+def keyring(environ: Mapping[str, str] | None = None) -> KeyRing:
+    return KeyRing.from_env(os.environ if environ is None else environ)

@@ -1,0 +1,74 @@
+"""plan and apply, as functions returning what the CLI prints and its exit code."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from reconciler.apply import Applier, ApplyOptions, ApplyReport, fingerprints_for
+from reconciler.commands.inputs import Inputs, Selection, keyring, load_inputs, open_database
+from reconciler.core.plan import Plan, plan
+from reconciler.core.state import Observed
+from reconciler.crypto import KeyRing
+from reconciler.db.engine import database_url, ensure_schema, make_engine
+from reconciler.db.observe import observe
+from reconciler.health import CheckResult, base_url_for
+
+
+@dataclass
+class Planned:
+    plan: Plan
+    inputs: Inputs
+    observed: Observed
+    keyring: KeyRing
+    fingerprints: dict[tuple[str, str, str, str], dict[str, str]]
+    overrides: dict[str, str]
+
+
+def make_plan(
+    catalog_dir: str | None,
+    paths: Sequence[str],
+    environ: Mapping[str, str],
+    selection: Selection,
+) -> Planned:
+    ring = keyring(environ)
+    _, observed = open_database(environ)
+    inputs = load_inputs(catalog_dir, paths, environ, existing=observed, selection=selection)
+    fps = fingerprints_for(ring, inputs.desired, observed)
+    p, diags = plan(inputs.catalog, inputs.desired, observed, fps)
+    diags.raise_if_errors()
+    overrides = {}
+    for name in sorted({c.provider for o in inputs.desired.organizations.values() for c in o.connections}):
+        provider = inputs.catalog.providers[name]
+        url, overridden = base_url_for(provider, environ)
+        if overridden:
+            overrides[name] = url
+    return Planned(p, inputs, observed, ring, fps, overrides)
+
+
+def run_apply(
+    planned: Planned,
+    environ: Mapping[str, str],
+    *,
+    actor: str,
+    parallelism: int,
+    on_check: Callable[[CheckResult], None] | None = None,
+    method: str = "apply",
+    lock_timeout: float = 30.0,
+) -> ApplyReport:
+    engine = make_engine(database_url(environ))
+    ensure_schema(engine)
+    options = ApplyOptions(actor=actor, method=method, git_commit=planned.inputs.desired.git_commit,
+                           parallelism=parallelism, environ=environ, on_check=on_check)
+    applier = Applier(engine, planned.inputs.catalog, planned.inputs.desired, planned.keyring, options)
+    return applier.apply(planned.plan)
+
+
+def replan_after_schema(planned: Planned, environ: Mapping[str, str]) -> Planned:
+    """Observe again once the schema exists (the first apply on a new SQLite file)."""
+    engine = make_engine(database_url(environ))
+    observed = observe(engine)
+    fps = fingerprints_for(planned.keyring, planned.inputs.desired, observed)
+    p, diags = plan(planned.inputs.catalog, planned.inputs.desired, observed, fps)
+    diags.raise_if_errors()
+    return Planned(p, planned.inputs, observed, planned.keyring, fps, planned.overrides)

@@ -1,0 +1,313 @@
+"""The provider catalog: one YAML file per provider, loaded into strict pydantic models.
+
+Adding a provider is adding a file: the health check (request and how to read the answer) and
+the resource kinds are data, interpreted generically by ``reconciler.health`` and the planner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from reconciler.core.errors import Diagnostics, InputError
+from reconciler.core.yamlsafe import YamlError, load_yaml_documents
+
+Outcome = Literal["healthy", "invalid_credentials", "rate_limited", "unreachable", "oauth_denied"]
+SLUG = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CredentialField(Strict):
+    name: str
+    label: str
+    required: bool = True
+    sensitive: bool = True
+
+
+class AuthPlacement(Strict):
+    """Where a credential goes in the request: a header or a query parameter.
+
+    ``format`` is filled with the credential fields, e.g. ``"Bearer {api_key}"``; Quo takes the
+    raw key (``"{api_key}"``), Stripe and Anthropic differ in header name and prefix.
+    """
+
+    location: Literal["header", "query"]
+    name: str
+    format: str = "{api_key}"
+
+
+class HealthRequest(Strict):
+    method: Literal["GET", "POST"] = "GET"
+    path: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, str] = Field(default_factory=dict)
+    auth: list[AuthPlacement]
+
+    @field_validator("path")
+    @classmethod
+    def _path_is_absolute(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("the health check path must start with '/'")
+        return v
+
+
+class Match(Strict):
+    """A condition on an answer. Every given part must hold.
+
+    ``status``: the HTTP status is one of these. ``json``: each dotted path in the JSON body has
+    one of the listed values. ``json_present``: each dotted path exists. ``json_absent``: each
+    dotted path is missing (or the body is not JSON).
+    """
+
+    status: list[int] | None = None
+    json_values: dict[str, list[str | int | bool]] | None = Field(default=None, alias="json")
+    json_present: list[str] | None = None
+    json_absent: list[str] | None = None
+
+
+class Rule(Strict):
+    match: Match
+    outcome: Outcome
+    note: str = ""
+
+
+class HealthCheck(Strict):
+    """The cheapest authenticated read-only call of the real API, and how to read its answer.
+
+    Rules are tried in order; the first match decides. When none matches, the generic reading
+    applies: 2xx healthy, 401/403 invalid_credentials, 429 rate_limited, anything else
+    unreachable.
+    """
+
+    request: HealthRequest
+    rules: list[Rule] = Field(default_factory=list)
+    error_code: list[str] = Field(default_factory=list)  # dotted JSON paths, first found wins
+    identity: dict[str, str] = Field(default_factory=dict)  # name -> dotted JSON path
+    retry_after_headers: list[str] = Field(default_factory=lambda: ["Retry-After"])
+    reset_headers: list[str] = Field(default_factory=list)  # epoch seconds, e.g. X-Rate-Limit-Reset
+    identity_from_key: dict[str, list[list[str]]] = Field(default_factory=dict)
+    # name -> [[key prefix, value], ...], e.g. mode: [["sk_live_", "live"], ["sk_test_", "test"]]
+
+
+class OAuth2(Strict):
+    token_path: str
+    scopes: list[str] = Field(default_factory=list)
+
+
+FieldType = Literal[
+    "string", "email", "phone_e164", "https_url", "enum", "boolean", "integer", "number", "list"
+]
+
+
+class ResourceField(Strict):
+    name: str
+    type: FieldType
+    required: bool = False
+    values: list[str] | None = None  # enum
+    pattern: str | None = None  # string, or each item of a list
+    items: FieldType | None = None  # list
+    min: float | None = None
+    max: float | None = None
+    min_items: int | None = None
+    description: str = ""
+
+
+class ResourceKind(Strict):
+    """A kind of resource a provider has, as a manifest writes it under ``resources:``.
+
+    ``shape`` list: a list of objects keyed by ``identity``; object: one mapping; value: one
+    scalar described by ``value``. ``default``: ``exactly_one`` means a non-empty list has
+    exactly one item with ``default: true``.
+    """
+
+    name: str
+    shape: Literal["list", "object", "value"]
+    identity: str | None = None
+    fields: list[ResourceField] = Field(default_factory=list)
+    value: ResourceField | None = None
+    default: Literal["none", "exactly_one"] = "none"
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ResourceKind:
+        names = {f.name for f in self.fields}
+        if self.shape == "list" and (self.identity is None or self.identity not in names):
+            raise ValueError(f"list resource {self.name!r} needs an identity among its fields")
+        if self.shape == "value" and self.value is None:
+            raise ValueError(f"value resource {self.name!r} needs a 'value' field description")
+        return self
+
+
+class Provider(Strict):
+    name: str
+    display_name: str
+    category: str
+    description: str
+    logo: str
+    active: bool = True
+    auth: Literal["api_key", "oauth2"]
+    credentials: list[CredentialField]
+    depends_on: list[str] = Field(default_factory=list)
+    base_url: str
+    health_check: HealthCheck
+    toggle: bool = False  # has the active/inactive toggle (mapping providers)
+    resources: list[ResourceKind] = Field(default_factory=list)
+    oauth2: OAuth2 | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not SLUG.match(v):
+            raise ValueError("a provider name is a lower-case slug: letters, digits, '_'")
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _https_origin(cls, v: str) -> str:
+        if not re.match(r"^https://[A-Za-z0-9.-]+(:[0-9]+)?$", v):
+            raise ValueError("base_url must be an https origin with no path, e.g. https://api.x.com")
+        return v
+
+    @model_validator(mode="after")
+    def _oauth_consistent(self) -> Provider:
+        if self.auth == "oauth2" and self.oauth2 is None:
+            raise ValueError("auth oauth2 needs an 'oauth2' section with token_path")
+        return self
+
+    def resource_kind(self, name: str) -> ResourceKind | None:
+        return next((k for k in self.resources if k.name == name), None)
+
+    @property
+    def env_name(self) -> str:
+        return self.name.upper()
+
+
+class Catalog(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    providers: dict[str, Provider]
+    source: str = ""
+    digest: str = ""  # sha256 over the files, so a saved plan can tell the catalog changed
+    logos: dict[str, str] = Field(default_factory=dict)  # provider -> SVG text
+
+    def get(self, name: str) -> Provider | None:
+        return self.providers.get(name)
+
+    def __iter__(self) -> Any:  # pragma: no cover - pydantic's own iteration is not wanted
+        return iter(self.providers.values())
+
+    def dependency_order(self, names: Iterable[str]) -> list[str]:
+        """Names sorted so that every provider comes after what it depends on (stable by name)."""
+        wanted = set(names)
+        order: list[str] = []
+        seen: set[str] = set()
+
+        def visit(n: str) -> None:
+            if n in seen:
+                return
+            seen.add(n)
+            p = self.providers.get(n)
+            for d in sorted(p.depends_on if p else []):
+                if d in wanted:
+                    visit(d)
+            order.append(n)
+
+        for n in sorted(wanted):
+            visit(n)
+        return order
+
+
+def default_catalog_dir() -> Path:
+    """The catalog shipped with the package (installed as ``reconciler/catalog``)."""
+    shipped = Path(str(resources.files("reconciler"))) / "catalog"
+    if shipped.is_dir():
+        return shipped
+    return Path(__file__).resolve().parents[2] / "catalog"
+
+
+def load_catalog(directory: str | Path | None = None) -> Catalog:
+    """Load every ``*.yaml`` of a catalog folder; report every problem at once."""
+    folder = Path(directory) if directory is not None else default_catalog_dir()
+    diags = Diagnostics()
+    if not folder.is_dir():
+        diags.add(str(folder), None, "catalog folder not found; pass --catalog DIR")
+        raise InputError(diags)
+    providers: dict[str, Provider] = {}
+    logos: dict[str, str] = {}
+    h = hashlib.sha256()
+    files = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
+    if not files:
+        diags.add(str(folder), None, "the catalog folder holds no provider files (*.yaml)")
+    for path in files:
+        raw = path.read_bytes()
+        h.update(path.name.encode() + b"\0" + raw + b"\0")
+        try:
+            docs = load_yaml_documents(raw, str(path))
+        except YamlError as e:
+            diags.items.extend(e.diagnostics)
+            continue
+        if len(docs) != 1 or not isinstance(docs[0].value, Mapping):
+            diags.add(str(path), 1, "a catalog file holds exactly one provider mapping")
+            continue
+        doc = docs[0]
+        try:
+            provider = Provider.model_validate(doc.plain())
+        except ValidationError as e:
+            for err in e.errors():
+                loc = ".".join(str(x) for x in err["loc"])
+                diags.add(str(path), doc.line_of(err["loc"]), f"{loc}: {err['msg']}")
+            continue
+        if provider.name in providers:
+            diags.add(str(path), doc.line_of(("name",)), f"provider {provider.name!r} is defined twice")
+            continue
+        if path.stem != provider.name:
+            diags.add(str(path), doc.line_of(("name",)),
+                      f"the file name must be the provider name: rename it to {provider.name}.yaml")
+        providers[provider.name] = provider
+        logo_path = (folder / provider.logo).resolve()
+        if logo_path.is_file() and logo_path.is_relative_to(folder.resolve()):
+            logos[provider.name] = logo_path.read_text(encoding="utf-8")
+            h.update(logo_path.read_bytes())
+    for p in providers.values():
+        for dep in p.depends_on:
+            if dep not in providers:
+                diags.add(str(folder / f"{p.name}.yaml"), None,
+                          f"provider {p.name!r} depends on {dep!r}, which is not in the catalog")
+    cycle = _find_cycle(providers)
+    if cycle:
+        diags.add(str(folder), None, "the catalog's depends_on has a cycle: " + " -> ".join(cycle))
+    diags.raise_if_errors()
+    return Catalog(providers=providers, source=str(folder), digest=h.hexdigest(), logos=logos)
+
+
+def _find_cycle(providers: Mapping[str, Provider]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        state[n] = 1
+        stack.append(n)
+        for d in sorted(providers[n].depends_on if n in providers else []):
+            if d not in providers:
+                continue
+            if state.get(d) == 1:
+                return [*stack[stack.index(d):], d]
+            if d not in state and (found := visit(d)):
+                return found
+        stack.pop()
+        state[n] = 2
+        return None
+
+    for n in sorted(providers):
+        if n not in state and (found := visit(n)):
+            return found
+    return None

@@ -1,0 +1,94 @@
+"""Observed state: what the database holds, as plain frozen records (no ORM objects)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ObservedCredential:
+    id: int
+    field: str
+    key_id: str
+    fingerprint: str
+    fingerprint_key_id: str
+
+
+@dataclass(frozen=True)
+class ObservedHealth:
+    status: str
+    failure_type: str | None
+    message: str
+    response_ms: int
+    checked_at: datetime
+    failing_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ObservedConnection:
+    id: int
+    user_email: str
+    status: str
+    managed_by: str
+    deletion_policy: str = "delete"
+    prevent_destroy: bool = False
+    credentials: Mapping[str, ObservedCredential] = field(default_factory=dict)
+    identity: Mapping[str, Any] = field(default_factory=dict)
+    last_health: ObservedHealth | None = None
+
+
+@dataclass(frozen=True)
+class ObservedResource:
+    id: int
+    kind: str
+    identity: str
+    spec: Mapping[str, Any]
+    is_default: bool
+    managed_by: str = "manifest"
+
+
+@dataclass(frozen=True)
+class ObservedInstance:
+    id: int
+    organization: str
+    provider: str
+    status: str
+    managed_by: str
+    connections: tuple[ObservedConnection, ...] = ()
+    resources: tuple[ObservedResource, ...] = ()
+
+    @property
+    def address(self) -> str:
+        return f"{self.organization}/{self.provider}"
+
+    @property
+    def managed_connection(self) -> ObservedConnection | None:
+        return next((c for c in self.connections if c.managed_by == "manifest"), None)
+
+    @property
+    def unmanaged_connections(self) -> tuple[ObservedConnection, ...]:
+        return tuple(c for c in self.connections if c.managed_by != "manifest")
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything the planner needs from the database, keyed by (organization, provider)."""
+
+    instances: Mapping[tuple[str, str], ObservedInstance] = field(default_factory=dict)
+    lineage: str = ""
+    serial: int = 0
+    exists: bool = True  # False when the database has no schema yet (plan shows all as create)
+
+    def of(self, organization: str) -> list[ObservedInstance]:
+        return [i for (o, _), i in sorted(self.instances.items()) if o == organization]
+
+    def connected_pairs(self) -> set[tuple[str, str]]:
+        """(organization, provider) pairs that have a working connection (satisfy dependencies)."""
+        return {
+            k
+            for k, i in self.instances.items()
+            if any(c.status == "connected" for c in i.connections)
+        }

@@ -1,0 +1,298 @@
+"""A YAML loader for files written by people we do not trust.
+
+PyYAML's ``load`` builds Python objects from tags and silently keeps the last of two duplicate
+keys; its alias expansion lets a 1 KiB file grow to gigabytes (billion laughs). Manifests are
+data, so this loader reads only the parser's *event stream* (from the safe loader's parser,
+libyaml when present) and builds plain data itself. Nothing is ever constructed from a tag, and
+aliases are never expanded: they are refused, as are anchors, explicit tags, duplicate keys,
+non-text keys, nesting deeper than ``MAX_DEPTH`` and files over ``MAX_BYTES``.
+
+Each document remembers the line of every value, so later validation can say where a problem is.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml import events
+
+from reconciler.core.errors import Diagnostic
+
+MAX_BYTES = 1024 * 1024
+MAX_DEPTH = 32
+MAX_PROBLEMS = 50
+
+Loc = tuple[str | int, ...]
+
+_PARSER: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_RESOLVER = yaml.resolver.Resolver()
+_SCALARS = yaml.constructor.SafeConstructor()
+# Implicit scalar types turned into Python values; anything else (timestamps, '<<', '=') stays
+# the text it was written as, so plain() only ever holds JSON-like data.
+_TYPED = {
+    "tag:yaml.org,2002:null": _SCALARS.construct_yaml_null,
+    "tag:yaml.org,2002:bool": _SCALARS.construct_yaml_bool,
+    "tag:yaml.org,2002:int": _SCALARS.construct_yaml_int,
+    "tag:yaml.org,2002:float": _SCALARS.construct_yaml_float,
+}
+
+
+class YamlError(Exception):
+    """The file is refused; ``diagnostics`` says where and why, one plain sentence each."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = diagnostics
+        super().__init__("\n".join(str(d) for d in diagnostics))
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """One document of a file: plain data plus the line of every value in it.
+
+    ``lines`` maps a path (mapping keys and list indexes) to the 1-based line where that entry
+    starts: the key's line for a mapping entry, the item's line for a list item.
+    """
+
+    value: Any
+    lines: Mapping[Loc, int]
+    line: int
+
+    def plain(self) -> Any:
+        """A private copy of the data: dicts, lists, str, int, float, bool and None only."""
+        return copy.deepcopy(self.value)
+
+    def line_of(self, loc: Iterable[Any]) -> int | None:
+        """Line of the value at ``loc``, or of its nearest existing parent.
+
+        Parts of ``loc`` that are not in the document (a missing key, or the extra parts pydantic
+        puts in its error locations) are skipped, so the answer is always a real line.
+        """
+        path: Loc = ()
+        best = self.line
+        for part in loc:
+            candidate = (*path, part)
+            if candidate in self.lines:
+                path = candidate
+                best = self.lines[path]
+        return best
+
+
+def load_yaml_documents(raw: bytes | str, filename: str) -> list[YamlDocument]:
+    """Parse every document of ``raw``; raise ``YamlError`` naming each problem found."""
+    data = raw.encode("utf-8") if isinstance(raw, str) else raw
+    if len(data) > MAX_BYTES:
+        problem = Diagnostic(filename, None,
+                             f"the file is {len(data)} bytes, over the {MAX_BYTES}-byte limit for "
+                             "YAML input; split it into several files")
+        raise YamlError([problem])
+    builder = _Builder(filename)
+    try:
+        for event in _events(data):
+            builder.feed(event)
+    except yaml.YAMLError as e:
+        builder.problems.append(_syntax_problem(filename, e))
+    problems = builder.finish()
+    if problems:
+        raise YamlError(problems)
+    return builder.documents
+
+
+def _events(data: bytes) -> Iterator[events.Event]:
+    """The safe loader's parser events; a parser builds no objects, whatever the input says."""
+    parser = _PARSER(data)
+    try:
+        while parser.check_event():
+            yield parser.get_event()
+    finally:
+        parser.dispose()
+
+
+def _syntax_problem(filename: str, e: yaml.YAMLError) -> Diagnostic:
+    """Describe a parse error without quoting the file (its snippet could hold a secret)."""
+    if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark is not None:
+        line = e.problem_mark.line + 1
+        what = e.problem or "invalid syntax"
+        if e.context:
+            what = f"{what} ({e.context})"
+        return Diagnostic(filename, line, f"this is not valid YAML: {what}; fix the syntax")
+    if isinstance(e, yaml.reader.ReaderError):
+        return Diagnostic(filename, None, "the file is not UTF-8 text; save it as UTF-8")
+    return Diagnostic(filename, None, "this is not valid YAML; fix the syntax")
+
+
+def _tag_text(tag: str) -> str:
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,") else tag
+
+
+@dataclass
+class _Frame:
+    """A mapping or list being built.
+
+    ``key`` is the pending mapping key with its line; None while a key is expected. A refused
+    key is pending as ``(None, line)``: its value is read and dropped.
+    """
+
+    path: Loc
+    data: dict[str, Any] | list[Any]
+    line: int
+    key: tuple[str | None, int] | None = None
+
+
+_NOWHERE: Loc = ("\0",)  # path of data under a refused key; never asked for
+
+
+@dataclass
+class _Builder:
+    """Turns parser events into plain data, recording lines and problems as it goes."""
+
+    filename: str
+    documents: list[YamlDocument] = field(default_factory=list)
+    problems: list[Diagnostic] = field(default_factory=list)
+    stack: list[_Frame] = field(default_factory=list)
+    lines: dict[Loc, int] = field(default_factory=dict)
+    root: Any = None
+    doc_line: int = 1
+    skipping: int = 0  # depth inside a subtree refused for being nested too deep
+    skip_line: int = 0
+    repeated: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind -> (index, count)
+
+    def feed(self, event: events.Event) -> None:
+        line = event.start_mark.line + 1 if event.start_mark is not None else 0
+        if self.skipping:
+            self._skip(event)
+        elif isinstance(event, events.DocumentStartEvent):
+            self.lines, self.root, self.doc_line = {}, None, line
+        elif isinstance(event, events.DocumentEndEvent):
+            self.documents.append(YamlDocument(self.root, self.lines, self.doc_line))
+        elif isinstance(event, events.AliasEvent):
+            self._once("alias", line, "an alias (*name) is not allowed; write the value out "
+                                      "instead of referring to an anchor")
+            self._attach(None, line)
+        elif isinstance(event, events.NodeEvent):
+            self._node(event, line)
+        elif isinstance(event, events.CollectionEndEvent):
+            frame = self.stack.pop()
+            self._attach(frame.data, frame.line)
+
+    def _node(self, event: events.NodeEvent, line: int) -> None:
+        if event.anchor is not None:
+            self._once("anchor", line, "an anchor (&name) is not allowed; anchors and aliases "
+                                       "are refused, write each value out")
+        tag = getattr(event, "tag", None)
+        if tag is not None:
+            self._once(f"tag {tag}", line,
+                       f"the tag {_tag_text(tag)} is not allowed; remove it and write a plain "
+                       "value (text, number, true/false, list or mapping)")
+        if isinstance(event, events.ScalarEvent):
+            self._attach(_scalar(event), line)
+        elif len(self.stack) >= MAX_DEPTH:
+            self._once("depth", line, f"the data is nested deeper than {MAX_DEPTH} levels; "
+                                      "flatten it")
+            self.skipping, self.skip_line = 1, line
+        else:
+            empty: dict[str, Any] | list[Any] = (
+                {} if isinstance(event, events.MappingStartEvent) else []
+            )
+            self.stack.append(_Frame(self._child_path(), empty, line))
+
+    def _skip(self, event: events.Event) -> None:
+        if isinstance(event, events.CollectionStartEvent):
+            self.skipping += 1
+        elif isinstance(event, events.CollectionEndEvent):
+            self.skipping -= 1
+            if not self.skipping:
+                self._attach(None, self.skip_line)
+
+    def _child_path(self) -> Loc:
+        """Path of the node that comes next (the top frame's next item or pending key's value)."""
+        if not self.stack:
+            return ()
+        parent = self.stack[-1]
+        if isinstance(parent.data, list):
+            return (*parent.path, len(parent.data))
+        if parent.key is None or parent.key[0] is None:
+            return _NOWHERE  # a key that is itself a collection: refused when it is attached
+        return (*parent.path, parent.key[0])
+
+    def _attach(self, value: Any, line: int) -> None:
+        if not self.stack:
+            self.root = value
+            self.lines[()] = line
+            return
+        parent = self.stack[-1]
+        if isinstance(parent.data, list):
+            self.lines[(*parent.path, len(parent.data))] = line
+            parent.data.append(value)
+        elif parent.key is None:
+            self._take_key(parent, value, line)
+        else:
+            key = parent.key[0]
+            parent.key = None
+            if key is not None:
+                parent.data[key] = value
+
+    def _take_key(self, parent: _Frame, key: Any, line: int) -> None:
+        assert isinstance(parent.data, dict)
+        parent.key = (None, line)
+        if not isinstance(key, str):
+            self._add(line, f"the key {_describe_key(key)} is not text; mapping keys must be "
+                            "text: put it in quotes")
+        elif key in parent.data:
+            first = self.lines.get((*parent.path, key), line)
+            self._add(line, f"duplicate key {key!r} (first at line {first}, again at line "
+                            f"{line}); keep only one")
+        else:
+            parent.key = (key, line)
+            self.lines[(*parent.path, key)] = line
+
+    def _add(self, line: int | None, message: str) -> None:
+        self.problems.append(Diagnostic(self.filename, line, message))
+
+    def _once(self, kind: str, line: int, message: str) -> None:
+        """Report a repeated kind of problem once per file, with a count, to stay readable."""
+        if kind in self.repeated:
+            index, count = self.repeated[kind]
+            self.repeated[kind] = (index, count + 1)
+            return
+        self.repeated[kind] = (len(self.problems), 1)
+        self._add(line, message)
+
+    def finish(self) -> list[Diagnostic]:
+        """The problems found, repeated kinds counted, capped at ``MAX_PROBLEMS``."""
+        for index, count in self.repeated.values():
+            if count > 1:
+                d = self.problems[index]
+                self.problems[index] = Diagnostic(
+                    d.file, d.line, f"{d.message} (first of {count} in this file)")
+        if len(self.problems) > MAX_PROBLEMS:
+            extra = len(self.problems) - MAX_PROBLEMS
+            self.problems = [*self.problems[:MAX_PROBLEMS],
+                             Diagnostic(self.filename, None, f"... and {extra} more problems")]
+        return self.problems
+
+
+def _scalar(event: events.ScalarEvent) -> Any:
+    """The plain value of a scalar, typed the way the safe loader would (YAML 1.1 rules)."""
+    if event.tag is not None:
+        return event.value  # refused already; keep the text so building can go on
+    tag = _RESOLVER.resolve(yaml.ScalarNode, event.value, event.implicit)
+    construct = _TYPED.get(tag)
+    if construct is None:
+        return event.value
+    return construct(yaml.ScalarNode(tag, event.value))
+
+
+def _describe_key(key: Any) -> str:
+    if key is None:
+        return "null (empty or ~)"
+    if isinstance(key, bool):
+        return f"{str(key).lower()} (read as a boolean)"
+    if isinstance(key, int | float):
+        return f"{key} (read as a number)"
+    if isinstance(key, Sequence):
+        return "(a list)"
+    return "(a mapping)"

@@ -1,0 +1,1 @@
+"""The database edge: schema, reading observed state, writing changes."""

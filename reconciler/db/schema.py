@@ -1,0 +1,156 @@
+"""SQLAlchemy models of the six tables the SaaS reads, plus the tool's own bookkeeping.
+
+Table and column names of SPEC section 3 are fixed; the rest are ours. Unique constraints
+make duplicate rows impossible even when a process is killed half-way and the next apply
+retries.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Instance(Base):
+    """An organization's activation of a provider."""
+
+    __tablename__ = "integration_instances"
+    __table_args__ = (UniqueConstraint("organization", "provider", name="uq_instance_org_provider"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organization: Mapped[str] = mapped_column(String(128), index=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # active | inactive | error
+    managed_by: Mapped[str] = mapped_column(String(32), default="manifest")  # manifest | ui | orphaned
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Connection(Base):
+    """One user's authenticated link to an instance."""
+
+    __tablename__ = "integration_connections"
+    __table_args__ = (UniqueConstraint("instance_id", "user_email", name="uq_connection_user"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_id: Mapped[int] = mapped_column(
+        ForeignKey("integration_instances.id", ondelete="CASCADE"), index=True
+    )
+    user_email: Mapped[str] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(16))  # connected | error
+    managed_by: Mapped[str] = mapped_column(String(32), default="manifest")
+    deletion_policy: Mapped[str] = mapped_column(String(16), default="delete")  # delete | orphan
+    prevent_destroy: Mapped[bool] = mapped_column(Boolean, default=False)
+    identity: Mapped[str] = mapped_column(Text, default="{}")  # JSON: account id, mode, ...
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Credential(Base):
+    """One encrypted credential field; the fingerprint lets plan see a change without decrypting."""
+
+    __tablename__ = "integration_credentials"
+    __table_args__ = (UniqueConstraint("connection_id", "field", name="uq_credential_field"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("integration_connections.id", ondelete="CASCADE"), index=True
+    )
+    field: Mapped[str] = mapped_column(String(64))
+    ciphertext: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(128))
+    fingerprint_key_id: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Resource(Base):
+    """One configured resource (sender email, phone number, webhook endpoint, model setting...)."""
+
+    __tablename__ = "integration_resources"
+    __table_args__ = (
+        UniqueConstraint("instance_id", "kind", "identity", name="uq_resource_identity"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_id: Mapped[int] = mapped_column(
+        ForeignKey("integration_instances.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(64))
+    identity: Mapped[str] = mapped_column(String(512))
+    spec: Mapped[str] = mapped_column(Text, default="{}")  # JSON, sorted keys
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    managed_by: Mapped[str] = mapped_column(String(32), default="manifest")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Health(Base):
+    """One health-check result."""
+
+    __tablename__ = "integration_health"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_id: Mapped[int] = mapped_column(
+        ForeignKey("integration_instances.id", ondelete="CASCADE"), index=True
+    )
+    connection_id: Mapped[int | None] = mapped_column(
+        ForeignKey("integration_connections.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    status: Mapped[str] = mapped_column(String(16))  # healthy | unhealthy
+    failure_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    message: Mapped[str] = mapped_column(Text)
+    response_ms: Mapped[int] = mapped_column(Integer)
+    provider_code: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditEntry(Base):
+    """One audit entry: who, when, what, how. Append-only; chained with a keyed HMAC."""
+
+    __tablename__ = "integration_audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    organization: Mapped[str] = mapped_column(String(128), index=True)
+    actor: Mapped[str] = mapped_column(String(256))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(512))
+    method: Mapped[str] = mapped_column(String(64))
+    details: Mapped[str] = mapped_column(Text, default="{}")  # JSON, never secret values
+    git_commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    key_id: Mapped[str] = mapped_column(String(64))
+    hmac: Mapped[str] = mapped_column(String(128))
+
+
+class StateMeta(Base):
+    """The identity of the state: a lineage fixed per database and a serial bumped on every write."""
+
+    __tablename__ = "reconciler_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lineage: Mapped[str] = mapped_column(String(64))
+    serial: Mapped[int] = mapped_column(Integer, default=0)
+    audit_head: Mapped[str] = mapped_column(String(128), default="")
+    audit_seq: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,42 @@
+"""Health checks: verify a credential against its provider, the way the real API expects.
+
+Generic over the catalog: a provider's ``health_check`` (request, rules, error code and identity
+paths, rate-limit headers) is all it takes; there is no per-provider Python.
+
+Public surface::
+
+    CheckRequest, CheckResult, TokenResult     what is asked and what is answered
+    check_many (async), run_checks (sync)      run checks concurrently under a RetryPolicy
+    base_url_for                               catalog origin or RECONCILER_BASE_URL_<NAME>
+    exchange_refresh_token[_async]             OAuth2 refresh-token grant
+    message_for                                the exact SPEC section 4 messages
+"""
+
+from reconciler.health.oauth import exchange_refresh_token, exchange_refresh_token_async
+from reconciler.health.policy import RetryPolicy
+from reconciler.health.request import base_url_env_var, base_url_for, prepare_request
+from reconciler.health.result import (
+    FAILURE_MESSAGES,
+    CheckRequest,
+    CheckResult,
+    TokenResult,
+    message_for,
+)
+from reconciler.health.runner import check_many, check_one, run_checks
+
+__all__ = [
+    "FAILURE_MESSAGES",
+    "CheckRequest",
+    "CheckResult",
+    "RetryPolicy",
+    "TokenResult",
+    "base_url_env_var",
+    "base_url_for",
+    "check_many",
+    "check_one",
+    "exchange_refresh_token",
+    "exchange_refresh_token_async",
+    "message_for",
+    "prepare_request",
+    "run_checks",
+]

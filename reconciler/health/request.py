@@ -1,0 +1,103 @@
+"""Turning a catalog health check and credentials into an HTTP request, and showing it safely.
+
+Where the request goes is decided here: the catalog's ``base_url`` or the operator's
+``RECONCILER_BASE_URL_<NAME>`` override, never a manifest.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
+
+from reconciler.core.catalog import HealthRequest, Provider
+from reconciler.core.errors import ConfigError
+from reconciler.core.secret import Secret
+
+USER_AGENT = "reconciler-health/1"
+REDACTED = "(sensitive)"
+_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def base_url_env_var(provider: Provider) -> str:
+    return f"RECONCILER_BASE_URL_{provider.env_name}"
+
+
+def base_url_for(provider: Provider, environ: Mapping[str, str] | None = None) -> tuple[str, bool]:
+    """The URL the provider's checks go to, and whether the environment overrode it.
+
+    ``RECONCILER_BASE_URL_<NAME>`` replaces the catalog's origin and may carry a path prefix
+    (``http://127.0.0.1:8080/stripe``), so tests and staging can use a simulator.
+    """
+    env = os.environ if environ is None else environ
+    name = base_url_env_var(provider)
+    value = env.get(name, "").strip()
+    if not value:
+        return provider.base_url, False
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(
+            f"{name} must be an http(s) URL with an optional path prefix and no query, "
+            "e.g. http://127.0.0.1:8080/stripe"
+        )
+    return value.rstrip("/"), True
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    """A health-check request ready to send. Holds revealed secrets: never log or show it;
+    ``redacted_url`` is the form that may be shown."""
+
+    method: str
+    url: str
+    params: tuple[tuple[str, str], ...]
+    headers: tuple[tuple[str, str], ...]
+    secret_params: frozenset[str]
+
+    @property
+    def redacted_url(self) -> str:
+        shown = [(k, REDACTED if k in self.secret_params else v) for k, v in self.params]
+        query = urlencode(shown, safe="()")
+        return f"{self.url}?{query}" if query else self.url
+
+
+def required_fields(request: HealthRequest) -> set[str]:
+    """The credential fields the auth formats refer to (e.g. ``api_key``, ``access_token``)."""
+    return {m for placement in request.auth for m in _FIELD.findall(placement.format)}
+
+
+def prepare_request(
+    provider: Provider, base_url: str, credentials: Mapping[str, Secret | str]
+) -> PreparedRequest:
+    """Build the provider's health-check request; raise ValueError naming a missing field."""
+    spec = provider.health_check.request
+    missing = sorted(required_fields(spec) - set(credentials))
+    if missing:
+        raise ValueError(
+            f"the health check of {provider.name!r} needs the credential field(s) "
+            + ", ".join(missing)
+        )
+    revealed = {name: reveal(value) for name, value in credentials.items()}
+    params = list(spec.query.items())
+    headers = [("User-Agent", USER_AGENT), *spec.headers.items()]
+    secret_params: set[str] = set()
+    for placement in spec.auth:
+        value = _FIELD.sub(lambda m: revealed[m.group(1)], placement.format)
+        if placement.location == "query":
+            params.append((placement.name, value))
+            secret_params.add(placement.name)
+        else:
+            headers.append((placement.name, value))
+    return PreparedRequest(
+        method=spec.method,
+        url=base_url.rstrip("/") + spec.path,
+        params=tuple(params),
+        headers=tuple(headers),
+        secret_params=frozenset(secret_params),
+    )
+
+
+def reveal(value: Secret | str) -> str:
+    return value.reveal() if isinstance(value, Secret) else str(value)

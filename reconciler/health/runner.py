@@ -1,0 +1,122 @@
+"""Running many health checks at once: bounded concurrency, one connection pool per provider.
+
+Usage::
+
+    results = run_checks([CheckRequest(key=("acme", "stripe"), provider=stripe,
+                                       credentials={"api_key": secret}, base_url=url)],
+                         parallelism=10, on_result=print)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from contextlib import AsyncExitStack
+
+import httpx
+
+from reconciler.health.attempts import attempt_until_final, make_client, send_prepared
+from reconciler.health.classify import Answer, Verdict, classify, identity_from_key
+from reconciler.health.policy import RetryPolicy, hinted_wait
+from reconciler.health.redaction import quiet_transport_loggers
+from reconciler.health.request import PreparedRequest, prepare_request, reveal
+from reconciler.health.result import CheckRequest, CheckResult, build_result
+
+OnResult = Callable[[CheckResult], None]
+DEFAULT_POLICY = RetryPolicy()
+
+
+class ClientPools:
+    """One ``httpx.AsyncClient`` per provider, created on first use and closed together."""
+
+    def __init__(self, stack: AsyncExitStack, policy: RetryPolicy, parallelism: int) -> None:
+        self._stack = stack
+        self._policy = policy
+        self._parallelism = parallelism
+        self._clients: dict[str, httpx.AsyncClient] = {}
+
+    async def client_for(self, provider: str) -> httpx.AsyncClient:
+        if provider not in self._clients:
+            client = make_client(self._policy, self._parallelism)
+            self._clients[provider] = await self._stack.enter_async_context(client)
+        return self._clients[provider]
+
+
+async def check_one(
+    client: httpx.AsyncClient,
+    request: CheckRequest,
+    prepared: PreparedRequest,
+    policy: RetryPolicy = DEFAULT_POLICY,
+) -> CheckResult:
+    """Run one check to its final result; never raises for anything the network does."""
+    check = request.provider.health_check
+    secrets = [reveal(v) for v in request.credentials.values()]
+
+    def judge(answer: Answer) -> tuple[Verdict, float | None]:
+        hint = hinted_wait(answer.headers, check.retry_after_headers, check.reset_headers)
+        return classify(check, answer, secrets), hint
+
+    attempted = await attempt_until_final(
+        lambda: send_prepared(client, prepared), judge, policy, label=request.provider.name
+    )
+    identity = dict(attempted.verdict.identity)
+    if attempted.verdict.outcome == "healthy":
+        key_value = request.credentials.get("api_key")
+        identity.update(
+            identity_from_key(check.identity_from_key, reveal(key_value) if key_value else None)
+        )
+    return build_result(
+        key=request.key,
+        provider=request.provider,
+        outcome=attempted.verdict.outcome,
+        response_ms=attempted.response_ms,
+        attempts=attempted.attempts,
+        provider_code=attempted.verdict.provider_code,
+        identity=identity,
+        http_status=attempted.http_status,
+        detail=attempted.verdict.detail,
+    )
+
+
+async def check_many(
+    requests: Iterable[CheckRequest],
+    *,
+    parallelism: int = 10,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    on_result: OnResult | None = None,
+) -> list[CheckResult]:
+    """Check every request, at most ``parallelism`` at once; results in request order.
+
+    Requests are prepared before anything is sent, so a missing credential field is a
+    ValueError raised up front rather than a half-finished run.
+    """
+    if parallelism < 1:
+        raise ValueError("parallelism must be at least 1")
+    todo = [(r, prepare_request(r.provider, r.base_url, r.credentials)) for r in requests]
+    quiet_transport_loggers()
+    slots = asyncio.Semaphore(parallelism)
+    async with AsyncExitStack() as stack:
+        pools = ClientPools(stack, policy, parallelism)
+
+        async def run(request: CheckRequest, prepared: PreparedRequest) -> CheckResult:
+            client = await pools.client_for(request.provider.name)
+            async with slots:
+                result = await check_one(client, request, prepared, policy)
+            if on_result is not None:
+                on_result(result)
+            return result
+
+        return list(await asyncio.gather(*(run(r, p) for r, p in todo)))
+
+
+def run_checks(
+    requests: Iterable[CheckRequest],
+    *,
+    parallelism: int = 10,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    on_result: OnResult | None = None,
+) -> list[CheckResult]:
+    """``check_many`` for synchronous callers (apply, ``reconciler health``)."""
+    return asyncio.run(
+        check_many(requests, parallelism=parallelism, policy=policy, on_result=on_result)
+    )

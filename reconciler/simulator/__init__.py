@@ -1,0 +1,14 @@
+"""A local stand-in for the seven providers' APIs (and an OAuth2 demo provider).
+
+Each provider is served under its slug on one port (`http://127.0.0.1:PORT/stripe/v1/account`)
+and answers the way the real API does; the value of the key picks the answer (success, bad key,
+rate limit, outage...), so tests, the README demo and benchmarks need no real accounts.
+
+Modules: `server` (HTTP and the `Simulator` handle), `dialect` (the interface each provider
+implements and the shared dispatch), one `*_api` module per provider, `verdict` (key rules),
+`state` (counters, revocations, records), `admin` (`/_sim/...`), `wire` (request/answer values).
+"""
+
+from reconciler.simulator.server import PROVIDERS, Simulator, run
+
+__all__ = ["PROVIDERS", "Simulator", "run"]
