@@ -228,10 +228,10 @@ class Catalog(BaseModel):
 
 def default_catalog_dir() -> Path:
     """The catalog shipped with the package (installed as ``reconciler/catalog``)."""
-    shipped = Path(str(resources.files("reconciler"))) / "catalog"
-    if shipped.is_dir():
-        return shipped
-    return Path(__file__).resolve().parents[2] / "catalog"
+    source_tree = Path(__file__).resolve().parents[2] / "catalog"
+    if source_tree.is_dir():  # a checkout, or an editable install
+        return source_tree
+    return Path(str(resources.files("reconciler.catalog")))
 
 
 def load_catalog(directory: str | Path | None = None) -> Catalog:

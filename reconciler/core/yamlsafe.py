@@ -72,7 +72,7 @@ class YamlDocument:
         puts in its error locations) are skipped, so the answer is always a real line.
         """
         path: Loc = ()
-        best = self.line
+        best = self.lines.get(path, self.line)
         for part in loc:
             candidate = (*path, part)
             if candidate in self.lines:
@@ -93,6 +93,8 @@ def load_yaml_documents(raw: bytes | str, filename: str) -> list[YamlDocument]:
     try:
         for event in _events(data):
             builder.feed(event)
+            if builder.stopped:
+                break  # the parser's cost grows with nesting: stop reading a hostile file
     except yaml.YAMLError as e:
         builder.problems.append(_syntax_problem(filename, e))
     problems = builder.finish()
@@ -156,15 +158,12 @@ class _Builder:
     lines: dict[Loc, int] = field(default_factory=dict)
     root: Any = None
     doc_line: int = 1
-    skipping: int = 0  # depth inside a subtree refused for being nested too deep
-    skip_line: int = 0
+    stopped: bool = False  # nested too deep: the rest of the file is not read
     repeated: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind -> (index, count)
 
     def feed(self, event: events.Event) -> None:
         line = event.start_mark.line + 1 if event.start_mark is not None else 0
-        if self.skipping:
-            self._skip(event)
-        elif isinstance(event, events.DocumentStartEvent):
+        if isinstance(event, events.DocumentStartEvent):
             self.lines, self.root, self.doc_line = {}, None, line
         elif isinstance(event, events.DocumentEndEvent):
             self.documents.append(YamlDocument(self.root, self.lines, self.doc_line))
@@ -190,22 +189,13 @@ class _Builder:
         if isinstance(event, events.ScalarEvent):
             self._attach(_scalar(event), line)
         elif len(self.stack) >= MAX_DEPTH:
-            self._once("depth", line, f"the data is nested deeper than {MAX_DEPTH} levels; "
-                                      "flatten it")
-            self.skipping, self.skip_line = 1, line
+            self._add(line, f"the data is nested deeper than {MAX_DEPTH} levels; flatten it")
+            self.stopped = True
         else:
             empty: dict[str, Any] | list[Any] = (
                 {} if isinstance(event, events.MappingStartEvent) else []
             )
             self.stack.append(_Frame(self._child_path(), empty, line))
-
-    def _skip(self, event: events.Event) -> None:
-        if isinstance(event, events.CollectionStartEvent):
-            self.skipping += 1
-        elif isinstance(event, events.CollectionEndEvent):
-            self.skipping -= 1
-            if not self.skipping:
-                self._attach(None, self.skip_line)
 
     def _child_path(self) -> Loc:
         """Path of the node that comes next (the top frame's next item or pending key's value)."""

@@ -1,11 +1,11 @@
-"""Anthropic: `x-api-key: KEY` plus `anthropic-version`; errors as
+"""Anthropic: `x-api-key: KEY` (or Bearer) plus `anthropic-version`; errors as
 `{"type": "error", "error": {"type", "message"}, "request_id"}`; 529 when overloaded."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from reconciler.simulator.dialect import Call, Dialect, Route
+from reconciler.simulator.dialect import Call, Dialect, Route, bearer
 from reconciler.simulator.verdict import Outcome
 from reconciler.simulator.wire import Answer, SimRequest, network_block, request_id
 
@@ -32,7 +32,9 @@ MODELS: tuple[tuple[str, str, str, str], ...] = (
 
 
 def credential(request: SimRequest) -> str | None:
-    return request.header("x-api-key") or None
+    """`x-api-key` (the documented header), or `Authorization: Bearer KEY`, which the official
+    SDK sends since its 2.x releases. A key in the query string or without a scheme is refused."""
+    return request.header("x-api-key") or bearer(request)
 
 
 def error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> Answer:

@@ -97,9 +97,9 @@ class _Handler(BaseHTTPRequestHandler):
             client_ip=self.client_address[0],
         )
         answer = self._answer(slug, request)
-        self._write(answer)
-        if self.server.access_log is not None:
+        if self.server.access_log is not None:  # before writing, so a client never outruns it
             self.server.access_log(f"{self.command} {split.path} {answer.status}")
+        self._write(answer)
 
     def _answer(self, slug: str, request: SimRequest) -> Answer:
         if slug == admin.PREFIX:

@@ -13,8 +13,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -118,7 +118,7 @@ def serve() -> Iterator[Callable[..., tuple[str, ScriptedServer]]]:
         scripted = ScriptedServer(script, delay=delay)
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), scripted.handler())
         httpd.daemon_threads = True
-        threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+        threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01},
                          daemon=True).start()
         started.append(httpd)
         return f"http://127.0.0.1:{httpd.server_address[1]}", scripted
@@ -214,6 +214,13 @@ CASES: list[tuple[str, str, Reply, str, str | None]] = [
      "invalid_credentials", "0100401"),
     ("quo", "429", js(429, {"message": "Too many", "status": 429}), "rate_limited", None),
     ("quo", "500", js(500, {"message": "boom", "trace": "t2"}), "unreachable", None),
+    *[(n, "403 html network layer", HTML_403, "unreachable", None)
+      for n in ("stripe", "mapbox", "google_maps", "geoapify", "anthropic", "quo")],
+    ("mapbox", "403 json", js(403, {"message": "Forbidden"}), "invalid_credentials", None),
+    ("geoapify", "403 json", js(403, {"statusCode": 403, "error": "Forbidden"}),
+     "invalid_credentials", "Forbidden"),
+    ("quo", "403 json", js(403, {"message": "Forbidden", "code": "0100403"}),
+     "invalid_credentials", "0100403"),
     ("stripe", "302 redirect", (302, {"Location": "http://127.0.0.1:1/x"}, b""),
      "unreachable", None),
 ]
@@ -473,8 +480,7 @@ def test_no_key_in_logs_results_or_errors(serve: Any, caplog: pytest.LogCaptureF
 
 def oauth_script(seen: Seen, n: int) -> Reply:
     if seen.path.endswith("/oauth/token"):
-        form = {k: v[0] for k, v in __import__("urllib.parse").parse.parse_qs(
-            seen.body.decode()).items()}
+        form = {k: v[0] for k, v in parse_qs(seen.body.decode()).items()}
         if form.get("grant_type") != "refresh_token" or form.get("client_secret") != "cs":
             return js(401, {"error": "invalid_client"})
         token = form.get("refresh_token", "")

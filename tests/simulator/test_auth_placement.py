@@ -55,14 +55,18 @@ def test_quo_refuses_bearer(get: Callable[..., httpx.Response]) -> None:
     assert raw.status_code == 200
 
 
-def test_anthropic_needs_x_api_key(get: Callable[..., httpx.Response]) -> None:
-    bearer = get(
-        "anthropic",
-        "/v1/models",
-        headers={"Authorization": f"Bearer {KEY}", "anthropic-version": "2023-06-01"},
-    )
-    assert bearer.status_code == 401
-    assert bearer.json()["error"]["type"] == "authentication_error"
+def test_anthropic_takes_x_api_key_or_bearer_but_not_a_bare_key(
+    get: Callable[..., httpx.Response],
+) -> None:
+    version = {"anthropic-version": "2023-06-01"}
+    for auth in ({"x-api-key": KEY}, {"Authorization": f"Bearer {KEY}"}):
+        assert get("anthropic", "/v1/models", headers={**auth, **version}).status_code == 200
+    for wrong in ({"Authorization": KEY}, {"api-key": KEY}):
+        response = get("anthropic", "/v1/models", headers={**wrong, **version})
+        assert response.status_code == 401
+        assert response.json()["error"]["type"] == "authentication_error"
+    in_query = get("anthropic", "/v1/models", headers=version, params={"api_key": KEY})
+    assert in_query.status_code == 401
 
 
 def test_anthropic_needs_the_version_header(get: Callable[..., httpx.Response]) -> None:

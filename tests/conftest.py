@@ -1,0 +1,163 @@
+"""Shared fixtures: a real simulator on 127.0.0.1, a real database (SQLite always; PostgreSQL
+too when RECONCILER_TEST_DATABASE_URL is set, as .ci/run does), and a CLI runner.
+
+Every test that uses ``db_url`` runs once per database.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import create_engine, text
+
+from reconciler.cli import cli
+from reconciler.crypto import generate_entry
+from reconciler.simulator import Simulator
+
+REPO = Path(__file__).resolve().parents[1]
+MANIFESTS = REPO / "manifests"
+CATALOG = REPO / "catalog"
+
+# Canary secrets: distinctive values that must never appear in any output, file or row.
+CANARIES = {
+    "ACME_STRIPE_SECRET_KEY": "sk_test_CANARYstripe7f3a9",
+    "ACME_POSTMARK_TOKEN": "pm-CANARYpostmark-5d2e1",
+    "ACME_QUO_KEY": "quoCANARYkey8b4c2",
+    "ACME_MAPBOX_TOKEN": "pk.CANARYmapbox.c91d",
+    "ACME_GOOGLE_MAPS_KEY": "AIzaCANARYgoogle_6e0f",
+    "ACME_GEOAPIFY_KEY": "geoCANARYapify-2a7b",
+    "ACME_ANTHROPIC_KEY": "sk-ant-CANARYanthropic-4c8d",
+    "GLOBEX_STRIPE_SECRET_KEY": "sk_test_CANARYglobex-1e5f",
+    "GLOBEX_POSTMARK_TOKEN": "pm-CANARYglobex-postmark-93",
+}
+
+
+@pytest.fixture(scope="session")
+def sim() -> Iterator[Simulator]:
+    with Simulator() as s:
+        yield s
+
+
+@pytest.fixture(autouse=True)
+def _reset_sim_state(request: pytest.FixtureRequest) -> None:
+    if "sim" in request.fixturenames:
+        request.getfixturevalue("sim").reset()
+
+
+def _pg_admin_url() -> str | None:
+    return os.environ.get("RECONCILER_TEST_DATABASE_URL")
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str | None]:
+    """One PostgreSQL database for the whole run, created here and dropped at the end."""
+    base = _pg_admin_url()
+    if not base:
+        yield None
+        return
+    name = f"reconciler_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1),
+                          isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield url
+    finally:
+        with admin.connect() as c:
+            c.execute(text(
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+def _database_params() -> list[str]:
+    return ["sqlite", "postgresql"] if _pg_admin_url() else ["sqlite"]
+
+
+@pytest.fixture(params=_database_params())
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, pg_database: str | None) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'reconciler.db'}"
+        return
+    assert pg_database is not None
+    engine = create_engine(pg_database.replace("postgresql://", "postgresql+psycopg://", 1))
+    _drop_everything(engine)
+    yield pg_database
+    _drop_everything(engine)
+    engine.dispose()
+
+
+def _drop_everything(engine: object) -> None:
+    with engine.begin() as c:  # type: ignore[attr-defined]
+        c.execute(text("DROP SCHEMA public CASCADE"))
+        c.execute(text("CREATE SCHEMA public"))
+
+
+@dataclass
+class Env:
+    """The environment a command runs with; ``run`` invokes the CLI in-process."""
+
+    vars: dict[str, str]
+    cwd: Path
+
+    def run(self, *args: str, **extra_env: str) -> Result:
+        runner = CliRunner()
+        env = {**self.vars, **extra_env}
+        old = Path.cwd()
+        os.chdir(self.cwd)
+        try:
+            return runner.invoke(cli, list(args), env=env, catch_exceptions=False)
+        finally:
+            os.chdir(old)
+
+
+@pytest.fixture
+def env(tmp_path: Path, sim: Simulator, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Env:
+    """A working folder with a copy of the shipped manifests, keys, canary secrets, the
+    simulator and a fresh database."""
+    work = tmp_path / "work"
+    shutil.copytree(MANIFESTS, work / "manifests")
+    vars = {
+        "RECONCILER_ENCRYPTION_KEYS": generate_entry("k1"),
+        "RECONCILER_DATABASE_URL": db_url,
+        "RECONCILER_ACTOR": "ci-bot",
+        **sim.env(),
+        **CANARIES,
+    }
+    for k in list(os.environ):
+        if k.startswith("RECONCILER_") and k != "RECONCILER_TEST_DATABASE_URL":
+            monkeypatch.delenv(k, raising=False)
+    return Env(vars, work)
+
+
+def all_forms(value: str) -> list[str]:
+    """A secret and its base64, hex and percent-encoded forms, for canary searches."""
+    import base64
+    import urllib.parse
+
+    b = value.encode()
+    return [
+        value,
+        base64.b64encode(b).decode().rstrip("="),
+        base64.urlsafe_b64encode(b).decode().rstrip("="),
+        b.hex(),
+        urllib.parse.quote(value, safe=""),
+    ]
+
+
+def assert_no_canary(text_or_bytes: str | bytes, where: str = "output") -> None:
+    data = text_or_bytes.encode() if isinstance(text_or_bytes, str) else text_or_bytes
+    lowered = data.lower()
+    for name, value in CANARIES.items():
+        for form in all_forms(value):
+            probe = form.encode()
+            if len(form) >= 8 and (probe in data or (form == value.encode().hex() and probe.lower() in lowered)):
+                raise AssertionError(f"secret {name} (as {form[:4]}...) found in {where}")
