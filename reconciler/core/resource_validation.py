@@ -61,15 +61,18 @@ def _list_kind(src: SourceDocument, path: Loc, provider: Provider, kind: Resourc
     found: list[DesiredResource] = []
     seen: dict[str, int | None] = {}
     defaults: list[int | None] = []
+    unreadable = False  # an item whose default cannot be read: "none has it" would mislead
     for index, item in enumerate(value):
         item_path = (*path, index)
         label = f"{kind.name}[{index}]"
+        is_default = isinstance(item, dict) and item.get("default") is True
+        unreadable |= not isinstance(item, dict) or not isinstance(item.get("default", False),
+                                                                   bool)
+        if is_default:
+            defaults.append(src.line(item_path))  # counted even when the item has problems
         spec = _fields(src, item_path, provider, kind, item, label)
         if spec is None:
             continue
-        is_default = spec.get("default") is True
-        if is_default:
-            defaults.append(src.line(item_path))
         identity = spec.get(kind.identity or "")
         if identity is None:
             continue
@@ -81,7 +84,7 @@ def _list_kind(src: SourceDocument, path: Loc, provider: Provider, kind: Resourc
         seen[key] = src.line(item_path)
         found.append(DesiredResource(kind.name, str(identity), spec, is_default,
                                      src.line(item_path)))
-    if kind.default == "exactly_one" and value:
+    if kind.default == "exactly_one" and value and (defaults or not unreadable):
         _exactly_one_default(src, path, provider, kind, defaults)
     return found
 

@@ -127,7 +127,9 @@ def _syntax_problem(filename: str, e: yaml.YAMLError) -> Diagnostic:
 
 
 def _tag_text(tag: str) -> str:
-    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,") else tag
+    """A tag as it was written (``!!str``, ``!foo``), cut short: it is the file's text."""
+    text = "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,") else tag
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass

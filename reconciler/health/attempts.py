@@ -81,7 +81,7 @@ async def send_prepared(
             await response.aclose()
     except httpx.HTTPError as e:
         return Answer(status=None, error=type(e).__name__)
-    except OSError as e:  # raised by some transports outside httpx's own tree
+    except (OSError, ValueError, httpx.InvalidURL) as e:  # outside httpx's own tree
         return Answer(status=None, error=type(e).__name__)
     return Answer(status=response.status_code, headers=dict(response.headers), body=bytes(body))
 

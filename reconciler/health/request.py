@@ -18,6 +18,7 @@ from reconciler.core.secret import Secret
 
 USER_AGENT = "reconciler-health/1"
 REDACTED = "(sensitive)"
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]*")  # printable ASCII: what every API's keys use
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -55,6 +56,7 @@ class PreparedRequest:
     params: tuple[tuple[str, str], ...]
     headers: tuple[tuple[str, str], ...]
     secret_params: frozenset[str]
+    sendable: bool = True  # False when a header value could not be sent (control characters)
 
     @property
     def redacted_url(self) -> str:
@@ -96,6 +98,7 @@ def prepare_request(
         params=tuple(params),
         headers=tuple(headers),
         secret_params=frozenset(secret_params),
+        sendable=all(_HEADER_VALUE.fullmatch(v) for _, v in headers),
     )
 
 

@@ -10,6 +10,7 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 
@@ -22,6 +23,7 @@ from reconciler.health.redaction import quiet_transport_loggers
 from reconciler.health.request import PreparedRequest, prepare_request, reveal
 from reconciler.health.result import CheckRequest, CheckResult, build_result
 
+log = logging.getLogger("reconciler.health")
 OnResult = Callable[[CheckResult], None]
 DEFAULT_POLICY = RetryPolicy()
 
@@ -50,7 +52,14 @@ async def check_one(
 ) -> CheckResult:
     """Run one check to its final result; never raises for anything the network does."""
     check = request.provider.health_check
+    if not prepared.sendable:
+        return build_result(
+            key=request.key, provider=request.provider, outcome="invalid_credentials",
+            response_ms=0, attempts=0,
+            detail="the credential holds characters an HTTP header cannot carry",
+        )
     secrets = [reveal(v) for v in request.credentials.values()]
+    log.debug("%s: %s %s", request.provider.name, prepared.method, prepared.redacted_url)
 
     def judge(answer: Answer) -> tuple[Verdict, float | None]:
         hint = hinted_wait(answer.headers, check.retry_after_headers, check.reset_headers)

@@ -38,7 +38,8 @@ def masked(key: str) -> str:
     """The key as Stripe echoes it in errors: prefix, stars, last four characters."""
     prefix = re.match(r"^(sk|rk|pk)_(test|live)_", key)
     head = prefix.group(0) if prefix else ""
-    return head + "*" * max(len(key) - len(head) - 4, 4) + key[-4:]
+    tail = key[-4:] if len(key) - len(head) > 12 else ""  # a short key is not echoed at all
+    return head + "*" * max(len(key) - len(head) - len(tail), 4) + tail
 
 
 def headers(request: SimRequest, *, retry: bool | None = None) -> dict[str, str]:
@@ -51,8 +52,18 @@ def headers(request: SimRequest, *, retry: bool | None = None) -> dict[str, str]
     return out
 
 
-def error(status: int, request: SimRequest, *, retry: bool | None = None, **fields: str) -> Answer:
-    return Answer.json(status, {"error": fields}, headers(request, retry=retry))
+def error(
+    status: int,
+    request: SimRequest,
+    *,
+    retry: bool | None = None,
+    retry_after: str | None = None,
+    **fields: str,
+) -> Answer:
+    extra = headers(request, retry=retry)
+    if retry_after is not None:
+        extra["Retry-After"] = retry_after
+    return Answer.json(status, {"error": fields}, extra)
 
 
 def refusal(outcome: Outcome, request: SimRequest) -> Answer:
@@ -71,10 +82,11 @@ def refusal(outcome: Outcome, request: SimRequest) -> Answer:
                 ),
             )
         case Outcome.RATE_LIMITED:
-            answer = error(
+            return error(
                 429,
                 request,
                 retry=True,
+                retry_after="1",
                 type="invalid_request_error",
                 code="rate_limit",
                 doc_url=f"{DOCS}/rate-limit",
@@ -83,8 +95,6 @@ def refusal(outcome: Outcome, request: SimRequest) -> Answer:
                     "https://stripe.com/docs/rate-limits."
                 ),
             )
-            answer.headers["Retry-After"] = "1"
-            return answer
         case Outcome.OUTAGE | Outcome.UNKNOWN_ERROR | Outcome.UNAVAILABLE | Outcome.OVERLOADED:
             status = 500 if outcome in (Outcome.OUTAGE, Outcome.UNKNOWN_ERROR) else 503
             return error(

@@ -320,7 +320,7 @@ def test_active_toggle_only_where_the_catalog_has_one(tmp_path: Path, catalog: C
 
 def test_connection_switches(tmp_path: Path, catalog: Catalog):
     text = HEAD + STRIPE + "      adopt: 1\n      deletionPolicy: keep\n      preventDestroy: no\n"
-    desired, diags = load(tmp_path, catalog, text)
+    _, diags = load(tmp_path, catalog, text)
     assert problems(diags) == [
         "16: spec.connections[0].adopt must be true or false",
         "17: spec.connections[0].deletionPolicy must be one of: delete, orphan"]

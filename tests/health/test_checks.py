@@ -526,3 +526,13 @@ def test_oauth_token_endpoint_refusals(serve: Any, refresh: str, secret: str,
     if outcome == "oauth_denied":
         assert result.message == "Connection was cancelled. You denied access."
     assert refresh not in repr(result)
+
+
+@pytest.mark.parametrize(
+    "key", ["sk_test_\u00e9t\u00e9", "sk_test_a\r\nX-Injected: 1", "sk_test_trailing\n"]
+)
+def test_a_key_no_header_can_carry_is_invalid_without_being_sent(serve: Any, key: str) -> None:
+    base, server = serve(lambda seen, n: js(200, {"id": "acct_1"}))
+    result = check("stripe", base, key=key)
+    assert (result.failure_type, result.attempts, server.seen) == ("invalid_credentials", 0, [])
+    assert key not in repr(result)

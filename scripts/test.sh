@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install everything (into .venv) and run the checks and the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[dev]'
+export PATH="$PWD/.venv/bin:$PATH"
+
+ruff check .
+lint-imports
+mypy
+pytest -q "$@"
