@@ -7,7 +7,7 @@ them verbatim, so they live in one place.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -84,7 +84,6 @@ class TokenResult:
     scope: str = ""
     attempts: int = 1
     response_ms: int = 0
-    extra: Mapping[str, str] = field(default_factory=dict)
 
 
 def build_result(

@@ -359,3 +359,17 @@ def test_hostile_yaml_is_reported_with_the_rest(tmp_path: Path, catalog: Catalog
 def test_empty_documents_are_skipped(tmp_path: Path, catalog: Catalog):
     desired, diags = load(tmp_path, catalog, "---\n# nothing\n---\n" + HEAD + STRIPE + "---\n")
     assert diags.items == [] and list(desired.organizations) == ["acme"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("a: &x 1\nb: *x\n", "an anchor (&name) is not allowed"),
+    ("a: " + "[" * 40 + "]" * 40 + "\n", "nested deeper than 32 levels"),
+    ("a: '" + "x" * (1024 * 1024) + "'\n", "over the 1048576-byte limit"),
+    ("a: !!python/object/new:os.system [echo]\n", "the tag !!python/object/new:os.system"),
+    ("x: 1\nx: 2\n", "duplicate key 'x' (first at line 1, again at line 2)"),
+])
+def test_hostile_manifests_are_refused_plainly(tmp_path: Path, catalog: Catalog, text: str,
+                                               expected: str):
+    desired, diags = load(tmp_path, catalog, text)
+    assert desired.organizations == {}
+    assert expected in diags.errors[0].message
