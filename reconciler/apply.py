@@ -139,21 +139,32 @@ class Applier:
     def _stored_credentials(self, change: Change) -> dict[str, Secret]:
         """Decrypt the stored credentials of a connection (reactivation with an unchanged key)."""
         with Session(self.engine) as s:
-            inst = s.scalar(select(Instance).where(
-                Instance.organization == change.organization, Instance.provider == change.provider))
+            inst = s.scalar(
+                select(Instance).where(
+                    Instance.organization == change.organization,
+                    Instance.provider == change.provider,
+                )
+            )
             if inst is None:
                 return {}
-            conn = s.scalar(select(Connection).where(
-                Connection.instance_id == inst.id, Connection.managed_by == "manifest"))
+            conn = s.scalar(
+                select(Connection).where(
+                    Connection.instance_id == inst.id, Connection.managed_by == "manifest"
+                )
+            )
             if conn is None:
                 return {}
             out = {}
             for cr in s.scalars(select(Credential).where(Credential.connection_id == conn.id)):
-                addr = CredentialAddress(change.organization, change.provider, conn.user_email, cr.field)
+                addr = CredentialAddress(
+                    change.organization, change.provider, conn.user_email, cr.field
+                )
                 out[cr.field] = Secret(self.keyring.decrypt(cr.ciphertext, addr), cr.field)
             return out
 
-    def _prepare(self, change: Change, conn: DesiredConnection) -> tuple[dict[str, str], dict[str, Secret]]:
+    def _prepare(
+        self, change: Change, conn: DesiredConnection
+    ) -> tuple[dict[str, str], dict[str, Secret]]:
         """Encrypt the manifest's credentials and decrypt them again: the check uses exactly
         what will be stored."""
         if not _uses_new_credentials(change):
@@ -167,7 +178,9 @@ class Applier:
             values[fname] = Secret(self.keyring.decrypt(env, addr), secret.source)
         return envelopes, values
 
-    def run_checks(self, plan: Plan) -> tuple[dict[str, CheckResult], dict[str, str], dict[str, dict[str, str]]]:
+    def run_checks(
+        self, plan: Plan
+    ) -> tuple[dict[str, CheckResult], dict[str, str], dict[str, dict[str, str]]]:
         """Check every new or changed credential, dependencies first.
 
         Returns results by address, blocked addresses (-> the dependency that failed) and the
@@ -179,8 +192,10 @@ class Applier:
         todo: dict[str, tuple[Change, DesiredConnection]] = {}
         for ch in plan.changes:
             conn = self._conn(ch)
-            if ch.kind == "connection" and conn is not None and ch.action in (
-                Action.CREATE, Action.UPDATE, Action.ADOPT
+            if (
+                ch.kind == "connection"
+                and conn is not None
+                and ch.action in (Action.CREATE, Action.UPDATE, Action.ADOPT)
             ):
                 todo[ch.address] = (ch, conn)
         for wave in self._waves(todo):
@@ -188,10 +203,15 @@ class Applier:
             for address in wave:
                 ch, conn = todo[address]
                 failed_dep = next(
-                    (d for d in self.catalog.providers[ch.provider].depends_on
-                     if f"{ch.organization}/{d}" in blocked
-                     or (f"{ch.organization}/{d}" in results
-                         and results[f"{ch.organization}/{d}"].status != "healthy")),
+                    (
+                        d
+                        for d in self.catalog.providers[ch.provider].depends_on
+                        if f"{ch.organization}/{d}" in blocked
+                        or (
+                            f"{ch.organization}/{d}" in results
+                            and results[f"{ch.organization}/{d}"].status != "healthy"
+                        )
+                    ),
                     None,
                 )
                 if failed_dep is not None:
@@ -203,8 +223,12 @@ class Applier:
                     provider = self.catalog.providers[ch.provider]
                     base, _ = base_url_for(provider, self.options.environ)
                     requests.append(CheckRequest(address, provider, values, base))
-            for r in run_checks(requests, parallelism=self.options.parallelism,
-                                policy=self.options.policy, on_result=self.options.on_check):
+            for r in run_checks(
+                requests,
+                parallelism=self.options.parallelism,
+                policy=self.options.policy,
+                on_result=self.options.on_check,
+            ):
                 results[str(r.key)] = r
         return results, blocked, envelopes
 
@@ -215,7 +239,9 @@ class Applier:
             if address in depth:
                 return depth[address]
             ch, _ = todo[address]
-            deps = [f"{ch.organization}/{x}" for x in self.catalog.providers[ch.provider].depends_on]
+            deps = [
+                f"{ch.organization}/{x}" for x in self.catalog.providers[ch.provider].depends_on
+            ]
             depth[address] = 1 + max((d(x) for x in deps if x in todo), default=-1)
             return depth[address]
 
@@ -236,8 +262,9 @@ class Applier:
         return self.report
 
     def _writer(self, s: Session) -> AuditWriter:
-        return AuditWriter(s, self.keyring, self.options.actor, self.options.method,
-                           self.options.git_commit)
+        return AuditWriter(
+            s, self.keyring, self.options.actor, self.options.method, self.options.git_commit
+        )
 
     def _apply_organization(
         self,
@@ -249,12 +276,23 @@ class Applier:
     ) -> None:
         order = self.catalog.dependency_order({c.provider for c in changes})
         rank = {p: i for i, p in enumerate(order)}
-        upserts = sorted((c for c in changes if c.action not in (Action.DELETE, Action.ORPHAN)
-                          or c.kind == "resource" and c.action is Action.DELETE
-                          and c.reason_code != "parent_removed"),
-                         key=lambda c: (rank[c.provider], c.kind != "connection", c.address))
-        teardown = sorted((c for c in changes if c not in upserts),
-                          key=lambda c: (-rank[c.provider], c.kind == "connection", c.address))
+        upserts = sorted(
+            (
+                c
+                for c in changes
+                if c.action not in (Action.DELETE, Action.ORPHAN)
+                or (
+                    c.kind == "resource"
+                    and c.action is Action.DELETE
+                    and c.reason_code != "parent_removed"
+                )
+            ),
+            key=lambda c: (rank[c.provider], c.kind != "connection", c.address),
+        )
+        teardown = sorted(
+            (c for c in changes if c not in upserts),
+            key=lambda c: (-rank[c.provider], c.kind == "connection", c.address),
+        )
         failed_here = False
         with Session(self.engine) as s, s.begin():
             w = self._writer(s)
@@ -268,18 +306,28 @@ class Applier:
                 else:
                     parent = f"{ch.organization}/{ch.provider}"
                     if parent in failed_connections:
-                        self.report.outcomes.append(Outcome(
-                            ch.address, ch.action.value, "skipped",
-                            f"not written: {parent} failed its health check"))
+                        self.report.outcomes.append(
+                            Outcome(
+                                ch.address,
+                                ch.action.value,
+                                "skipped",
+                                f"not written: {parent} failed its health check",
+                            )
+                        )
                         continue
                     self._write_resource(s, w, ch)
         if not teardown:
             return
         if failed_here:
             for ch in teardown:
-                self.report.outcomes.append(Outcome(
-                    ch.address, ch.action.value, "skipped",
-                    "not torn down: a create or update of this organization failed"))
+                self.report.outcomes.append(
+                    Outcome(
+                        ch.address,
+                        ch.action.value,
+                        "skipped",
+                        "not torn down: a create or update of this organization failed",
+                    )
+                )
             return
         with Session(self.engine) as s, s.begin():
             w = self._writer(s)
@@ -292,8 +340,11 @@ class Applier:
     # -- connection writes -----------------------------------------------------------------
 
     def _instance(self, s: Session, ch: Change) -> Instance | None:
-        return s.scalar(select(Instance).where(
-            Instance.organization == ch.organization, Instance.provider == ch.provider))
+        return s.scalar(
+            select(Instance).where(
+                Instance.organization == ch.organization, Instance.provider == ch.provider
+            )
+        )
 
     def _write_connection(
         self,
@@ -310,29 +361,51 @@ class Applier:
         now = datetime.now(UTC)
         if ch.address in blocked:
             dep = blocked[ch.address]
-            msg = (f"blocked: {ch.organization}/{dep} did not connect, so {ch.address}, which "
-                   f"depends on it, was not connected")
+            msg = (
+                f"blocked: {ch.organization}/{dep} did not connect, so {ch.address}, which "
+                f"depends on it, was not connected"
+            )
             w.record(ch.organization, "connection.blocked", ch.address, {"dependency": dep})
             self.report.outcomes.append(Outcome(ch.address, ch.action.value, "blocked", msg))
             return False
         inst = self._instance(s, ch)
         if inst is None:
-            inst = Instance(organization=ch.organization, provider=ch.provider, status="error",
-                            managed_by="manifest", created_at=now, updated_at=now)
+            inst = Instance(
+                organization=ch.organization,
+                provider=ch.provider,
+                status="error",
+                managed_by="manifest",
+                created_at=now,
+                updated_at=now,
+            )
             s.add(inst)
             s.flush()
-        row = s.scalar(select(Connection).where(
-            Connection.instance_id == inst.id, Connection.managed_by == "manifest"))
+        row = s.scalar(
+            select(Connection).where(
+                Connection.instance_id == inst.id, Connection.managed_by == "manifest"
+            )
+        )
         if ch.action is Action.ADOPT:
             inst.managed_by = "manifest"
-            row = s.scalar(select(Connection).where(
-                Connection.instance_id == inst.id, Connection.user_email == conn.owner))
+            row = s.scalar(
+                select(Connection).where(
+                    Connection.instance_id == inst.id, Connection.user_email == conn.owner
+                )
+            )
             if row is not None:
                 row.managed_by = "manifest"
-        had_working = row is not None and row.status == "connected" and self._has_credentials(s, row)
+        had_working = (
+            row is not None and row.status == "connected" and self._has_credentials(s, row)
+        )
         if row is None:
-            row = Connection(instance_id=inst.id, user_email=conn.owner, status="error",
-                             managed_by="manifest", created_at=now, updated_at=now)
+            row = Connection(
+                instance_id=inst.id,
+                user_email=conn.owner,
+                status="error",
+                managed_by="manifest",
+                created_at=now,
+                updated_at=now,
+            )
             s.add(row)
             s.flush()
         row.deletion_policy = conn.deletion_policy
@@ -340,23 +413,41 @@ class Applier:
         row.updated_at = now
         result = results.get(ch.address)
         if result is not None:
-            s.add(Health(instance_id=inst.id, connection_id=row.id, status=result.status,
-                         failure_type=result.failure_type, message=result.message,
-                         response_ms=result.response_ms, provider_code=result.provider_code,
-                         attempts=result.attempts, checked_at=result.checked_at))
+            s.add(
+                Health(
+                    instance_id=inst.id,
+                    connection_id=row.id,
+                    status=result.status,
+                    failure_type=result.failure_type,
+                    message=result.message,
+                    response_ms=result.response_ms,
+                    provider_code=result.provider_code,
+                    attempts=result.attempts,
+                    checked_at=result.checked_at,
+                )
+            )
         new_creds = envelopes.get(ch.address) or {}
         verb = {Action.CREATE: "create", Action.UPDATE: "update", Action.ADOPT: "adopt"}[ch.action]
         if result is not None and result.status != "healthy":
-            w.record(ch.organization, f"connection.{verb}_failed", ch.address,
-                     {"failure_type": result.failure_type, "message": result.message,
-                      "provider_code": result.provider_code, "changed": list(ch.changed)})
+            w.record(
+                ch.organization,
+                f"connection.{verb}_failed",
+                ch.address,
+                {
+                    "failure_type": result.failure_type,
+                    "message": result.message,
+                    "provider_code": result.provider_code,
+                    "changed": list(ch.changed),
+                },
+            )
             if not had_working:
                 # a failed first connection keeps no credentials; its statuses say error
                 s.execute(delete(Credential).where(Credential.connection_id == row.id))
                 row.status = "error"
                 inst.status = "error"
-            self.report.outcomes.append(Outcome(ch.address, ch.action.value, "failed",
-                                                result.message, result.failure_type))
+            self.report.outcomes.append(
+                Outcome(ch.address, ch.action.value, "failed", result.message, result.failure_type)
+            )
             return False
         if new_creds:
             if row.user_email != conn.owner:
@@ -372,13 +463,21 @@ class Applier:
             details["health"] = result.message
             details["response_ms"] = result.response_ms
         w.record(ch.organization, f"connection.{verb}", ch.address, details)
-        msg = result.message if result is not None else (
-            f"{provider.display_name} is inactive" if not conn.active else ch.reason)
-        self.report.outcomes.append(Outcome(ch.address, ch.action.value, f"{verb}d".replace("ed", "ed"), msg))
+        msg = (
+            result.message
+            if result is not None
+            else (f"{provider.display_name} is inactive" if not conn.active else ch.reason)
+        )
+        self.report.outcomes.append(
+            Outcome(ch.address, ch.action.value, f"{verb}d".replace("ed", "ed"), msg)
+        )
         return True
 
     def _has_credentials(self, s: Session, row: Connection) -> bool:
-        return s.scalar(select(Credential.id).where(Credential.connection_id == row.id).limit(1)) is not None
+        return (
+            s.scalar(select(Credential.id).where(Credential.connection_id == row.id).limit(1))
+            is not None
+        )
 
     def _store_credentials(
         self, s: Session, row: Connection, conn: DesiredConnection, envelopes: Mapping[str, str]
@@ -387,27 +486,37 @@ class Applier:
         s.flush()
         for fname, env in sorted(envelopes.items()):
             addr = CredentialAddress(conn.organization, conn.provider, conn.owner, fname)
-            s.add(Credential(
-                connection_id=row.id,
-                field=fname,
-                ciphertext=env,
-                key_id=self.keyring.key_id_of(env),
-                fingerprint=self.keyring.fingerprint(conn.credentials[fname].reveal(), addr),
-                fingerprint_key_id=self.keyring.primary_id,
-            ))
+            s.add(
+                Credential(
+                    connection_id=row.id,
+                    field=fname,
+                    ciphertext=env,
+                    key_id=self.keyring.key_id_of(env),
+                    fingerprint=self.keyring.fingerprint(conn.credentials[fname].reveal(), addr),
+                    fingerprint_key_id=self.keyring.primary_id,
+                )
+            )
 
     def _teardown_connection(self, s: Session, w: AuditWriter, ch: Change) -> None:
         inst = self._instance(s, ch)
         if inst is None:
-            self.report.outcomes.append(Outcome(ch.address, ch.action.value, "skipped", "already gone"))
+            self.report.outcomes.append(
+                Outcome(ch.address, ch.action.value, "skipped", "already gone")
+            )
             return
-        row = s.scalar(select(Connection).where(
-            Connection.instance_id == inst.id, Connection.managed_by == "manifest"))
+        row = s.scalar(
+            select(Connection).where(
+                Connection.instance_id == inst.id, Connection.managed_by == "manifest"
+            )
+        )
         if ch.action is Action.ORPHAN:
             if row is not None:
                 row.managed_by = "orphaned"
-            others = s.scalar(select(Connection.id).where(
-                Connection.instance_id == inst.id, Connection.managed_by == "manifest"))
+            others = s.scalar(
+                select(Connection.id).where(
+                    Connection.instance_id == inst.id, Connection.managed_by == "manifest"
+                )
+            )
             if others is None:
                 inst.managed_by = "orphaned"
                 for r in s.scalars(select(Resource).where(Resource.instance_id == inst.id)):
@@ -433,9 +542,17 @@ class Applier:
     def _write_resource(self, s: Session, w: AuditWriter, ch: Change) -> None:
         inst = self._instance(s, ch)
         assert ch.resource_kind is not None and ch.identity is not None
-        existing = None if inst is None else s.scalar(select(Resource).where(
-            Resource.instance_id == inst.id, Resource.kind == ch.resource_kind,
-            Resource.identity == ch.identity))
+        existing = (
+            None
+            if inst is None
+            else s.scalar(
+                select(Resource).where(
+                    Resource.instance_id == inst.id,
+                    Resource.kind == ch.resource_kind,
+                    Resource.identity == ch.identity,
+                )
+            )
+        )
         now = datetime.now(UTC)
         if ch.action is Action.DELETE:
             if existing is not None:
@@ -447,9 +564,18 @@ class Applier:
         is_default = bool(ch.after.get("default", False))
         spec = dict(ch.after)  # stored as shown, "default" included where the kind has one
         if existing is None:
-            s.add(Resource(instance_id=inst.id, kind=ch.resource_kind, identity=ch.identity,
-                           spec=json.dumps(spec, sort_keys=True), is_default=is_default,
-                           managed_by="manifest", created_at=now, updated_at=now))
+            s.add(
+                Resource(
+                    instance_id=inst.id,
+                    kind=ch.resource_kind,
+                    identity=ch.identity,
+                    spec=json.dumps(spec, sort_keys=True),
+                    is_default=is_default,
+                    managed_by="manifest",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
             verb = "create"
         else:
             existing.spec = json.dumps(spec, sort_keys=True)
@@ -457,6 +583,10 @@ class Applier:
             existing.managed_by = "manifest"
             existing.updated_at = now
             verb = "update"
-        w.record(ch.organization, f"resource.{verb}", ch.address,
-                 {"reason": ch.reason, "changed": list(ch.changed)})
+        w.record(
+            ch.organization,
+            f"resource.{verb}",
+            ch.address,
+            {"reason": ch.reason, "changed": list(ch.changed)},
+        )
         self.report.outcomes.append(Outcome(ch.address, ch.action.value, f"{verb}d", ch.reason))

@@ -73,9 +73,7 @@ class AuditWriter:
     git_commit: str | None = None
 
     def __post_init__(self) -> None:
-        meta = self.session.scalar(
-            select(StateMeta).where(StateMeta.id == 1).with_for_update()
-        )
+        meta = self.session.scalar(select(StateMeta).where(StateMeta.id == 1).with_for_update())
         assert meta is not None, "the schema is created before anything is written"
         self._meta = meta
         meta.serial += 1
@@ -103,11 +101,15 @@ class AuditWriter:
         meta.audit_head = entry.hmac
         return entry
 
-    def attest_rotation(self, organization: str, target: str, details: Mapping[str, Any]) -> AuditEntry:
+    def attest_rotation(
+        self, organization: str, target: str, details: Mapping[str, Any]
+    ) -> AuditEntry:
         self.session.flush()
         earlier = list(self.session.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
         return self.record(
-            organization, "keys.rotate", target,
+            organization,
+            "keys.rotate",
+            target,
             {**details, "attests_through": len(earlier), "attests_digest": chain_digest(earlier)},
         )
 
@@ -133,20 +135,32 @@ def verify(session: Session, keyring: KeyRing, expect_head: str | None = None) -
     for i, e in enumerate(_entries(session)):
         count += 1
         if e.seq != i + 1:
-            return VerifyResult(False, count, prev,
-                                f"audit entry #{e.seq} (id {e.id}) is out of sequence: expected "
-                                f"#{i + 1}; an entry was deleted, inserted or reordered")
+            return VerifyResult(
+                False,
+                count,
+                prev,
+                f"audit entry #{e.seq} (id {e.id}) is out of sequence: expected "
+                f"#{i + 1}; an entry was deleted, inserted or reordered",
+            )
         if e.key_id in keyring.key_ids:
             if not hmac_mod.compare_digest(_mac(keyring.audit_key(e.key_id), e, prev), e.hmac):
-                return VerifyResult(False, count, prev,
-                                    f"audit entry #{e.seq} (id {e.id}, {e.action} {e.target}) does "
-                                    "not verify: it was modified, or an entry before it was")
+                return VerifyResult(
+                    False,
+                    count,
+                    prev,
+                    f"audit entry #{e.seq} (id {e.id}, {e.action} {e.target}) does "
+                    "not verify: it was modified, or an entry before it was",
+                )
             if e.action == "keys.rotate" and unverified_from is not None:
                 d = json.loads(e.details or "{}")
                 if d.get("attests_through") != i or d.get("attests_digest") != chain_digest(seen):
-                    return VerifyResult(False, count, prev,
-                                        f"audit entries before #{e.seq} do not match the digest "
-                                        "its key rotation attested")
+                    return VerifyResult(
+                        False,
+                        count,
+                        prev,
+                        f"audit entries before #{e.seq} do not match the digest "
+                        "its key rotation attested",
+                    )
                 unverified_from = None
         elif unverified_from is None:
             unverified_from = i
@@ -154,17 +168,30 @@ def verify(session: Session, keyring: KeyRing, expect_head: str | None = None) -
         seen.append(e)
     if unverified_from is not None:
         e = seen[unverified_from]
-        return VerifyResult(False, count, prev,
-                            f"audit entry #{e.seq} was signed with key {e.key_id!r}, which is not "
-                            "in RECONCILER_ENCRYPTION_KEYS, and no later key rotation attests it")
+        return VerifyResult(
+            False,
+            count,
+            prev,
+            f"audit entry #{e.seq} was signed with key {e.key_id!r}, which is not "
+            "in RECONCILER_ENCRYPTION_KEYS, and no later key rotation attests it",
+        )
     meta = session.get(StateMeta, 1)
     if meta is not None and count and (meta.audit_seq != count or meta.audit_head != prev):
-        return VerifyResult(False, count, prev,
-                            f"the audit log ends at entry #{count} but the state records "
-                            f"#{meta.audit_seq}: entries were deleted from the end")
-    if expect_head is not None and expect_head != prev and expect_head not in {e.hmac for e in seen}:
-        return VerifyResult(False, count, prev,
-                            "the expected head is not in the audit log: entries were removed")
+        return VerifyResult(
+            False,
+            count,
+            prev,
+            f"the audit log ends at entry #{count} but the state records "
+            f"#{meta.audit_seq}: entries were deleted from the end",
+        )
+    if (
+        expect_head is not None
+        and expect_head != prev
+        and expect_head not in {e.hmac for e in seen}
+    ):
+        return VerifyResult(
+            False, count, prev, "the expected head is not in the audit log: entries were removed"
+        )
     if expect_head is not None and expect_head != prev:
         pos = next(x.seq for x in seen if x.hmac == expect_head)
         return VerifyResult(True, count, prev, f"the log has grown past the expected head (#{pos})")

@@ -23,7 +23,9 @@ log = logging.getLogger("reconciler")
 
 def _configure_logging(verbose: bool) -> None:
     level = logging.DEBUG if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     logging.getLogger("reconciler").setLevel(level)
     # the HTTP stack logs URLs (some carry a key in the query string) and headers: keep it quiet
     for noisy in ("httpx", "httpcore", "hpack", "sqlalchemy.engine", "urllib3"):
@@ -53,21 +55,34 @@ def handled(fn: F) -> F:
         except Exception as e:
             # The traceback may name values; it goes to a log file only in --verbose, sanitized
             # by the same rules: our secrets are wrapped and never formatted as plaintext.
-            click.echo(f"An unexpected error has occurred: {type(e).__name__}. "
-                       "Run with --verbose for details.", err=True)
+            click.echo(
+                f"An unexpected error has occurred: {type(e).__name__}. "
+                "Run with --verbose for details.",
+                err=True,
+            )
             log.debug("unexpected error\n%s", "".join(traceback.format_exception(e)))
             sys.exit(1)
+        finally:
+            from reconciler.db.engine import dispose_all
+
+            dispose_all()
 
     return wrapper  # type: ignore[return-value]
 
 
-catalog_option = click.option("--catalog", "catalog_dir", type=click.Path(file_okay=False),
-                              default=None, help="Catalog folder (default: the shipped catalog).")
+catalog_option = click.option(
+    "--catalog",
+    "catalog_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Catalog folder (default: the shipped catalog).",
+)
 paths_argument = click.argument("paths", nargs=-1, type=click.Path())
 org_options = [
     click.option("--org", "orgs", multiple=True, help="Only this organization (repeatable)."),
-    click.option("--exclude-org", "exclude_orgs", multiple=True,
-                 help="Not this organization (repeatable)."),
+    click.option(
+        "--exclude-org", "exclude_orgs", multiple=True, help="Not this organization (repeatable)."
+    ),
     click.option("--shard", default=None, help="K/N: only the organizations in shard K of N."),
 ]
 
@@ -103,8 +118,10 @@ def validate(catalog_dir: str | None, paths: tuple[str, ...]) -> None:
     inputs = load_inputs(catalog_dir, paths, os.environ)
     n_orgs = len(inputs.desired.organizations)
     n_conn = sum(len(o.connections) for o in inputs.desired.organizations.values())
-    click.echo(f"Valid: {len(inputs.files)} manifest file(s), {n_orgs} organization(s), "
-               f"{n_conn} connection(s), {len(inputs.catalog.providers)} provider(s) in the catalog.")
+    click.echo(
+        f"Valid: {len(inputs.files)} manifest file(s), {n_orgs} organization(s), "
+        f"{n_conn} connection(s), {len(inputs.catalog.providers)} provider(s) in the catalog."
+    )
 
 
 @cli.command()
@@ -112,13 +129,25 @@ def validate(catalog_dir: str | None, paths: tuple[str, ...]) -> None:
 @paths_argument
 @with_orgs
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text")
-@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
-              help="Save the plan to FILE for `apply --plan FILE`.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Save the plan to FILE for `apply --plan FILE`.",
+)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @handled
-def plan(catalog_dir: str | None, paths: tuple[str, ...], orgs: tuple[str, ...],
-         exclude_orgs: tuple[str, ...], shard: str | None, fmt: str, out: str | None,
-         detailed_exitcode: bool) -> None:
+def plan(
+    catalog_dir: str | None,
+    paths: tuple[str, ...],
+    orgs: tuple[str, ...],
+    exclude_orgs: tuple[str, ...],
+    shard: str | None,
+    fmt: str,
+    out: str | None,
+    detailed_exitcode: bool,
+) -> None:
     """Show what apply would do; change nothing."""
     from reconciler.commands.run import make_plan
     from reconciler.commands.saved import save_plan
@@ -134,7 +163,9 @@ def plan(catalog_dir: str | None, paths: tuple[str, ...], orgs: tuple[str, ...],
     if out:
         save_plan(planned, Path(out))
         if fmt == "text":
-            click.echo(f"Saved the plan to {out}. Apply exactly it with: reconciler apply --plan {out}")
+            click.echo(
+                f"Saved the plan to {out}. Apply exactly it with: reconciler apply --plan {out}"
+            )
     if detailed_exitcode and planned.plan.has_changes:
         sys.exit(2)
 
@@ -153,20 +184,44 @@ def _printer(verbose_lines: bool) -> Callable[[Any], None]:
 @catalog_option
 @paths_argument
 @with_orgs
-@click.option("--plan", "plan_file", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="Apply exactly this saved plan (refused if stale).")
-@click.option("--actor", default=None, help="Who is applying (default: RECONCILER_ACTOR, the user).")
-@click.option("--parallelism", type=click.IntRange(1, 1000), default=10,
-              help="Concurrent health checks.")
-@click.option("--max-deletions", type=click.IntRange(0), default=None,
-              help="Refuse a plan that deletes more than N connections.")
-@click.option("--lock-timeout", type=click.FloatRange(0), default=30.0,
-              help="Seconds to wait for an organization's lock.")
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Apply exactly this saved plan (refused if stale).",
+)
+@click.option(
+    "--actor", default=None, help="Who is applying (default: RECONCILER_ACTOR, the user)."
+)
+@click.option(
+    "--parallelism", type=click.IntRange(1, 1000), default=10, help="Concurrent health checks."
+)
+@click.option(
+    "--max-deletions",
+    type=click.IntRange(0),
+    default=None,
+    help="Refuse a plan that deletes more than N connections.",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(0),
+    default=30.0,
+    help="Seconds to wait for an organization's lock.",
+)
 @handled
-def apply(catalog_dir: str | None, paths: tuple[str, ...], orgs: tuple[str, ...],
-          exclude_orgs: tuple[str, ...], shard: str | None, plan_file: str | None,
-          actor: str | None, parallelism: int, max_deletions: int | None,
-          lock_timeout: float) -> None:
+def apply(
+    catalog_dir: str | None,
+    paths: tuple[str, ...],
+    orgs: tuple[str, ...],
+    exclude_orgs: tuple[str, ...],
+    shard: str | None,
+    plan_file: str | None,
+    actor: str | None,
+    parallelism: int,
+    max_deletions: int | None,
+    lock_timeout: float,
+) -> None:
     """Make it so: create, update and tear down connections; check every new credential."""
     from reconciler.commands.inputs import actor_name
     from reconciler.commands.run import make_plan, replan_after_schema, run_apply
@@ -190,13 +245,19 @@ def apply(catalog_dir: str | None, paths: tuple[str, ...], orgs: tuple[str, ...]
     if max_deletions is not None and deletions > max_deletions:
         raise ReconcilerError(
             f"the plan deletes {deletions} connection(s), more than --max-deletions "
-            f"{max_deletions}; nothing was written. Review the plan, then raise the limit.")
+            f"{max_deletions}; nothing was written. Review the plan, then raise the limit."
+        )
     click.echo(render_text(planned.plan, overrides=planned.overrides), nl=False)
     click.echo("")
-    report = run_apply(planned, os.environ, actor=actor_name(actor, os.environ),
-                       parallelism=parallelism, on_check=_printer(False),
-                       method="apply --plan" if plan_file else "apply",
-                       lock_timeout=lock_timeout)
+    report = run_apply(
+        planned,
+        os.environ,
+        actor=actor_name(actor, os.environ),
+        parallelism=parallelism,
+        on_check=_printer(False),
+        method="apply --plan" if plan_file else "apply",
+        lock_timeout=lock_timeout,
+    )
     for o in report.outcomes:
         mark = "ERROR" if o.failed else o.result
         click.echo(f"{o.address}: {mark}: {o.message}")
@@ -220,17 +281,29 @@ def apply(catalog_dir: str | None, paths: tuple[str, ...], orgs: tuple[str, ...]
 @click.option("--actor", default=None)
 @click.option("--parallelism", type=click.IntRange(1, 1000), default=10)
 @handled
-def health(catalog_dir: str | None, orgs: tuple[str, ...], exclude_orgs: tuple[str, ...],
-           shard: str | None, providers: tuple[str, ...], fmt: str, actor: str | None,
-           parallelism: int) -> None:
+def health(
+    catalog_dir: str | None,
+    orgs: tuple[str, ...],
+    exclude_orgs: tuple[str, ...],
+    shard: str | None,
+    providers: tuple[str, ...],
+    fmt: str,
+    actor: str | None,
+    parallelism: int,
+) -> None:
     """Re-check existing connections and record the results."""
     from reconciler.commands.healthcmd import run_health
     from reconciler.commands.inputs import actor_name
 
-    results = run_health(catalog_dir, os.environ, _selection(orgs, exclude_orgs, shard),
-                         providers=providers, actor=actor_name(actor, os.environ),
-                         parallelism=parallelism,
-                         on_check=None if fmt == "json" else _printer(False))
+    results = run_health(
+        catalog_dir,
+        os.environ,
+        _selection(orgs, exclude_orgs, shard),
+        providers=providers,
+        actor=actor_name(actor, os.environ),
+        parallelism=parallelism,
+        on_check=None if fmt == "json" else _printer(False),
+    )
     if fmt == "json":
         click.echo(json.dumps([r for r in results], indent=2, sort_keys=True, default=str))
     bad = [r for r in results if r["status"] != "healthy"]
@@ -245,8 +318,13 @@ def health(catalog_dir: str | None, orgs: tuple[str, ...], exclude_orgs: tuple[s
 @with_orgs
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @handled
-def status(catalog_dir: str | None, orgs: tuple[str, ...], exclude_orgs: tuple[str, ...],
-           shard: str | None, fmt: str) -> None:
+def status(
+    catalog_dir: str | None,
+    orgs: tuple[str, ...],
+    exclude_orgs: tuple[str, ...],
+    shard: str | None,
+    fmt: str,
+) -> None:
     """The "Connected Apps" view: instances, connections, resources and health."""
     from reconciler.commands.views import status_json, status_text
 
@@ -264,8 +342,13 @@ def status(catalog_dir: str | None, orgs: tuple[str, ...], exclude_orgs: tuple[s
 @click.argument("query_arg", required=False)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @handled
-def catalog_cmd(catalog_dir: str | None, category: str | None, query: str | None,
-                query_arg: str | None, fmt: str) -> None:
+def catalog_cmd(
+    catalog_dir: str | None,
+    category: str | None,
+    query: str | None,
+    query_arg: str | None,
+    fmt: str,
+) -> None:
     """Browse providers: search, filter by category."""
     from reconciler.commands.views import catalog_json, catalog_text
 
@@ -283,8 +366,9 @@ def catalog_cmd(catalog_dir: str | None, category: str | None, query: str | None
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.pass_context
 @handled
-def audit(ctx: click.Context, orgs: tuple[str, ...], actions: tuple[str, ...], since: str | None,
-          fmt: str) -> None:
+def audit(
+    ctx: click.Context, orgs: tuple[str, ...], actions: tuple[str, ...], since: str | None, fmt: str
+) -> None:
     """List audit entries (see also: audit verify, audit head)."""
     if ctx.invoked_subcommand is not None:
         return

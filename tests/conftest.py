@@ -10,12 +10,13 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session
 
 from reconciler.cli import cli
 from reconciler.crypto import generate_entry
@@ -63,8 +64,9 @@ def pg_database() -> Iterator[str | None]:
         yield None
         return
     name = f"reconciler_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1),
-                          isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        base.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
     url = base.rsplit("/", 1)[0] + "/" + name
@@ -72,8 +74,12 @@ def pg_database() -> Iterator[str | None]:
         yield url
     finally:
         with admin.connect() as c:
-            c.execute(text(
-                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+            c.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    f"WHERE datname = '{name}'"
+                )
+            )
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
 
@@ -83,7 +89,9 @@ def _database_params() -> list[str]:
 
 
 @pytest.fixture(params=_database_params())
-def db_url(request: pytest.FixtureRequest, tmp_path: Path, pg_database: str | None) -> Iterator[str]:
+def db_url(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_database: str | None
+) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'reconciler.db'}"
         return
@@ -107,6 +115,19 @@ class Env:
 
     vars: dict[str, str]
     cwd: Path
+    _engines: list[Engine] = field(default_factory=list)
+
+    def session(self) -> Session:
+        """A session on the test database; its engine is disposed after the test."""
+        url = self.vars["RECONCILER_DATABASE_URL"]
+        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        self._engines.append(engine)
+        return Session(engine)
+
+    def close(self) -> None:
+        for e in self._engines:
+            e.dispose()
+        self._engines.clear()
 
     def run(self, *args: str, **extra_env: str) -> Result:
         runner = CliRunner()
@@ -120,7 +141,9 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path: Path, sim: Simulator, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Env:
+def env(
+    tmp_path: Path, sim: Simulator, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Env]:
     """A working folder with a copy of the shipped manifests, keys, canary secrets, the
     simulator and a fresh database."""
     work = tmp_path / "work"
@@ -135,7 +158,9 @@ def env(tmp_path: Path, sim: Simulator, db_url: str, monkeypatch: pytest.MonkeyP
     for k in list(os.environ):
         if k.startswith("RECONCILER_") and k != "RECONCILER_TEST_DATABASE_URL":
             monkeypatch.delenv(k, raising=False)
-    return Env(vars, work)
+    e = Env(vars, work)
+    yield e
+    e.close()
 
 
 def all_forms(value: str) -> list[str]:
@@ -159,5 +184,7 @@ def assert_no_canary(text_or_bytes: str | bytes, where: str = "output") -> None:
     for name, value in CANARIES.items():
         for form in all_forms(value):
             probe = form.encode()
-            if len(form) >= 8 and (probe in data or (form == value.encode().hex() and probe.lower() in lowered)):
+            if len(form) >= 8 and (
+                probe in data or (form == value.encode().hex() and probe.lower() in lowered)
+            ):
                 raise AssertionError(f"secret {name} (as {form[:4]}...) found in {where}")

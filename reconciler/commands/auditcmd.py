@@ -56,18 +56,28 @@ def list_entries(
             created = e.created_at if e.created_at.tzinfo else e.created_at.replace(tzinfo=UTC)
             if since_ts and created < since_ts:
                 continue
-            rows.append({
-                "seq": e.seq, "organization": e.organization, "actor": e.actor,
-                "action": e.action, "target": e.target, "method": e.method,
-                "created_at": created.isoformat(timespec="seconds"),
-                "git_commit": e.git_commit, "details": json.loads(e.details or "{}"),
-            })
+            rows.append(
+                {
+                    "seq": e.seq,
+                    "organization": e.organization,
+                    "actor": e.actor,
+                    "action": e.action,
+                    "target": e.target,
+                    "method": e.method,
+                    "created_at": created.isoformat(timespec="seconds"),
+                    "git_commit": e.git_commit,
+                    "details": json.loads(e.details or "{}"),
+                }
+            )
     if fmt == "json":
         return json.dumps(rows, indent=2, sort_keys=True) + "\n"
     if not rows:
         return "No audit entries.\n"
-    lines = [f"{r['seq']:>6}  {r['created_at']}  {r['organization']:<16} {r['action']:<24} "
-             f"{r['target']}  by {r['actor']} via {r['method']}" for r in rows]
+    lines = [
+        f"{r['seq']:>6}  {r['created_at']}  {r['organization']:<16} {r['action']:<24} "
+        f"{r['target']}  by {r['actor']} via {r['method']}"
+        for r in rows
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -77,7 +77,10 @@ def git_commit(paths: Sequence[Path]) -> str | None:
         try:
             out = subprocess.run(
                 ["git", "-C", str(folder), "rev-parse", "HEAD"],
-                capture_output=True, text=True, timeout=5, check=False,
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
             )
         except (OSError, subprocess.SubprocessError):
             return None
@@ -109,8 +112,9 @@ def load_inputs(
     pairs = existing.connected_pairs() if existing is not None else set()
     if existing is not None:
         pairs |= set(existing.instances)
-    desired, diags = load_manifests(files, catalog, environ, existing=pairs,
-                                    resolve_secrets=resolve_secrets)
+    desired, diags = load_manifests(
+        files, catalog, environ, existing=pairs, resolve_secrets=resolve_secrets
+    )
     diags.raise_if_errors()
     if selection is not None:
         desired = Desired(

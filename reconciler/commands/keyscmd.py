@@ -18,15 +18,23 @@ from reconciler.db.schema import Connection, Credential, Instance
 def key_status(environ: Mapping[str, str]) -> str:
     ring = keyring(environ)
     with _session(environ) as s:
-        counts = dict(s.execute(select(Credential.key_id, func.count()).group_by(Credential.key_id)).all())
+        counts = dict(
+            s.execute(select(Credential.key_id, func.count()).group_by(Credential.key_id)).all()
+        )
     lines = [f"{'key id':<32} {'credentials':>11}  in ring"]
     for kid in sorted(set(counts) | set(ring.key_ids)):
-        where = "first (encrypts)" if kid == ring.primary_id else ("yes" if kid in ring.key_ids else "NO")
+        where = (
+            "first (encrypts)"
+            if kid == ring.primary_id
+            else ("yes" if kid in ring.key_ids else "NO")
+        )
         lines.append(f"{kid:<32} {counts.get(kid, 0):>11}  {where}")
     missing = [k for k in counts if k not in ring.key_ids]
     if missing:
-        lines.append(f"Warning: credentials under {', '.join(sorted(missing))} cannot be decrypted "
-                     "with this key ring.")
+        lines.append(
+            f"Warning: credentials under {', '.join(sorted(missing))} cannot be decrypted "
+            "with this key ring."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -46,8 +54,10 @@ def rotate(environ: Mapping[str, str], actor: str) -> str:
             addr = CredentialAddress(org, provider, user, cred.field)
             before[cred.key_id] = before.get(cred.key_id, 0) + 1
             if cred.key_id not in ring.key_ids:
-                raise CryptoError(f"credential {addr} is encrypted under key id {cred.key_id!r}, "
-                                  "which is not in RECONCILER_ENCRYPTION_KEYS; nothing was changed")
+                raise CryptoError(
+                    f"credential {addr} is encrypted under key id {cred.key_id!r}, "
+                    "which is not in RECONCILER_ENCRYPTION_KEYS; nothing was changed"
+                )
             value = ring.decrypt(cred.ciphertext, addr)
             cred.ciphertext = ring.encrypt(value, addr)
             cred.key_id = ring.primary_id
@@ -55,9 +65,11 @@ def rotate(environ: Mapping[str, str], actor: str) -> str:
             cred.fingerprint_key_id = ring.primary_id
             del value
         w = AuditWriter(s, ring, actor, "keys rotate")
-        w.attest_rotation("*", f"keys/{ring.primary_id}",
-                          {"credentials": len(rows), "from": dict(sorted(before.items())),
-                           "to": ring.primary_id})
+        w.attest_rotation(
+            "*",
+            f"keys/{ring.primary_id}",
+            {"credentials": len(rows), "from": dict(sorted(before.items())), "to": ring.primary_id},
+        )
     moved = ", ".join(f"{n} from {k}" for k, n in sorted(before.items())) or "none"
     return f"Re-encrypted {len(rows)} credential(s) under key {ring.primary_id} ({moved})."
 

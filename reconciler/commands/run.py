@@ -38,7 +38,9 @@ def make_plan(
     p, diags = plan(inputs.catalog, inputs.desired, observed, fps)
     diags.raise_if_errors()
     overrides = {}
-    for name in sorted({c.provider for o in inputs.desired.organizations.values() for c in o.connections}):
+    for name in sorted(
+        {c.provider for o in inputs.desired.organizations.values() for c in o.connections}
+    ):
         provider = inputs.catalog.providers[name]
         url, overridden = base_url_for(provider, environ)
         if overridden:
@@ -58,9 +60,17 @@ def run_apply(
 ) -> ApplyReport:
     engine = make_engine(database_url(environ))
     ensure_schema(engine)
-    options = ApplyOptions(actor=actor, method=method, git_commit=planned.inputs.desired.git_commit,
-                           parallelism=parallelism, environ=environ, on_check=on_check)
-    applier = Applier(engine, planned.inputs.catalog, planned.inputs.desired, planned.keyring, options)
+    options = ApplyOptions(
+        actor=actor,
+        method=method,
+        git_commit=planned.inputs.desired.git_commit,
+        parallelism=parallelism,
+        environ=environ,
+        on_check=on_check,
+    )
+    applier = Applier(
+        engine, planned.inputs.catalog, planned.inputs.desired, planned.keyring, options
+    )
     return applier.apply(planned.plan)
 
 

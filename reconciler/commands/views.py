@@ -22,7 +22,9 @@ def _render(*tables: Any) -> str:
     return buf.getvalue()
 
 
-def status_json(catalog_dir: str | None, environ: Mapping[str, str], sel: Selection) -> list[dict[str, Any]]:
+def status_json(
+    catalog_dir: str | None, environ: Mapping[str, str], sel: Selection
+) -> list[dict[str, Any]]:
     catalog = load_catalog(catalog_dir)
     _, observed = open_database(environ)
     out = []
@@ -30,24 +32,48 @@ def status_json(catalog_dir: str | None, environ: Mapping[str, str], sel: Select
         if not sel.admits(org):
             continue
         p = catalog.providers.get(provider)
-        out.append({
-            "organization": org, "provider": provider,
-            "display_name": p.display_name if p else provider,
-            "status": inst.status, "managed_by": inst.managed_by,
-            "connections": [{
-                "user": c.user_email, "status": c.status, "managed_by": c.managed_by,
-                "credentials": sorted(c.credentials), "identity": dict(c.identity),
-                "last_health": None if c.last_health is None else {
-                    "status": c.last_health.status, "failure_type": c.last_health.failure_type,
-                    "message": c.last_health.message, "response_ms": c.last_health.response_ms,
-                    "checked_at": c.last_health.checked_at.isoformat(timespec="seconds"),
-                    "failing_since": c.last_health.failing_since.isoformat(timespec="seconds")
-                    if c.last_health.failing_since else None,
-                },
-            } for c in inst.connections],
-            "resources": [{"kind": r.kind, "identity": r.identity, "default": r.is_default,
-                           "spec": dict(r.spec)} for r in inst.resources],
-        })
+        out.append(
+            {
+                "organization": org,
+                "provider": provider,
+                "display_name": p.display_name if p else provider,
+                "status": inst.status,
+                "managed_by": inst.managed_by,
+                "connections": [
+                    {
+                        "user": c.user_email,
+                        "status": c.status,
+                        "managed_by": c.managed_by,
+                        "credentials": sorted(c.credentials),
+                        "identity": dict(c.identity),
+                        "last_health": None
+                        if c.last_health is None
+                        else {
+                            "status": c.last_health.status,
+                            "failure_type": c.last_health.failure_type,
+                            "message": c.last_health.message,
+                            "response_ms": c.last_health.response_ms,
+                            "checked_at": c.last_health.checked_at.isoformat(timespec="seconds"),
+                            "failing_since": c.last_health.failing_since.isoformat(
+                                timespec="seconds"
+                            )
+                            if c.last_health.failing_since
+                            else None,
+                        },
+                    }
+                    for c in inst.connections
+                ],
+                "resources": [
+                    {
+                        "kind": r.kind,
+                        "identity": r.identity,
+                        "default": r.is_default,
+                        "spec": dict(r.spec),
+                    }
+                    for r in inst.resources
+                ],
+            }
+        )
     return out
 
 
@@ -58,26 +84,45 @@ def status_text(catalog_dir: str | None, environ: Mapping[str, str], sel: Select
     for name, p in sorted(catalog.providers.items()):
         url, overridden = base_url_for(p, environ)
         if overridden:
-            notes.append(f"Note: {name} health checks go to {url} (RECONCILER_BASE_URL_{name.upper()}).")
+            notes.append(
+                f"Note: {name} health checks go to {url} (RECONCILER_BASE_URL_{name.upper()})."
+            )
     if not rows:
         return "\n".join([*notes, "No connections yet. Run `reconciler apply`."]) + "\n"
     tables = []
     for org in sorted({r["organization"] for r in rows}):
         t = Table(title=f"Connected Apps: {org}", title_justify="left")
-        for col in ("provider", "instance", "connection", "owner", "last check", "response",
-                    "failing since", "resources"):
+        for col in (
+            "provider",
+            "instance",
+            "connection",
+            "owner",
+            "last check",
+            "response",
+            "failing since",
+            "resources",
+        ):
             t.add_column(col)
         for r in (x for x in rows if x["organization"] == org):
-            res = ", ".join(
-                f"{x['identity']}{' (default)' if x['default'] else ''}"
-                if x["identity"] != x["kind"] else f"{x['kind']}"
-                for x in r["resources"]) or "-"
-            for c in r["connections"] or [{"user": "-", "status": "-", "last_health": None,
-                                           "managed_by": ""}]:
+            res = (
+                ", ".join(
+                    f"{x['identity']}{' (default)' if x['default'] else ''}"
+                    if x["identity"] != x["kind"]
+                    else f"{x['kind']}"
+                    for x in r["resources"]
+                )
+                or "-"
+            )
+            for c in r["connections"] or [
+                {"user": "-", "status": "-", "last_health": None, "managed_by": ""}
+            ]:
                 h = c["last_health"]
                 t.add_row(
-                    r["display_name"], _dot(r["status"]), _dot(c["status"]),
-                    c["user"] + ("" if c["managed_by"] in ("manifest", "") else f" ({c['managed_by']})"),
+                    r["display_name"],
+                    _dot(r["status"]),
+                    _dot(c["status"]),
+                    c["user"]
+                    + ("" if c["managed_by"] in ("manifest", "") else f" ({c['managed_by']})"),
                     (f"{h['status']}: {h['message']}" if h else "never"),
                     (f"{h['response_ms']} ms" if h else "-"),
                     (h["failing_since"] or "-") if h else "-",
@@ -93,7 +138,9 @@ def _dot(status: str) -> str:
     return f"{sign} {status}".strip()
 
 
-def catalog_json(catalog_dir: str | None, category: str | None, query: str | None) -> list[dict[str, Any]]:
+def catalog_json(
+    catalog_dir: str | None, category: str | None, query: str | None
+) -> list[dict[str, Any]]:
     catalog = load_catalog(catalog_dir)
     out = []
     for p in sorted(catalog.providers.values(), key=lambda p: (p.category, p.display_name)):
@@ -101,10 +148,18 @@ def catalog_json(catalog_dir: str | None, category: str | None, query: str | Non
             continue
         if query and query.lower() not in f"{p.name} {p.display_name} {p.description}".lower():
             continue
-        out.append({"name": p.name, "display_name": p.display_name, "category": p.category,
-                    "description": p.description, "auth": p.auth, "active": p.active,
-                    "depends_on": list(p.depends_on),
-                    "resources": [k.name for k in p.resources] + (["active"] if p.toggle else [])})
+        out.append(
+            {
+                "name": p.name,
+                "display_name": p.display_name,
+                "category": p.category,
+                "description": p.description,
+                "auth": p.auth,
+                "active": p.active,
+                "depends_on": list(p.depends_on),
+                "resources": [k.name for k in p.resources] + (["active"] if p.toggle else []),
+            }
+        )
     return out
 
 
@@ -116,7 +171,13 @@ def catalog_text(catalog_dir: str | None, category: str | None, query: str | Non
     for col in ("name", "display name", "category", "auth", "status", "resources", "description"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["name"], r["display_name"], r["category"], r["auth"],
-                  "available" if r["active"] else "inactive", ", ".join(r["resources"]) or "-",
-                  r["description"])
+        t.add_row(
+            r["name"],
+            r["display_name"],
+            r["category"],
+            r["auth"],
+            "available" if r["active"] else "inactive",
+            ", ".join(r["resources"]) or "-",
+            r["description"],
+        )
     return _render(t)

@@ -174,7 +174,9 @@ class Provider(Strict):
     @classmethod
     def _https_origin(cls, v: str) -> str:
         if not re.match(r"^https://[A-Za-z0-9.-]+(:[0-9]+)?$", v):
-            raise ValueError("base_url must be an https origin with no path, e.g. https://api.x.com")
+            raise ValueError(
+                "base_url must be an https origin with no path, e.g. https://api.x.com"
+            )
         return v
 
     @model_validator(mode="after")
@@ -267,11 +269,16 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
                 diags.add(str(path), doc.line_of(err["loc"]), f"{loc}: {err['msg']}")
             continue
         if provider.name in providers:
-            diags.add(str(path), doc.line_of(("name",)), f"provider {provider.name!r} is defined twice")
+            diags.add(
+                str(path), doc.line_of(("name",)), f"provider {provider.name!r} is defined twice"
+            )
             continue
         if path.stem != provider.name:
-            diags.add(str(path), doc.line_of(("name",)),
-                      f"the file name must be the provider name: rename it to {provider.name}.yaml")
+            diags.add(
+                str(path),
+                doc.line_of(("name",)),
+                f"the file name must be the provider name: rename it to {provider.name}.yaml",
+            )
         providers[provider.name] = provider
         logo_path = (folder / provider.logo).resolve()
         if logo_path.is_file() and logo_path.is_relative_to(folder.resolve()):
@@ -280,8 +287,11 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
     for p in providers.values():
         for dep in p.depends_on:
             if dep not in providers:
-                diags.add(str(folder / f"{p.name}.yaml"), None,
-                          f"provider {p.name!r} depends on {dep!r}, which is not in the catalog")
+                diags.add(
+                    str(folder / f"{p.name}.yaml"),
+                    None,
+                    f"provider {p.name!r} depends on {dep!r}, which is not in the catalog",
+                )
     cycle = _find_cycle(providers)
     if cycle:
         diags.add(str(folder), None, "the catalog's depends_on has a cycle: " + " -> ".join(cycle))
@@ -300,7 +310,7 @@ def _find_cycle(providers: Mapping[str, Provider]) -> list[str] | None:
             if d not in providers:
                 continue
             if state.get(d) == 1:
-                return [*stack[stack.index(d):], d]
+                return [*stack[stack.index(d) :], d]
             if d not in state and (found := visit(d)):
                 return found
         stack.pop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from reconciler.core.catalog import Catalog
@@ -32,7 +32,9 @@ class Action(enum.StrEnum):
 
     @property
     def symbol(self) -> str:
-        return {"create": "+", "update": "~", "delete": "-", "adopt": "<", "orphan": ">"}[self.value]
+        return {"create": "+", "update": "~", "delete": "-", "adopt": "<", "orphan": ">"}[
+            self.value
+        ]
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,12 @@ class Change:
 
     @property
     def sort_key(self) -> tuple[str, str, int, str]:
-        return (self.organization, self.provider, 0 if self.kind == "connection" else 1, self.address)
+        return (
+            self.organization,
+            self.provider,
+            0 if self.kind == "connection" else 1,
+            self.address,
+        )
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -196,13 +203,19 @@ def _plan_organization(
             notes.extend(_drift_notes(inst, conn, changes))
 
     managed_gone = [
-        i for p, i in sorted(present.items())
+        i
+        for p, i in sorted(present.items())
         if p not in wanted and i.managed_connection is not None
     ]
     if not org.connections and managed_gone and not org.allow_empty:
-        notes.append(Note(org.name, "empty_manifest",
-                          f"the manifest of {org.name!r} lists no connections; nothing is torn "
-                          "down unless it says spec.allowEmpty: true"))
+        notes.append(
+            Note(
+                org.name,
+                "empty_manifest",
+                f"the manifest of {org.name!r} lists no connections; nothing is torn "
+                "down unless it says spec.allowEmpty: true",
+            )
+        )
         managed_gone = []
     for inst in managed_gone:
         changes.extend(_plan_teardown(catalog, org, inst, wanted, present, diags))
@@ -211,9 +224,14 @@ def _plan_organization(
         for uc in inst.unmanaged_connections:
             if p in wanted and wanted[p].adopt:
                 continue
-            notes.append(Note(f"{inst.address}/{uc.user_email}", "unmanaged",
-                              f"{inst.address} has a connection of {uc.user_email} that no "
-                              f"manifest manages ({uc.managed_by}); it is left alone"))
+            notes.append(
+                Note(
+                    f"{inst.address}/{uc.user_email}",
+                    "unmanaged",
+                    f"{inst.address} has a connection of {uc.user_email} that no "
+                    f"manifest manages ({uc.managed_by}); it is left alone",
+                )
+            )
     return changes, notes
 
 
@@ -228,9 +246,11 @@ def _credential_changes(
     for fname in sorted(set(conn.credentials) | set(existing.credentials)):
         have = existing.credentials.get(fname)
         want = fingerprints.get((conn.organization, conn.provider, conn.owner, fname), {})
-        if have is None or fname not in conn.credentials:
-            out.append(f"credentials.{fname}")
-        elif want.get(have.fingerprint_key_id) != have.fingerprint:
+        if (
+            have is None
+            or fname not in conn.credentials
+            or want.get(have.fingerprint_key_id) != have.fingerprint
+        ):
             out.append(f"credentials.{fname}")
     return out
 
@@ -243,34 +263,74 @@ def _plan_connection(
     diags: Diagnostics,
 ) -> list[Change]:
     status_after = "active" if conn.active else "inactive"
-    after = connection_view(owner=conn.owner, active=conn.active, status=status_after,
-                            credentials=list(conn.credentials), settings=_settings(conn))
+    after = connection_view(
+        owner=conn.owner,
+        active=conn.active,
+        status=status_after,
+        credentials=list(conn.credentials),
+        settings=_settings(conn),
+    )
     existing = inst.managed_connection if inst else None
-    if inst is None or (existing is None and not inst.connections and inst.managed_by == "manifest"):
-        change = Change(conn.address, Action.CREATE, "connection", conn.organization,
-                        conn.provider, "not in the database", "new", None, after,
-                        changed=("instance", "connection", *[f"credentials.{f}" for f in sorted(conn.credentials)]))
+    if inst is None or (
+        existing is None and not inst.connections and inst.managed_by == "manifest"
+    ):
+        change = Change(
+            conn.address,
+            Action.CREATE,
+            "connection",
+            conn.organization,
+            conn.provider,
+            "not in the database",
+            "new",
+            None,
+            after,
+            changed=(
+                "instance",
+                "connection",
+                *[f"credentials.{f}" for f in sorted(conn.credentials)],
+            ),
+        )
         return [change, *_plan_resources(conn, inst, force_create=True)]
     if existing is None:
         if not conn.adopt:
-            diags.add(conn.file, conn.line,
-                      f"{conn.address} already exists and is not managed by a manifest "
-                      f"(connections: {', '.join(c.user_email for c in inst.connections) or 'none'}); "
-                      "add 'adopt: true' to this connection to take it over, or remove it from "
-                      "the manifest")
+            diags.add(
+                conn.file,
+                conn.line,
+                f"{conn.address} already exists and is not managed by a manifest "
+                f"(connections: {', '.join(c.user_email for c in inst.connections) or 'none'}); "
+                "add 'adopt: true' to this connection to take it over, or remove it from "
+                "the manifest",
+            )
             return []
-        before = {"managed_by": inst.managed_by, "status": inst.status,
-                  "owners": [c.user_email for c in inst.connections]}
-        change = Change(conn.address, Action.ADOPT, "connection", conn.organization,
-                        conn.provider, "exists unmanaged; the manifest says adopt: true", "adopt",
-                        before, after,
-                        changed=("managed_by", *[f"credentials.{f}" for f in sorted(conn.credentials)]))
+        before = {
+            "managed_by": inst.managed_by,
+            "status": inst.status,
+            "owners": [c.user_email for c in inst.connections],
+        }
+        change = Change(
+            conn.address,
+            Action.ADOPT,
+            "connection",
+            conn.organization,
+            conn.provider,
+            "exists unmanaged; the manifest says adopt: true",
+            "adopt",
+            before,
+            after,
+            changed=("managed_by", *[f"credentials.{f}" for f in sorted(conn.credentials)]),
+        )
         return [change, *_plan_resources(conn, inst, force_create=False)]
 
-    before = connection_view(owner=existing.user_email, active=inst.status != "inactive",
-                             status=inst.status, credentials=list(existing.credentials),
-                             settings={"deletion_policy": existing.deletion_policy,
-                                       "prevent_destroy": existing.prevent_destroy})
+    before = connection_view(
+        owner=existing.user_email,
+        active=inst.status != "inactive",
+        status=inst.status,
+        credentials=list(existing.credentials),
+        settings={
+            "deletion_policy": existing.deletion_policy,
+            "prevent_destroy": existing.prevent_destroy,
+        },
+    )
     changed: list[str] = []
     reasons: list[str] = []
     codes: list[str] = []
@@ -278,8 +338,11 @@ def _plan_connection(
         changed.append("owner")
         reasons.append(f"owner changes from {existing.user_email} to {conn.owner}")
         codes.append("owner_changed")
-    cred_changes = _credential_changes(conn, existing, fingerprints) if "owner" not in changed else [
-        f"credentials.{f}" for f in sorted(conn.credentials)]
+    cred_changes = (
+        _credential_changes(conn, existing, fingerprints)
+        if "owner" not in changed
+        else [f"credentials.{f}" for f in sorted(conn.credentials)]
+    )
     if cred_changes and "owner" not in changed and not existing.credentials:
         # a failed first connection kept no credentials: the next apply retries it
         changed.extend(cred_changes)
@@ -297,15 +360,29 @@ def _plan_connection(
         changed.append("active")
         reasons.append("reactivated" if conn.active else "deactivated")
         codes.append("reactivated" if conn.active else "deactivated")
-    if (existing.deletion_policy, existing.prevent_destroy) != (conn.deletion_policy, conn.prevent_destroy):
+    if (existing.deletion_policy, existing.prevent_destroy) != (
+        conn.deletion_policy,
+        conn.prevent_destroy,
+    ):
         changed.append("settings")
         reasons.append("deletion settings changed")
         codes.append("settings_changed")
     out: list[Change] = []
     if changed:
-        out.append(Change(conn.address, Action.UPDATE, "connection", conn.organization,
-                          conn.provider, "; ".join(reasons), codes[0], before, after,
-                          changed=tuple(changed)))
+        out.append(
+            Change(
+                conn.address,
+                Action.UPDATE,
+                "connection",
+                conn.organization,
+                conn.provider,
+                "; ".join(reasons),
+                codes[0],
+                before,
+                after,
+                changed=tuple(changed),
+            )
+        )
     out.extend(_plan_resources(conn, inst, force_create=False))
     return out
 
@@ -313,9 +390,11 @@ def _plan_connection(
 def _plan_resources(
     conn: DesiredConnection, inst: ObservedInstance | None, *, force_create: bool
 ) -> list[Change]:
-    have = {} if (inst is None or force_create) else {
-        (r.kind, r.identity): r for r in inst.resources if r.managed_by == "manifest"
-    }
+    have = (
+        {}
+        if (inst is None or force_create)
+        else {(r.kind, r.identity): r for r in inst.resources if r.managed_by == "manifest"}
+    )
     want = {(r.kind, r.identity): r for r in conn.resources}
     out: list[Change] = []
     for key in sorted(set(want) | set(have)):
@@ -323,13 +402,39 @@ def _plan_resources(
         addr = resource_address(conn.address, kind, ident)
         w, h = want.get(key), have.get(key)
         if w is not None and h is None:
-            out.append(Change(addr, Action.CREATE, "resource", conn.organization, conn.provider,
-                              "not in the database", "new", None, _resource_view(w.spec, w.is_default),
-                              ("spec",), kind, ident))
+            out.append(
+                Change(
+                    addr,
+                    Action.CREATE,
+                    "resource",
+                    conn.organization,
+                    conn.provider,
+                    "not in the database",
+                    "new",
+                    None,
+                    _resource_view(w.spec, w.is_default),
+                    ("spec",),
+                    kind,
+                    ident,
+                )
+            )
         elif w is None and h is not None:
-            out.append(Change(addr, Action.DELETE, "resource", conn.organization, conn.provider,
-                              "no longer in the manifest", "removed",
-                              _resource_view(h.spec, h.is_default), None, ("spec",), kind, ident))
+            out.append(
+                Change(
+                    addr,
+                    Action.DELETE,
+                    "resource",
+                    conn.organization,
+                    conn.provider,
+                    "no longer in the manifest",
+                    "removed",
+                    _resource_view(h.spec, h.is_default),
+                    None,
+                    ("spec",),
+                    kind,
+                    ident,
+                )
+            )
         elif w is not None and h is not None:
             changed = []
             if _bare(w.spec) != _bare(h.spec):
@@ -337,14 +442,29 @@ def _plan_resources(
             if w.is_default != h.is_default:
                 changed.append("default")
             if changed:
-                reason = (f"becomes the default {kind}" if w.is_default and "default" in changed
-                          else f"is no longer the default {kind}" if "default" in changed and changed == ["default"]
-                          else "fields changed")
-                out.append(Change(addr, Action.UPDATE, "resource", conn.organization,
-                                  conn.provider, reason,
-                                  "default_changed" if changed == ["default"] else "spec_changed",
-                                  _resource_view(h.spec, h.is_default),
-                                  _resource_view(w.spec, w.is_default), tuple(changed), kind, ident))
+                reason = (
+                    f"becomes the default {kind}"
+                    if w.is_default and "default" in changed
+                    else f"is no longer the default {kind}"
+                    if "default" in changed and changed == ["default"]
+                    else "fields changed"
+                )
+                out.append(
+                    Change(
+                        addr,
+                        Action.UPDATE,
+                        "resource",
+                        conn.organization,
+                        conn.provider,
+                        reason,
+                        "default_changed" if changed == ["default"] else "spec_changed",
+                        _resource_view(h.spec, h.is_default),
+                        _resource_view(w.spec, w.is_default),
+                        tuple(changed),
+                        kind,
+                        ident,
+                    )
+                )
     return out
 
 
@@ -359,7 +479,9 @@ def _bare(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 def _resource_view(spec: Mapping[str, Any], is_default: bool) -> dict[str, Any]:
     """A resource as a plan shows it: its fields, and ``default`` where the kind has one."""
-    return {**_bare(spec), "default": is_default} if "default" in spec or is_default else _bare(spec)
+    return (
+        {**_bare(spec), "default": is_default} if "default" in spec or is_default else _bare(spec)
+    )
 
 
 def _plan_teardown(
@@ -372,36 +494,78 @@ def _plan_teardown(
 ) -> list[Change]:
     conn = inst.managed_connection
     assert conn is not None
-    before = connection_view(owner=conn.user_email, active=inst.status != "inactive",
-                             status=inst.status, credentials=list(conn.credentials),
-                             settings={"deletion_policy": conn.deletion_policy,
-                                       "prevent_destroy": conn.prevent_destroy})
+    before = connection_view(
+        owner=conn.user_email,
+        active=inst.status != "inactive",
+        status=inst.status,
+        credentials=list(conn.credentials),
+        settings={"deletion_policy": conn.deletion_policy, "prevent_destroy": conn.prevent_destroy},
+    )
     if conn.deletion_policy == "orphan":
-        return [Change(inst.address, Action.ORPHAN, "connection", inst.organization, inst.provider,
-                       "no longer in the manifest; deletionPolicy orphan keeps its data",
-                       "orphaned", before, None, ("managed_by",))]
+        return [
+            Change(
+                inst.address,
+                Action.ORPHAN,
+                "connection",
+                inst.organization,
+                inst.provider,
+                "no longer in the manifest; deletionPolicy orphan keeps its data",
+                "orphaned",
+                before,
+                None,
+                ("managed_by",),
+            )
+        ]
     if conn.prevent_destroy:
-        diags.add(org.file, org.line,
-                  f"{inst.address} has preventDestroy: true and would be deleted; put it back in "
-                  "the manifest, or apply it once with preventDestroy: false before removing it")
+        diags.add(
+            org.file,
+            org.line,
+            f"{inst.address} has preventDestroy: true and would be deleted; put it back in "
+            "the manifest, or apply it once with preventDestroy: false before removing it",
+        )
         return []
     for other, oinst in present.items():
         p = catalog.providers.get(other)
         staying = other in wanted or (oinst.managed_connection is None and oinst.connections)
         if p and inst.provider in p.depends_on and staying:
-            diags.add(org.file, org.line,
-                      f"{inst.address} cannot be torn down while {org.name}/{other}, which "
-                      f"depends on it, remains; remove {other} too or keep {inst.provider}")
-    out = [Change(inst.address, Action.DELETE, "connection", inst.organization, inst.provider,
-                  "no longer in the manifest", "removed", before, None,
-                  ("instance", "connection", *[f"credentials.{f}" for f in sorted(conn.credentials)]))]
+            diags.add(
+                org.file,
+                org.line,
+                f"{inst.address} cannot be torn down while {org.name}/{other}, which "
+                f"depends on it, remains; remove {other} too or keep {inst.provider}",
+            )
+    out = [
+        Change(
+            inst.address,
+            Action.DELETE,
+            "connection",
+            inst.organization,
+            inst.provider,
+            "no longer in the manifest",
+            "removed",
+            before,
+            None,
+            ("instance", "connection", *[f"credentials.{f}" for f in sorted(conn.credentials)]),
+        )
+    ]
     for r in inst.resources:
         if r.managed_by == "manifest":
-            out.append(Change(resource_address(inst.address, r.kind, r.identity), Action.DELETE, "resource",
-                              inst.organization, inst.provider,
-                              "its connection is torn down", "parent_removed",
-                              _resource_view(r.spec, r.is_default), None, ("spec",),
-                              r.kind, r.identity))
+            out.append(
+                Change(
+                    resource_address(inst.address, r.kind, r.identity),
+                    Action.DELETE,
+                    "resource",
+                    inst.organization,
+                    inst.provider,
+                    "its connection is torn down",
+                    "parent_removed",
+                    _resource_view(r.spec, r.is_default),
+                    None,
+                    ("spec",),
+                    r.kind,
+                    r.identity,
+                )
+            )
     return out
 
 
@@ -415,8 +579,23 @@ def _drift_notes(
         return []
     h = existing.last_health
     since = (h.failing_since or h.checked_at).isoformat(timespec="seconds")
-    return [Note(inst.address, "unhealthy",
-                 f"{inst.address} is unhealthy: {h.message} (failing since {since})", since)]
+    return [
+        Note(
+            inst.address,
+            "unhealthy",
+            f"{inst.address} is unhealthy: {h.message} (failing since {since})",
+            since,
+        )
+    ]
 
 
-__all__ = ["SENSITIVE", "Action", "Change", "Fingerprints", "Note", "Plan", "connection_view", "plan"]
+__all__ = [
+    "SENSITIVE",
+    "Action",
+    "Change",
+    "Fingerprints",
+    "Note",
+    "Plan",
+    "connection_view",
+    "plan",
+]

@@ -66,7 +66,7 @@ def _attribute_lines(change: Change, indent: str) -> list[str]:
             lines.append(f"{indent}+ {name} = {_show(a)}")
         elif key not in after:
             lines.append(f"{indent}- {name} = {_show(b)}")
-        elif a != b or key.startswith("credentials.") and key in change.changed:
+        elif a != b or (key.startswith("credentials.") and key in change.changed):
             note = "  (value changed)" if key in change.changed and a == b else ""
             lines.append(f"{indent}~ {name} = {_show(b)} -> {_show(a)}{note}")
     return lines
@@ -79,8 +79,10 @@ def _show(v: Any) -> str:
 def render_text(plan: Plan, *, overrides: dict[str, str] | None = None) -> str:
     out: list[str] = []
     for provider, url in sorted((overrides or {}).items()):
-        out.append(f"Note: {provider} health checks go to {url} (RECONCILER_BASE_URL_"
-                   f"{provider.upper()} is set).")
+        out.append(
+            f"Note: {provider} health checks go to {url} (RECONCILER_BASE_URL_"
+            f"{provider.upper()} is set)."
+        )
     for n in plan.notes:
         out.append(f"Note: {n.message}")
     if out:
@@ -114,7 +116,9 @@ def plan_to_json(plan: Plan, **extra: Any) -> dict[str, Any]:
 
 
 def render_json(plan: Plan, **extra: Any) -> str:
-    return json.dumps(plan_to_json(plan, **extra), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    return (
+        json.dumps(plan_to_json(plan, **extra), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    )
 
 
 def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
@@ -124,10 +128,14 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     listing and a closing line says how many changes were left out.
     """
     head: list[str] = ["## Reconciler plan", ""]
-    warnings = [f"- :warning: **{c.address}** will be destroyed ({c.reason})"
-                for c in plan.deletions()]
-    warnings += [f"- :warning: {n.message}" for n in plan.notes
-                 if n.kind in ("unmanaged", "unhealthy", "empty_manifest")]
+    warnings = [
+        f"- :warning: **{c.address}** will be destroyed ({c.reason})" for c in plan.deletions()
+    ]
+    warnings += [
+        f"- :warning: {n.message}"
+        for n in plan.notes
+        if n.kind in ("unmanaged", "unhealthy", "empty_manifest")
+    ]
     if warnings:
         head += ["### Warnings", "", *warnings, ""]
     head.append(f"**{summary_line(plan)}**")
@@ -136,17 +144,22 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     for c in plan.changes:
         by_org[c.organization].append(c)
     if by_org:
-        head += ["| organization | create | update | delete | adopt | orphan |",
-                 "|---|---:|---:|---:|---:|---:|"]
+        head += [
+            "| organization | create | update | delete | adopt | orphan |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
         for org, cs in sorted(by_org.items()):
             n = {a: sum(1 for c in cs if c.action is a) for a in Action}
-            head.append(f"| {org} | {n[Action.CREATE]} | {n[Action.UPDATE]} | {n[Action.DELETE]} "
-                        f"| {n[Action.ADOPT]} | {n[Action.ORPHAN]} |")
+            head.append(
+                f"| {org} | {n[Action.CREATE]} | {n[Action.UPDATE]} | {n[Action.DELETE]} "
+                f"| {n[Action.ADOPT]} | {n[Action.ORPHAN]} |"
+            )
         head.append("")
     body: list[tuple[list[str], int]] = []  # (lines, number of changes they show)
     for org, cs in sorted(by_org.items()):
-        body.append(([f"<details><summary><b>{org}</b>: {len(cs)} change(s)</summary>", "",
-                      "```diff"], 0))
+        body.append(
+            ([f"<details><summary><b>{org}</b>: {len(cs)} change(s)</summary>", "", "```diff"], 0)
+        )
         for c in cs:
             lines = [f"{c.action.symbol} {c.address}  # {c.reason}"]
             lines += [ln.replace("      ", "    ", 1) for ln in _attribute_lines(c, "  ")]
@@ -170,6 +183,8 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     if shown < total:
         if in_block:
             text += "```\n\n</details>\n"
-        text += (f"\n_{total - shown} more change(s) not shown: the plan is too long for a "
-                 "comment. Run `reconciler plan` to see all of it._\n")
+        text += (
+            f"\n_{total - shown} more change(s) not shown: the plan is too long for a "
+            "comment. Run `reconciler plan` to see all of it._\n"
+        )
     return text

@@ -42,8 +42,26 @@ def database_exists(url: str) -> bool:
     return path is None or path.exists()
 
 
+_ENGINES: dict[str, Engine] = {}
+
+
 def make_engine(url: str) -> Engine:
-    """An engine that never shows bound parameters in errors or logs (they may be ciphertexts)."""
+    """An engine that never shows bound parameters in errors or logs (they may be ciphertexts).
+
+    One engine per URL per command; ``dispose_all`` closes their connections when it ends.
+    """
+    if url not in _ENGINES:
+        _ENGINES[url] = _new_engine(url)
+    return _ENGINES[url]
+
+
+def dispose_all() -> None:
+    while _ENGINES:
+        _, engine = _ENGINES.popitem()
+        engine.dispose()
+
+
+def _new_engine(url: str) -> Engine:
     try:
         norm = _normalize(url)
         u = make_url(norm)

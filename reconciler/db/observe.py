@@ -62,7 +62,9 @@ def observe_in(s: Session, organizations: Collection[str] | None = None) -> Obse
     resources: dict[int, list[ObservedResource]] = defaultdict(list)
     for r in s.scalars(rq.order_by(Resource.kind, Resource.identity)):
         resources[r.instance_id].append(
-            ObservedResource(r.id, r.kind, r.identity, json.loads(r.spec), r.is_default, r.managed_by)
+            ObservedResource(
+                r.id, r.kind, r.identity, json.loads(r.spec), r.is_default, r.managed_by
+            )
         )
     by_instance: dict[int, list[ObservedConnection]] = defaultdict(list)
     for c in sorted(connections, key=lambda c: (c.instance_id, c.user_email)):
@@ -104,9 +106,11 @@ def _last_health(s: Session, conn_ids: list[int] | None) -> dict[int, ObservedHe
     last_id = select(Health.connection_id, func.max(Health.id).label("last")).group_by(
         Health.connection_id
     )
-    last_ok = select(
-        Health.connection_id, func.max(Health.id).label("ok")
-    ).where(Health.status == "healthy").group_by(Health.connection_id)
+    last_ok = (
+        select(Health.connection_id, func.max(Health.id).label("ok"))
+        .where(Health.status == "healthy")
+        .group_by(Health.connection_id)
+    )
     if conn_ids is not None:
         last_id = last_id.where(Health.connection_id.in_(conn_ids))
         last_ok = last_ok.where(Health.connection_id.in_(conn_ids))

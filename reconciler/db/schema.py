@@ -33,13 +33,17 @@ class Instance(Base):
     """An organization's activation of a provider."""
 
     __tablename__ = "integration_instances"
-    __table_args__ = (UniqueConstraint("organization", "provider", name="uq_instance_org_provider"),)
+    __table_args__ = (
+        UniqueConstraint("organization", "provider", name="uq_instance_org_provider"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     organization: Mapped[str] = mapped_column(String(128), index=True)
     provider: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))  # active | inactive | error
-    managed_by: Mapped[str] = mapped_column(String(32), default="manifest")  # manifest | ui | orphaned
+    managed_by: Mapped[str] = mapped_column(
+        String(32), default="manifest"
+    )  # manifest | ui | orphaned
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -145,7 +149,7 @@ class AuditEntry(Base):
 
 
 class StateMeta(Base):
-    """The identity of the state: a lineage fixed per database and a serial bumped on every write."""
+    """The identity of the state: a lineage fixed per database, a serial bumped per write."""
 
     __tablename__ = "reconciler_state"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from reconciler.db.schema import AuditEntry, Connection, Credential, Health, Instance, Resource
@@ -17,8 +17,7 @@ SPEC_MESSAGES = {
 
 
 def session(env: Env) -> Session:
-    url = env.vars["RECONCILER_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
-    return Session(create_engine(url))
+    return env.session()
 
 
 def test_plan_apply_plan_round_trip(env: Env) -> None:
@@ -59,10 +58,16 @@ def test_apply_writes_the_six_tables(env: Env) -> None:
         assert len(creds) == 9
         assert all(c.field == "api_key" and c.key_id == "k1" for c in creds)
         kinds = {r.kind for r in s.scalars(select(Resource))}
-        assert kinds == {"sender_emails", "phone_numbers", "webhook_endpoints", "model",
-                         "usage_monitoring"}
-        defaults = s.scalars(select(Resource).where(Resource.kind == "sender_emails",
-                                                    Resource.is_default.is_(True))).all()
+        assert kinds == {
+            "sender_emails",
+            "phone_numbers",
+            "webhook_endpoints",
+            "model",
+            "usage_monitoring",
+        }
+        defaults = s.scalars(
+            select(Resource).where(Resource.kind == "sender_emails", Resource.is_default.is_(True))
+        ).all()
         assert len(defaults) == 2  # one per organization
         health = list(s.scalars(select(Health)))
         assert len(health) == 8  # mapbox is inactive: not checked
@@ -75,15 +80,27 @@ def test_apply_writes_the_six_tables(env: Env) -> None:
 
 
 def test_no_secret_anywhere(env: Env) -> None:
-    outputs = [env.run("plan"), env.run("plan", "--format", "json"),
-               env.run("plan", "--format", "markdown"), env.run("--verbose", "apply"),
-               env.run("status"), env.run("audit"), env.run("--verbose", "health")]
+    outputs = [
+        env.run("plan"),
+        env.run("plan", "--format", "json"),
+        env.run("plan", "--format", "markdown"),
+        env.run("--verbose", "apply"),
+        env.run("status"),
+        env.run("audit"),
+        env.run("--verbose", "health"),
+    ]
     for r in outputs:
         assert_no_canary(r.output)
     with session(env) as s:
         dump = []
-        for table in ("integration_instances", "integration_connections", "integration_credentials",
-                      "integration_resources", "integration_health", "integration_audit_log"):
+        for table in (
+            "integration_instances",
+            "integration_connections",
+            "integration_credentials",
+            "integration_resources",
+            "integration_health",
+            "integration_audit_log",
+        ):
             dump += [repr(tuple(row)) for row in s.execute(text(f"SELECT * FROM {table}"))]
     assert_no_canary("\n".join(dump), "database rows")
     url = env.vars["RECONCILER_DATABASE_URL"]
@@ -97,28 +114,41 @@ def test_rejected_key_leaves_no_credential_then_fixing_connects(env: Env) -> Non
     assert r.exit_code == 1
     assert SPEC_MESSAGES["invalid_credentials"] in r.output
     with session(env) as s:
-        inst = s.scalar(select(Instance).where(Instance.organization == "acme",
-                                               Instance.provider == "stripe"))
+        inst = s.scalar(
+            select(Instance).where(Instance.organization == "acme", Instance.provider == "stripe")
+        )
         assert inst is not None and inst.status == "error"
         conn = s.scalar(select(Connection).where(Connection.instance_id == inst.id))
         assert conn is not None and conn.status == "error"
-        assert s.scalar(select(func.count()).select_from(Credential)
-                        .where(Credential.connection_id == conn.id)) == 0
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(Credential)
+                .where(Credential.connection_id == conn.id)
+            )
+            == 0
+        )
         h = s.scalars(select(Health).where(Health.instance_id == inst.id)).one()
         assert (h.status, h.failure_type, h.message) == (
-            "unhealthy", "invalid_credentials", SPEC_MESSAGES["invalid_credentials"])
+            "unhealthy",
+            "invalid_credentials",
+            SPEC_MESSAGES["invalid_credentials"],
+        )
         assert s.scalar(select(AuditEntry).where(AuditEntry.action == "connection.create_failed"))
         # the other connections went ahead
-        assert s.scalar(select(func.count()).select_from(Instance)
-                        .where(Instance.status == "active")) == 7
+        assert (
+            s.scalar(select(func.count()).select_from(Instance).where(Instance.status == "active"))
+            == 7
+        )
     r = env.run("plan")
     assert "~ acme/stripe" in r.stdout and "retry" in r.stdout
     env.vars["ACME_STRIPE_SECRET_KEY"] = CANARIES["ACME_STRIPE_SECRET_KEY"]
     r = env.run("apply")
     assert r.exit_code == 0, r.output
     with session(env) as s:
-        inst = s.scalar(select(Instance).where(Instance.organization == "acme",
-                                               Instance.provider == "stripe"))
+        inst = s.scalar(
+            select(Instance).where(Instance.organization == "acme", Instance.provider == "stripe")
+        )
         assert inst is not None and inst.status == "active"
         assert s.scalar(select(func.count()).select_from(Credential)) == 9
 
@@ -131,15 +161,21 @@ def test_rate_limited_and_outage_messages(env: Env) -> None:
     assert "Connection test was rate limited. Please wait a moment." in r.output
     assert "Could not reach Geoapify. The service may be temporarily unavailable." in r.output
     with session(env) as s:
-        types = {h.failure_type for h in s.scalars(select(Health).where(Health.status == "unhealthy"))}
+        types = {
+            h.failure_type for h in s.scalars(select(Health).where(Health.status == "unhealthy"))
+        }
         assert types == {"rate_limited", "unreachable"}
 
 
 def test_changed_secret_is_an_update_and_reencrypts(env: Env) -> None:
     assert env.run("apply").exit_code == 0
     with session(env) as s:
-        before = s.scalar(select(Credential.ciphertext).join(Connection).join(Instance).where(
-            Instance.organization == "acme", Instance.provider == "stripe"))
+        before = s.scalar(
+            select(Credential.ciphertext)
+            .join(Connection)
+            .join(Instance)
+            .where(Instance.organization == "acme", Instance.provider == "stripe")
+        )
     env.vars["ACME_STRIPE_SECRET_KEY"] = "sk_test_CANARYrotated-0000"
     r = env.run("plan", "--format", "json")
     doc = json.loads(r.stdout)
@@ -147,8 +183,12 @@ def test_changed_secret_is_an_update_and_reencrypts(env: Env) -> None:
     assert doc["summary"]["update"] == 1
     assert env.run("apply").exit_code == 0
     with session(env) as s:
-        after = s.scalar(select(Credential.ciphertext).join(Connection).join(Instance).where(
-            Instance.organization == "acme", Instance.provider == "stripe"))
+        after = s.scalar(
+            select(Credential.ciphertext)
+            .join(Connection)
+            .join(Instance)
+            .where(Instance.organization == "acme", Instance.provider == "stripe")
+        )
         assert after != before
         assert s.scalar(select(AuditEntry).where(AuditEntry.action == "connection.update"))
 
@@ -156,22 +196,28 @@ def test_changed_secret_is_an_update_and_reencrypts(env: Env) -> None:
 def test_failed_rotation_keeps_the_working_credential(env: Env) -> None:
     assert env.run("apply").exit_code == 0
     with session(env) as s:
-        before = s.scalar(select(Credential.ciphertext).join(Connection).join(Instance).where(
-            Instance.organization == "acme", Instance.provider == "stripe"))
+        before = s.scalar(
+            select(Credential.ciphertext)
+            .join(Connection)
+            .join(Instance)
+            .where(Instance.organization == "acme", Instance.provider == "stripe")
+        )
     env.vars["ACME_STRIPE_SECRET_KEY"] = "sk_test_invalid_rotation"
     r = env.run("apply")
     assert r.exit_code == 1
     assert SPEC_MESSAGES["invalid_credentials"] in r.output
     with session(env) as s:
-        inst = s.scalar(select(Instance).where(Instance.organization == "acme",
-                                               Instance.provider == "stripe"))
+        inst = s.scalar(
+            select(Instance).where(Instance.organization == "acme", Instance.provider == "stripe")
+        )
         assert inst is not None and inst.status == "active"
         conn = s.scalar(select(Connection).where(Connection.instance_id == inst.id))
         assert conn is not None and conn.status == "connected"
         after = s.scalar(select(Credential.ciphertext).where(Credential.connection_id == conn.id))
         assert after == before
-        last = s.scalars(select(Health).where(Health.instance_id == inst.id)
-                         .order_by(Health.id.desc())).first()
+        last = s.scalars(
+            select(Health).where(Health.instance_id == inst.id).order_by(Health.id.desc())
+        ).first()
         assert last is not None and last.failure_type == "invalid_credentials"
 
 
@@ -187,10 +233,23 @@ def test_removed_connection_is_torn_down_with_audit(env: Env) -> None:
     r = env.run("apply")
     assert r.exit_code == 0, r.output
     with session(env) as s:
-        assert s.scalar(select(Instance).where(Instance.organization == "globex",
-                                               Instance.provider == "postmark")) is None
-        assert s.scalar(select(func.count()).select_from(Resource).join(Instance).where(
-            Instance.organization == "globex")) == 0
+        assert (
+            s.scalar(
+                select(Instance).where(
+                    Instance.organization == "globex", Instance.provider == "postmark"
+                )
+            )
+            is None
+        )
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(Resource)
+                .join(Instance)
+                .where(Instance.organization == "globex")
+            )
+            == 0
+        )
         actions = {(a.action, a.target) for a in s.scalars(select(AuditEntry))}
         assert ("connection.delete", "globex/postmark") in actions
         assert ("resource.delete", "globex/postmark/sender_emails/hello@globex.example") in actions
