@@ -14,6 +14,8 @@ bring to the desired state:
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,8 +30,10 @@ from reconciler.core.catalog import Catalog
 from reconciler.core.desired import Desired, DesiredConnection
 from reconciler.core.plan import Action, Change, Plan
 from reconciler.core.secret import Secret
-from reconciler.core.state import Observed
+from reconciler.core.state import Observed, ObservedInstance
 from reconciler.crypto import CredentialAddress, KeyRing
+from reconciler.db.locking import lock_organization
+from reconciler.db.observe import observe_in
 from reconciler.db.schema import Connection, Credential, Health, Instance, Resource
 from reconciler.health import CheckRequest, CheckResult, RetryPolicy, base_url_for, run_checks
 
@@ -43,6 +47,7 @@ class ApplyOptions:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     environ: Mapping[str, str] = field(default_factory=dict)
     on_check: Callable[[CheckResult], None] | None = None
+    lock_timeout: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -252,7 +257,10 @@ class Applier:
 
     # -- phase 2 and 3: writes -------------------------------------------------------------
 
-    def apply(self, plan: Plan) -> ApplyReport:
+    def apply(self, plan: Plan, observed: Observed) -> ApplyReport:
+        """Carry out ``plan``, computed from ``observed``. Each organization is written under
+        its lock, and only if its state is still what the plan saw."""
+        self.observed = observed
         results, blocked, envelopes = self.run_checks(plan)
         by_org: dict[str, list[Change]] = defaultdict(list)
         for ch in plan.changes:
@@ -260,6 +268,28 @@ class Applier:
         for org, changes in sorted(by_org.items()):
             self._apply_organization(org, changes, results, blocked, envelopes)
         return self.report
+
+    @property
+    def holder(self) -> str:
+        return f"{self.options.actor} on {socket.gethostname()} pid {os.getpid()}"
+
+    def _begin_organization(self, s: Session, org: str, changes: list[Change]) -> bool:
+        """Lock the organization, then check its state is still what the plan saw."""
+        lock_organization(s, org, timeout=self.options.lock_timeout, holder=self.holder)
+        now = observe_in(s, [org])
+        if _signature(now.of(org)) == _signature(self.observed.of(org)):
+            return True
+        for ch in changes:
+            self.report.outcomes.append(
+                Outcome(
+                    ch.address,
+                    ch.action.value,
+                    "failed",
+                    f"{org} changed in the database while this apply ran (another apply?); "
+                    "nothing was written for it. Run plan and apply again.",
+                )
+            )
+        return False
 
     def _writer(self, s: Session) -> AuditWriter:
         return AuditWriter(
@@ -295,6 +325,8 @@ class Applier:
         )
         failed_here = False
         with Session(self.engine) as s, s.begin():
+            if not self._begin_organization(s, org, changes):
+                return
             w = self._writer(s)
             failed_connections: set[str] = set()
             for ch in upserts:
@@ -330,6 +362,7 @@ class Applier:
                 )
             return
         with Session(self.engine) as s, s.begin():
+            lock_organization(s, org, timeout=self.options.lock_timeout, holder=self.holder)
             w = self._writer(s)
             for ch in teardown:
                 if ch.kind == "connection":
@@ -590,3 +623,35 @@ class Applier:
             {"reason": ch.reason, "changed": list(ch.changed)},
         )
         self.report.outcomes.append(Outcome(ch.address, ch.action.value, f"{verb}d", ch.reason))
+
+
+def _signature(instances: list[ObservedInstance]) -> list[tuple[object, ...]]:
+    """What a plan depends on in an organization's state (health history excluded)."""
+    return [
+        (
+            i.provider,
+            i.managed_by,
+            i.status == "inactive",
+            tuple(
+                (
+                    c.user_email,
+                    c.managed_by,
+                    c.deletion_policy,
+                    c.prevent_destroy,
+                    tuple(sorted((f, x.fingerprint, x.key_id) for f, x in c.credentials.items())),
+                )
+                for c in i.connections
+            ),
+            tuple(
+                (
+                    r.kind,
+                    r.identity,
+                    tuple(sorted(r.spec.items(), key=str)),
+                    r.is_default,
+                    r.managed_by,
+                )
+                for r in i.resources
+            ),
+        )
+        for i in instances
+    ]

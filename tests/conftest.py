@@ -152,6 +152,8 @@ def env(
         "RECONCILER_ENCRYPTION_KEYS": generate_entry("k1"),
         "RECONCILER_DATABASE_URL": db_url,
         "RECONCILER_ACTOR": "ci-bot",
+        "RECONCILER_CHECK_DEADLINE": "5",
+        "RECONCILER_CHECK_MAX_RATE_LIMIT_WAIT": "1.5",
         **sim.env(),
         **CANARIES,
     }

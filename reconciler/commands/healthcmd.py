@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from reconciler.audit import AuditWriter
 from reconciler.commands.auditcmd import _session
-from reconciler.commands.inputs import Selection, keyring
+from reconciler.commands.inputs import Selection, keyring, policy_from_env
 from reconciler.core.catalog import load_catalog
 from reconciler.core.secret import Secret
 from reconciler.crypto import CredentialAddress
@@ -72,7 +72,9 @@ def run_health(
                     base,
                 )
             )
-    results = run_checks(requests, parallelism=parallelism, on_result=on_check)
+    results = run_checks(
+        requests, parallelism=parallelism, policy=policy_from_env(environ), on_result=on_check
+    )
     return _record(environ, ring, actor, results)
 
 

@@ -21,6 +21,7 @@ from reconciler.core.state import Observed
 from reconciler.crypto import KeyRing
 from reconciler.db.engine import database_exists, database_url, make_engine
 from reconciler.db.observe import observe
+from reconciler.health import RetryPolicy
 
 
 @dataclass
@@ -137,3 +138,30 @@ def open_database(environ: Mapping[str, str] | None = None) -> tuple[Engine | No
 
 def keyring(environ: Mapping[str, str] | None = None) -> KeyRing:
     return KeyRing.from_env(os.environ if environ is None else environ)
+
+
+def policy_from_env(environ: Mapping[str, str]) -> RetryPolicy:
+    """Health-check time limits; ``RECONCILER_CHECK_DEADLINE`` (seconds per check, default 30)
+    and ``RECONCILER_CHECK_MAX_RATE_LIMIT_WAIT`` (total wait on 429s, default 20)."""
+
+    def number(name: str, default: float) -> float:
+        raw = environ.get(name)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise InputError(f"{name} must be a number of seconds, e.g. {default:g}") from None
+        if value <= 0:
+            raise InputError(f"{name} must be more than 0 seconds")
+        return value
+
+    deadline = number("RECONCILER_CHECK_DEADLINE", 30.0)
+    total = number("RECONCILER_CHECK_MAX_RATE_LIMIT_WAIT", 20.0)
+    return RetryPolicy(
+        deadline=deadline,
+        max_total_rate_limit_wait=min(total, deadline),
+        max_rate_limit_wait=min(10.0, total),
+        read_timeout=min(10.0, deadline),
+        connect_timeout=min(5.0, deadline),
+    )

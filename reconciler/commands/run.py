@@ -6,7 +6,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.apply import Applier, ApplyOptions, ApplyReport, fingerprints_for
-from reconciler.commands.inputs import Inputs, Selection, keyring, load_inputs, open_database
+from reconciler.commands.inputs import (
+    Inputs,
+    Selection,
+    keyring,
+    load_inputs,
+    open_database,
+    policy_from_env,
+)
 from reconciler.core.plan import Plan, plan
 from reconciler.core.state import Observed
 from reconciler.crypto import KeyRing
@@ -67,11 +74,13 @@ def run_apply(
         parallelism=parallelism,
         environ=environ,
         on_check=on_check,
+        lock_timeout=lock_timeout,
+        policy=policy_from_env(environ),
     )
     applier = Applier(
         engine, planned.inputs.catalog, planned.inputs.desired, planned.keyring, options
     )
-    return applier.apply(planned.plan)
+    return applier.apply(planned.plan, planned.observed)
 
 
 def replan_after_schema(planned: Planned, environ: Mapping[str, str]) -> Planned:

@@ -1,0 +1,147 @@
+"""A synthetic fleet for the benchmarks: N organizations, each with all seven providers.
+
+Every organization gets one manifest file (how fleets keep them in git), two members, the seven
+connections (all active, so every one is health-checked) and the resources its providers have:
+a Stripe webhook, two Postmark sender emails, a Quo phone number and Anthropic's model and usage
+settings. Secrets are references to per-organization environment variables whose values the
+simulator answers as good keys; none contains a word the simulator reads as a failure
+(``invalid``, ``ratelimit`` ...), so no check is retried or refused.
+
+Usage::
+
+    fleet = generate_fleet(Path("/tmp/fleet"), 1000)
+    env = {**os.environ, **fleet.secrets}
+    rotated = fleet.rotate(0.1)          # 10% of the secrets with new values
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROVIDERS = ("stripe", "postmark", "quo", "mapbox", "google_maps", "geoapify", "anthropic")
+
+# Key shapes the real providers use; the simulator accepts any value without a failure word.
+KEY_PREFIX = {
+    "stripe": "sk_test_",
+    "postmark": "pm-",
+    "quo": "quo",
+    "mapbox": "pk.",
+    "google_maps": "AIza",
+    "geoapify": "geo",
+    "anthropic": "sk-ant-",
+}
+
+
+@dataclass
+class Fleet:
+    """A generated fleet: its manifest folder and the environment its secrets live in."""
+
+    folder: Path
+    organizations: list[str]
+    secrets: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def connections(self) -> int:
+        return len(self.organizations) * len(PROVIDERS)
+
+    def rotate(self, fraction: float, *, generation: int = 1) -> dict[str, str]:
+        """A copy of the secrets where every ``1/fraction``-th variable has a new value.
+
+        Deterministic, so two runs of the benchmark rotate the same secrets.
+        """
+        step = max(1, round(1 / fraction)) if fraction > 0 else 0
+        out = dict(self.secrets)
+        if step == 0:
+            return out
+        for i, name in enumerate(sorted(out)):
+            if i % step == 0:
+                out[name] = secret_value(name, generation)
+        return out
+
+
+def org_name(i: int) -> str:
+    return f"org{i:05d}"
+
+
+def variable(org: str, provider: str) -> str:
+    return f"{org.upper()}_{provider.upper()}_KEY"
+
+
+def secret_value(var: str, generation: int = 0) -> str:
+    """A stable, unique, simulator-good key for an environment variable (hex only: no words)."""
+    provider = next(p for p in PROVIDERS if var.endswith(f"_{p.upper()}_KEY"))
+    digest = hashlib.sha256(f"{var}:{generation}".encode()).hexdigest()[:32]
+    return KEY_PREFIX[provider] + digest
+
+
+def manifest(org: str) -> str:
+    """The manifest of one organization: seven connections and their resources."""
+    domain = f"{org}.example"
+    owner = f"ops@{domain}"
+
+    def cred(provider: str) -> str:
+        return f'{{api_key: "${{{variable(org, provider)}}}"}}'
+
+    return f"""\
+apiVersion: reconciler/v1
+kind: Organization
+metadata:
+  name: {org}
+spec:
+  members:
+    - user: {owner}
+      permissions: [settings.edit]
+    - user: viewer@{domain}
+      permissions: [settings.view]
+  connections:
+    - provider: stripe
+      owner: {owner}
+      credentials: {cred("stripe")}
+      resources:
+        webhook_endpoints:
+          - url: https://{domain}/hooks/stripe
+            events: [invoice.paid, customer.subscription.deleted]
+    - provider: postmark
+      owner: {owner}
+      credentials: {cred("postmark")}
+      resources:
+        sender_emails:
+          - {{email: billing@{domain}, name: Billing, default: true}}
+          - {{email: support@{domain}, name: Support}}
+    - provider: quo
+      owner: {owner}
+      credentials: {cred("quo")}
+      resources:
+        phone_numbers:
+          - {{number: "+1555555{int(org[3:]) % 10000:04d}", label: Support, default: true}}
+    - provider: mapbox
+      owner: {owner}
+      credentials: {cred("mapbox")}
+    - provider: google_maps
+      owner: {owner}
+      credentials: {cred("google_maps")}
+    - provider: geoapify
+      owner: {owner}
+      credentials: {cred("geoapify")}
+    - provider: anthropic
+      owner: {owner}
+      credentials: {cred("anthropic")}
+      resources:
+        model: claude-sonnet-4-5
+        usage_monitoring: {{monthly_budget_usd: 500, alert_at_percent: 80}}
+"""
+
+
+def generate_fleet(folder: Path, n: int) -> Fleet:
+    """Write N manifests into ``folder`` (created) and return the fleet with its secrets."""
+    folder.mkdir(parents=True, exist_ok=True)
+    orgs = [org_name(i) for i in range(1, n + 1)]
+    secrets: dict[str, str] = {}
+    for org in orgs:
+        (folder / f"{org}.yaml").write_text(manifest(org), encoding="utf-8")
+        for provider in PROVIDERS:
+            var = variable(org, provider)
+            secrets[var] = secret_value(var)
+    return Fleet(folder, orgs, secrets)
