@@ -21,11 +21,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("reconciler")
 
 
-def _configure_logging(verbose: bool) -> None:
+def _configure_logging(verbose: bool, log_file: str | None) -> None:
     level = logging.DEBUG if verbose else logging.WARNING
-    logging.basicConfig(
-        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_reconciler", False):
+            root.removeHandler(h)
+            h.close()
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for h in handlers:
+        h.setFormatter(fmt)
+        h._reconciler = True  # type: ignore[attr-defined]
+        root.addHandler(h)
+    root.setLevel(level)
     logging.getLogger("reconciler").setLevel(level)
     # the HTTP stack logs URLs (some carry a key in the query string) and headers: keep it quiet
     for noisy in ("httpx", "httpcore", "hpack", "sqlalchemy.engine", "urllib3"):
@@ -96,9 +107,16 @@ def with_orgs(fn: F) -> F:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reconciler")
 @click.option("--verbose", is_flag=True, help="Debug output (as free of secrets as the rest).")
-def cli(verbose: bool) -> None:
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False),
+    envvar="RECONCILER_LOG_FILE",
+    default=None,
+    help="Also write the log to this file (env RECONCILER_LOG_FILE).",
+)
+def cli(verbose: bool, log_file: str | None) -> None:
     """Manage Otesse integration connections as code: validate, plan, apply."""
-    _configure_logging(verbose)
+    _configure_logging(verbose, log_file)
 
 
 def _selection(orgs: tuple[str, ...], exclude_orgs: tuple[str, ...], shard: str | None) -> Any:

@@ -1,0 +1,1 @@
+"""Benchmarks at fleet scale, measured against the floor (see bench/RESULTS.md)."""
