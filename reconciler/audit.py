@@ -15,7 +15,7 @@ import hashlib
 import hmac as hmac_mod
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -116,6 +116,9 @@ class AuditWriter:
 
 @dataclass(frozen=True)
 class VerifyResult:
+    """What ``verify`` found. ``problem`` names the first bad entry when ``ok`` is false; when
+    ``ok`` is true it may carry a remark (the log has grown past the expected head)."""
+
     ok: bool
     entries: int
     head: str
@@ -123,76 +126,117 @@ class VerifyResult:
 
 
 def _entries(session: Session) -> Iterator[AuditEntry]:
-    yield from session.scalars(select(AuditEntry).order_by(AuditEntry.id))
+    """Entries in insertion order (``id``), streamed: the log may be long."""
+    q = select(AuditEntry).order_by(AuditEntry.id).execution_options(yield_per=500)
+    yield from session.scalars(q)
+
+
+def _describe(e: AuditEntry) -> str:
+    return f"audit entry #{e.seq} (id {e.id}, {e.action} {e.target})"
+
+
+@dataclass
+class _Walk:
+    """The state of one pass over the chain."""
+
+    keyring: KeyRing
+    prev: str = GENESIS
+    count: int = 0
+    digest: Any = field(default_factory=hashlib.sha256)  # of every entry seen, for attestations
+    unverified: str | None = None  # the first entry under a key no longer held, not yet attested
+    heads: dict[str, int] = field(default_factory=dict)  # HMAC -> seq, for --expect-head
+
+    def step(self, e: AuditEntry) -> str | None:
+        """Check one entry against the chain so far; a problem sentence, or None."""
+        index = self.count
+        self.count += 1
+        if e.seq != index + 1:
+            return (
+                f"audit entry #{e.seq} (id {e.id}) is out of sequence: expected #{index + 1}; "
+                "an entry was deleted, inserted or reordered"
+            )
+        try:
+            problem = self._authenticate(e, index)
+            self.digest.update(canonical(e, "") + b"\0" + e.hmac.encode() + b"\0")
+        except (ValueError, TypeError, AttributeError):  # malformed details, NULLs written by SQL
+            return f"{_describe(e)} is malformed: it was modified outside the reconciler"
+        self.prev = e.hmac
+        self.heads[e.hmac] = e.seq
+        return problem
+
+    def _authenticate(self, e: AuditEntry, index: int) -> str | None:
+        if e.key_id not in self.keyring.key_ids:
+            if self.unverified is None:
+                self.unverified = (
+                    f"audit entry #{e.seq} (id {e.id}) was signed with key {e.key_id!r}, which "
+                    "is not in RECONCILER_ENCRYPTION_KEYS, and no later key rotation attests it"
+                )
+            return None
+        expected = _mac(self.keyring.audit_key(e.key_id), e, self.prev)
+        if not hmac_mod.compare_digest(expected, e.hmac or ""):
+            return (
+                f"{_describe(e)} does not verify: it was modified, inserted, or an entry "
+                "before it was removed or changed"
+            )
+        if e.action == "keys.rotate" and self.unverified is not None:
+            d = json.loads(e.details or "{}")
+            if d.get("attests_through") != index or d.get(
+                "attests_digest"
+            ) != self.digest.hexdigest():
+                return (
+                    f"audit entries before #{e.seq} do not match the digest its key rotation "
+                    "attested: one of them was modified, inserted or removed"
+                )
+            self.unverified = None
+        return None
 
 
 def verify(session: Session, keyring: KeyRing, expect_head: str | None = None) -> VerifyResult:
-    """Walk the chain; name the first entry that does not verify."""
-    prev = GENESIS
-    seen: list[AuditEntry] = []
-    unverified_from: int | None = None  # index of the first entry under a key no longer held
-    count = 0
-    for i, e in enumerate(_entries(session)):
-        count += 1
-        if e.seq != i + 1:
-            return VerifyResult(
-                False,
-                count,
-                prev,
-                f"audit entry #{e.seq} (id {e.id}) is out of sequence: expected "
-                f"#{i + 1}; an entry was deleted, inserted or reordered",
-            )
-        if e.key_id in keyring.key_ids:
-            if not hmac_mod.compare_digest(_mac(keyring.audit_key(e.key_id), e, prev), e.hmac):
-                return VerifyResult(
-                    False,
-                    count,
-                    prev,
-                    f"audit entry #{e.seq} (id {e.id}, {e.action} {e.target}) does "
-                    "not verify: it was modified, or an entry before it was",
-                )
-            if e.action == "keys.rotate" and unverified_from is not None:
-                d = json.loads(e.details or "{}")
-                if d.get("attests_through") != i or d.get("attests_digest") != chain_digest(seen):
-                    return VerifyResult(
-                        False,
-                        count,
-                        prev,
-                        f"audit entries before #{e.seq} do not match the digest "
-                        "its key rotation attested",
-                    )
-                unverified_from = None
-        elif unverified_from is None:
-            unverified_from = i
-        prev = e.hmac
-        seen.append(e)
-    if unverified_from is not None:
-        e = seen[unverified_from]
-        return VerifyResult(
-            False,
-            count,
-            prev,
-            f"audit entry #{e.seq} was signed with key {e.key_id!r}, which is not "
-            "in RECONCILER_ENCRYPTION_KEYS, and no later key rotation attests it",
-        )
+    """Walk the chain; name the first entry that does not verify.
+
+    Checks, in order: each entry's sequence number and HMAC over the previous entry's HMAC;
+    entries under keys no longer in the ring against the digest a later rotation attested; the
+    end of the log against the state row (a deleted tail); and, given ``expect_head`` (kept
+    outside the database), that the entry it names is still in the log.
+    """
+    walk = _Walk(keyring)
+    for e in _entries(session):
+        problem = walk.step(e)
+        if problem is not None:
+            return VerifyResult(False, walk.count, walk.prev, problem)
+    if walk.unverified is not None:
+        return VerifyResult(False, walk.count, walk.prev, walk.unverified)
+    return _check_end(session, walk, expect_head)
+
+
+def _check_end(session: Session, walk: _Walk, expect_head: str | None) -> VerifyResult:
+    """The tail: the state row's record of the last entry, then the head kept outside."""
     meta = session.get(StateMeta, 1)
-    if meta is not None and count and (meta.audit_seq != count or meta.audit_head != prev):
-        return VerifyResult(
-            False,
-            count,
-            prev,
-            f"the audit log ends at entry #{count} but the state records "
-            f"#{meta.audit_seq}: entries were deleted from the end",
-        )
-    if (
-        expect_head is not None
-        and expect_head != prev
-        and expect_head not in {e.hmac for e in seen}
+    if meta is not None and (
+        meta.audit_seq != walk.count or (meta.audit_head or GENESIS) != walk.prev
     ):
         return VerifyResult(
-            False, count, prev, "the expected head is not in the audit log: entries were removed"
+            False,
+            walk.count,
+            walk.prev,
+            f"the audit log ends at entry #{walk.count} but the state records entry "
+            f"#{meta.audit_seq} as the last: entries were deleted from the end",
         )
-    if expect_head is not None and expect_head != prev:
-        pos = next(x.seq for x in seen if x.hmac == expect_head)
-        return VerifyResult(True, count, prev, f"the log has grown past the expected head (#{pos})")
-    return VerifyResult(True, count, prev)
+    if expect_head is None or expect_head == walk.prev:
+        return VerifyResult(True, walk.count, walk.prev)
+    if expect_head == GENESIS:
+        return VerifyResult(True, walk.count, walk.prev, "the log has grown since it was empty")
+    if expect_head not in walk.heads:
+        return VerifyResult(
+            False,
+            walk.count,
+            walk.prev,
+            "the expected head is not in the audit log: entries were removed from the end "
+            "(or the head was not printed by `reconciler audit head` for this database)",
+        )
+    return VerifyResult(
+        True,
+        walk.count,
+        walk.prev,
+        f"the log has grown past the expected head, entry #{walk.heads[expect_head]}",
+    )
