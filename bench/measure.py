@@ -86,12 +86,19 @@ def run_reconciler(
     label: str,
     timeout: float,
     count_statements: bool = True,
+    profile_dir: Path | None = None,
 ) -> Measurement:
-    """One ``reconciler`` command, measured; its output is kept in ``workdir/label.out``."""
+    """One ``reconciler`` command, measured; its output is kept in ``workdir/label.out``.
+
+    With ``profile_dir`` it runs under pyinstrument and leaves ``label.txt`` and ``label.html``
+    there (the times are then the profiler's, not the product's)."""
     counts = workdir / f"{label}.statements.json"
     counts.unlink(missing_ok=True)
     child_env = {**env, "BENCH_STATEMENTS_FILE": str(counts)}
     entry = [str(COUNTED)] if count_statements else ["-m", "reconciler"]
+    if profile_dir is not None:
+        session = profile_dir / f"{label}.pyisession"
+        entry = ["-m", "pyinstrument", "--renderer", "session", "-o", str(session), str(COUNTED)]
     m = run_child(
         [sys.executable, *entry, *args],
         child_env,
@@ -101,7 +108,21 @@ def run_reconciler(
     )
     if count_statements and counts.exists():
         m.statements = json.loads(counts.read_text(encoding="utf-8"))
+    if profile_dir is not None:
+        _render_profile(profile_dir / f"{label}.pyisession", timeout)
     return m
+
+
+def _render_profile(session: Path, timeout: float) -> None:
+    """Text (call tree, 2% and up) and HTML renderings of a saved pyinstrument session."""
+    if not session.exists():
+        return
+    for renderer, suffix in (("text", ".txt"), ("html", ".html")):
+        subprocess.run(
+            [sys.executable, "-m", "pyinstrument", "--load", str(session), "--renderer", renderer,
+             "-o", str(session.with_suffix(suffix))],
+            check=False, timeout=timeout, capture_output=True,
+        )
 
 
 def run_floor(

@@ -148,7 +148,7 @@ def measure_run(
         floor = _floor(step, fleet, db_url, step_env, workdir, label, opts)
         m = run_reconciler(
             step.args, step_env, workdir=workdir, label=label, timeout=opts.timeout,
-            count_statements=not opts.no_count,
+            count_statements=not opts.no_count, profile_dir=opts.profile,
         )
         rows.append(_row(step, fleet, backend, m, floor, opts))
         r = rows[-1]
@@ -241,6 +241,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--timeout", type=float, default=600.0, help="Seconds per command.")
     ap.add_argument("--json", type=Path, default=None, help="Also write the results here.")
     ap.add_argument("--workdir", type=Path, default=None, help="Keep fleets and outputs here.")
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="Run each command under pyinstrument; profiles go to this folder.")
     ap.add_argument("--no-count", action="store_true",
                     help="Run plain `python -m reconciler` (no SQL statement counts).")
     return ap.parse_args(argv)
@@ -248,6 +250,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
+    if opts.profile:
+        opts.profile.mkdir(parents=True, exist_ok=True)
     sizes = [int(x) for x in opts.orgs.split(",") if x.strip()]
     backends = [b.strip() for b in opts.backends.split(",") if b.strip()]
     allow_large_environment(max(sizes))

@@ -26,7 +26,7 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from reconciler.audit import AuditWriter
-from reconciler.core.catalog import Catalog
+from reconciler.core.catalog import Catalog, Provider
 from reconciler.core.desired import Desired, DesiredConnection
 from reconciler.core.plan import Action, Change, Plan
 from reconciler.core.secret import Secret
@@ -35,7 +35,14 @@ from reconciler.crypto import CredentialAddress, KeyRing
 from reconciler.db.locking import lock_organization
 from reconciler.db.observe import observe_in
 from reconciler.db.schema import Connection, Credential, Health, Instance, Resource
-from reconciler.health import CheckRequest, CheckResult, RetryPolicy, base_url_for, run_checks
+from reconciler.health import (
+    CheckRequest,
+    CheckResult,
+    RetryPolicy,
+    base_url_for,
+    exchange_refresh_token,
+    run_checks,
+)
 
 
 @dataclass
@@ -47,6 +54,7 @@ class ApplyOptions:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     environ: Mapping[str, str] = field(default_factory=dict)
     on_check: Callable[[CheckResult], None] | None = None
+    on_start: Callable[[int], None] | None = None  # number of checks about to run
     lock_timeout: float = 30.0
 
 
@@ -132,6 +140,7 @@ class Applier:
         self.keyring = keyring
         self.options = options
         self.report = ApplyReport()
+        self.expiry: dict[str, datetime | None] = {}
 
     # -- desired lookups -------------------------------------------------------------------
 
@@ -203,6 +212,8 @@ class Applier:
                 and ch.action in (Action.CREATE, Action.UPDATE, Action.ADOPT)
             ):
                 todo[ch.address] = (ch, conn)
+        if self.options.on_start is not None:
+            self.options.on_start(sum(1 for ch, conn in todo.values() if _needs_check(ch, conn)))
         for wave in self._waves(todo):
             requests = []
             for address in wave:
@@ -227,6 +238,13 @@ class Applier:
                 if _needs_check(ch, conn):
                     provider = self.catalog.providers[ch.provider]
                     base, _ = base_url_for(provider, self.options.environ)
+                    if provider.auth == "oauth2":
+                        denied = self._exchange_tokens(address, provider, base, values, env)
+                        if denied is not None:
+                            results[address] = denied
+                            if self.options.on_check:
+                                self.options.on_check(denied)
+                            continue
                     requests.append(CheckRequest(address, provider, values, base))
             for r in run_checks(
                 requests,
@@ -236,6 +254,42 @@ class Applier:
             ):
                 results[str(r.key)] = r
         return results, blocked, envelopes
+
+    def _exchange_tokens(
+        self,
+        address: str,
+        provider: Provider,
+        base: str,
+        values: dict[str, Secret],
+        envelopes: dict[str, str],
+    ) -> CheckResult | None:
+        """OAuth2: trade the refresh token for an access token, which the check then uses.
+
+        The tokens are stored encrypted (the access token with its expiry); a refused grant is
+        the check's result (``oauth_denied``)."""
+        got = exchange_refresh_token(
+            provider,
+            base,
+            values["client_id"],
+            values["client_secret"],
+            values["refresh_token"],
+            key=address,
+            policy=self.options.policy,
+        )
+        if isinstance(got, CheckResult):
+            return got
+        org, prov = address.split("/", 1)
+        conn = self.desired.organizations[org].connection(prov)
+        assert conn is not None
+        for fname, secret in (
+            ("access_token", got.access_token),
+            ("refresh_token", got.refresh_token),
+        ):
+            addr = CredentialAddress(org, prov, conn.owner, fname)
+            envelopes[fname] = self.keyring.encrypt(secret.reveal(), addr)
+            values[fname] = secret
+        self.expiry[address] = got.expires_at
+        return None
 
     def _waves(self, todo: Mapping[str, tuple[Change, DesiredConnection]]) -> list[list[str]]:
         depth: dict[str, int] = {}
@@ -445,6 +499,21 @@ class Applier:
         row.prevent_destroy = conn.prevent_destroy
         row.updated_at = now
         result = results.get(ch.address)
+        rotating = had_working and any(c.startswith("credentials.") for c in ch.changed)
+        if rotating and result is not None:
+            # verify before swap: the new credential was checked while the old one kept
+            # working; the attempt and its outcome are audited separately
+            w.record(
+                ch.organization,
+                "credential.rotation_attempt",
+                ch.address,
+                {
+                    "fields": sorted(
+                        c.split(".", 1)[1] for c in ch.changed if c.startswith("credentials.")
+                    ),
+                    "health": result.status,
+                },
+            )
         if result is not None:
             s.add(
                 Health(
@@ -485,7 +554,14 @@ class Applier:
         if new_creds:
             if row.user_email != conn.owner:
                 row.user_email = conn.owner
-            self._store_credentials(s, row, conn, new_creds)
+            self._store_credentials(
+                s,
+                row,
+                conn,
+                new_creds,
+                replace_all=_uses_new_credentials(ch),
+                expires_at=self.expiry.get(ch.address),
+            )
         row.status = "connected"
         inst.status = "active" if conn.active else "inactive"
         inst.updated_at = now
@@ -513,20 +589,39 @@ class Applier:
         )
 
     def _store_credentials(
-        self, s: Session, row: Connection, conn: DesiredConnection, envelopes: Mapping[str, str]
+        self,
+        s: Session,
+        row: Connection,
+        conn: DesiredConnection,
+        envelopes: Mapping[str, str],
+        *,
+        replace_all: bool,
+        expires_at: datetime | None = None,
     ) -> None:
-        s.execute(delete(Credential).where(Credential.connection_id == row.id))
+        """Store envelopes; the fingerprint is of the value the manifest named (so a provider
+        that rotates a refresh token does not make the plan see a change)."""
+        if replace_all:
+            s.execute(delete(Credential).where(Credential.connection_id == row.id))
+        else:
+            s.execute(
+                delete(Credential).where(
+                    Credential.connection_id == row.id, Credential.field.in_(sorted(envelopes))
+                )
+            )
         s.flush()
         for fname, env in sorted(envelopes.items()):
             addr = CredentialAddress(conn.organization, conn.provider, conn.owner, fname)
+            named = conn.credentials.get(fname)
+            value = named.reveal() if named is not None else self.keyring.decrypt(env, addr)
             s.add(
                 Credential(
                     connection_id=row.id,
                     field=fname,
                     ciphertext=env,
                     key_id=self.keyring.key_id_of(env),
-                    fingerprint=self.keyring.fingerprint(conn.credentials[fname].reveal(), addr),
+                    fingerprint=self.keyring.fingerprint(value, addr),
                     fingerprint_key_id=self.keyring.primary_id,
+                    expires_at=expires_at if fname == "access_token" else None,
                 )
             )
 

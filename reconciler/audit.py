@@ -14,12 +14,13 @@ from __future__ import annotations
 import hashlib
 import hmac as hmac_mod
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ScalarResult, select
 from sqlalchemy.orm import Session
 
 from reconciler.crypto import KeyRing
@@ -29,6 +30,9 @@ GENESIS = "0" * 64
 
 
 def canonical(entry: AuditEntry, prev: str) -> bytes:
+    """The bytes an entry's HMAC covers (``docs/audit-log.md``): its fields and ``prev``, the
+    previous entry's HMAC, as JSON with sorted keys, no spaces, UTF-8, time in UTC to the
+    microsecond. Decoding ``details`` first makes the MAC independent of how it is spaced."""
     created = entry.created_at if entry.created_at.tzinfo else entry.created_at.replace(tzinfo=UTC)
     body = {
         "seq": entry.seq,
@@ -50,12 +54,35 @@ def _mac(key: bytes, entry: AuditEntry, prev: str) -> str:
     return hmac_mod.new(key, canonical(entry, prev), hashlib.sha256).hexdigest()
 
 
-def chain_digest(entries: list[AuditEntry]) -> str:
-    """Unkeyed SHA-256 over entries' content and MACs, attested by a rotation entry."""
+def digest_update(h: Any, entry: AuditEntry) -> None:
+    """Add one entry (content and HMAC) to the running digest a key rotation attests."""
+    h.update(canonical(entry, "") + b"\0" + entry.hmac.encode() + b"\0")
+
+
+def chain_digest(entries: Iterable[AuditEntry]) -> tuple[int, str]:
+    """How many entries, and the unkeyed SHA-256 over their content and HMACs, in order.
+
+    Unkeyed on purpose: it is only trusted because a rotation entry, MACed under the new key,
+    records it.
+    """
     h = hashlib.sha256()
+    n = 0
     for e in entries:
-        h.update(canonical(e, "") + b"\0" + e.hmac.encode() + b"\0")
-    return h.hexdigest()
+        digest_update(h, e)
+        n += 1
+    return n, h.hexdigest()
+
+
+@contextmanager
+def _entries(session: Session) -> Iterator[ScalarResult[AuditEntry]]:
+    """Entries in insertion order (``id``), streamed (the log may be long); the server-side
+    cursor is closed even when the caller stops at the first bad entry."""
+    q = select(AuditEntry).order_by(AuditEntry.id).execution_options(yield_per=500)
+    result = session.scalars(q)
+    try:
+        yield result
+    finally:
+        result.close()
 
 
 @dataclass
@@ -104,13 +131,16 @@ class AuditWriter:
     def attest_rotation(
         self, organization: str, target: str, details: Mapping[str, Any]
     ) -> AuditEntry:
+        """Record a key rotation that attests every earlier entry (count and digest), so they
+        stay verifiable once the key that MACed them leaves the ring."""
         self.session.flush()
-        earlier = list(self.session.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
+        with _entries(self.session) as earlier:
+            through, digest = chain_digest(earlier)
         return self.record(
             organization,
             "keys.rotate",
             target,
-            {**details, "attests_through": len(earlier), "attests_digest": chain_digest(earlier)},
+            {**details, "attests_through": through, "attests_digest": digest},
         )
 
 
@@ -123,12 +153,6 @@ class VerifyResult:
     entries: int
     head: str
     problem: str = ""
-
-
-def _entries(session: Session) -> Iterator[AuditEntry]:
-    """Entries in insertion order (``id``), streamed: the log may be long."""
-    q = select(AuditEntry).order_by(AuditEntry.id).execution_options(yield_per=500)
-    yield from session.scalars(q)
 
 
 def _describe(e: AuditEntry) -> str:
@@ -144,7 +168,8 @@ class _Walk:
     count: int = 0
     digest: Any = field(default_factory=hashlib.sha256)  # of every entry seen, for attestations
     unverified: str | None = None  # the first entry under a key no longer held, not yet attested
-    heads: dict[str, int] = field(default_factory=dict)  # HMAC -> seq, for --expect-head
+    expect_head: str | None = None
+    expected_seq: int | None = None  # where ``expect_head`` was found
 
     def step(self, e: AuditEntry) -> str | None:
         """Check one entry against the chain so far; a problem sentence, or None."""
@@ -157,11 +182,12 @@ class _Walk:
             )
         try:
             problem = self._authenticate(e, index)
-            self.digest.update(canonical(e, "") + b"\0" + e.hmac.encode() + b"\0")
+            digest_update(self.digest, e)
         except (ValueError, TypeError, AttributeError):  # malformed details, NULLs written by SQL
             return f"{_describe(e)} is malformed: it was modified outside the reconciler"
         self.prev = e.hmac
-        self.heads[e.hmac] = e.seq
+        if e.hmac == self.expect_head:
+            self.expected_seq = e.seq
         return problem
 
     def _authenticate(self, e: AuditEntry, index: int) -> str | None:
@@ -180,9 +206,10 @@ class _Walk:
             )
         if e.action == "keys.rotate" and self.unverified is not None:
             d = json.loads(e.details or "{}")
-            if d.get("attests_through") != index or d.get(
-                "attests_digest"
-            ) != self.digest.hexdigest():
+            if (
+                d.get("attests_through") != index
+                or d.get("attests_digest") != self.digest.hexdigest()
+            ):
                 return (
                     f"audit entries before #{e.seq} do not match the digest its key rotation "
                     "attested: one of them was modified, inserted or removed"
@@ -199,11 +226,12 @@ def verify(session: Session, keyring: KeyRing, expect_head: str | None = None) -
     end of the log against the state row (a deleted tail); and, given ``expect_head`` (kept
     outside the database), that the entry it names is still in the log.
     """
-    walk = _Walk(keyring)
-    for e in _entries(session):
-        problem = walk.step(e)
-        if problem is not None:
-            return VerifyResult(False, walk.count, walk.prev, problem)
+    walk = _Walk(keyring, expect_head=expect_head)
+    with _entries(session) as entries:
+        for e in entries:
+            problem = walk.step(e)
+            if problem is not None:
+                return VerifyResult(False, walk.count, walk.prev, problem)
     if walk.unverified is not None:
         return VerifyResult(False, walk.count, walk.prev, walk.unverified)
     return _check_end(session, walk, expect_head)
@@ -226,7 +254,7 @@ def _check_end(session: Session, walk: _Walk, expect_head: str | None) -> Verify
         return VerifyResult(True, walk.count, walk.prev)
     if expect_head == GENESIS:
         return VerifyResult(True, walk.count, walk.prev, "the log has grown since it was empty")
-    if expect_head not in walk.heads:
+    if walk.expected_seq is None:
         return VerifyResult(
             False,
             walk.count,
@@ -238,5 +266,5 @@ def _check_end(session: Session, walk: _Walk, expect_head: str | None) -> Verify
         True,
         walk.count,
         walk.prev,
-        f"the log has grown past the expected head, entry #{walk.heads[expect_head]}",
+        f"the log has grown past the expected head, entry #{walk.expected_seq}",
     )

@@ -188,14 +188,42 @@ def plan(
         sys.exit(2)
 
 
-def _printer(verbose_lines: bool) -> Callable[[Any], None]:
-    def on_check(r: Any) -> None:
-        if r.status == "healthy":
-            click.echo(f"  check {r.key}: {r.message} ({r.response_ms} ms)")
-        else:
-            click.echo(f"  check {r.key}: {r.failure_type}: {r.message}")
+class CheckProgress:
+    """Finished health checks: a progress bar on a terminal, one line per check in a pipeline."""
 
-    return on_check
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+        self.total: int | None = None
+        self._progress: Any = None
+        self._task: Any = None
+
+    def start(self, total: int) -> None:
+        self.total = total
+        if self.tty and total:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self._progress = Progress(
+                TextColumn("Verifying connections"), BarColumn(), MofNCompleteColumn(),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("checks", total=total)
+
+    def __call__(self, r: Any) -> None:
+        key = getattr(r.key, "address", r.key)
+        line = (f"  check {key}: {r.message} ({r.response_ms} ms)" if r.status == "healthy"
+                else f"  check {key}: {r.failure_type}: {r.message}")
+        if self._progress is not None:
+            self._progress.advance(self._task)
+            if r.status != "healthy":
+                self._progress.console.print(line, markup=False, highlight=False)
+        else:
+            click.echo(line)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
 
 
 @cli.command()
@@ -267,15 +295,20 @@ def apply(
         )
     click.echo(render_text(planned.plan, overrides=planned.overrides), nl=False)
     click.echo("")
-    report = run_apply(
-        planned,
-        os.environ,
-        actor=actor_name(actor, os.environ),
-        parallelism=parallelism,
-        on_check=_printer(False),
-        method="apply --plan" if plan_file else "apply",
-        lock_timeout=lock_timeout,
-    )
+    progress = CheckProgress()
+    try:
+        report = run_apply(
+            planned,
+            os.environ,
+            actor=actor_name(actor, os.environ),
+            parallelism=parallelism,
+            on_check=progress,
+            on_start=progress.start,
+            method="apply --plan" if plan_file else "apply",
+            lock_timeout=lock_timeout,
+        )
+    finally:
+        progress.close()
     for o in report.outcomes:
         mark = "ERROR" if o.failed else o.result
         click.echo(f"{o.address}: {mark}: {o.message}")
@@ -313,15 +346,20 @@ def health(
     from reconciler.commands.healthcmd import run_health
     from reconciler.commands.inputs import actor_name
 
-    results = run_health(
-        catalog_dir,
-        os.environ,
-        _selection(orgs, exclude_orgs, shard),
-        providers=providers,
-        actor=actor_name(actor, os.environ),
-        parallelism=parallelism,
-        on_check=None if fmt == "json" else _printer(False),
-    )
+    progress = CheckProgress()
+    try:
+        results = run_health(
+            catalog_dir,
+            os.environ,
+            _selection(orgs, exclude_orgs, shard),
+            providers=providers,
+            actor=actor_name(actor, os.environ),
+            parallelism=parallelism,
+            on_check=None if fmt == "json" else progress,
+            on_start=None if fmt == "json" else progress.start,
+        )
+    finally:
+        progress.close()
     if fmt == "json":
         click.echo(json.dumps([r for r in results], indent=2, sort_keys=True, default=str))
     bad = [r for r in results if r["status"] != "healthy"]

@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reconciler.audit import verify
 from reconciler.commands.inputs import keyring
-from reconciler.core.errors import ConfigError, InputError
+from reconciler.core.errors import ConfigError, InputError, ReconcilerError
 from reconciler.db.engine import database_exists, database_url, has_schema, make_engine
-from reconciler.db.schema import AuditEntry, StateMeta
+from reconciler.db.schema import AuditEntry
 
 
 def _session(environ: Mapping[str, str]) -> Session:
@@ -36,6 +37,27 @@ def _since(value: str | None) -> datetime | None:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
+def _aware(ts: datetime) -> datetime:
+    """SQLite hands times back without a zone; the reconciler writes them in UTC."""
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def _row(e: AuditEntry) -> dict[str, Any]:
+    created = _aware(e.created_at)
+    return {
+        "seq": e.seq,
+        "organization": e.organization,
+        "actor": e.actor,
+        "action": e.action,
+        "target": e.target,
+        "method": e.method,
+        "created_at": created.astimezone(UTC).isoformat(timespec="seconds"),
+        "git_commit": e.git_commit,
+        "key_id": e.key_id,
+        "details": json.loads(e.details or "{}"),
+    }
+
+
 def list_entries(
     environ: Mapping[str, str],
     *,
@@ -51,24 +73,9 @@ def list_entries(
             q = q.where(AuditEntry.organization.in_(orgs))
         if actions:
             q = q.where(AuditEntry.action.in_(actions))
-        rows = []
-        for e in s.scalars(q):
-            created = e.created_at if e.created_at.tzinfo else e.created_at.replace(tzinfo=UTC)
-            if since_ts and created < since_ts:
-                continue
-            rows.append(
-                {
-                    "seq": e.seq,
-                    "organization": e.organization,
-                    "actor": e.actor,
-                    "action": e.action,
-                    "target": e.target,
-                    "method": e.method,
-                    "created_at": created.isoformat(timespec="seconds"),
-                    "git_commit": e.git_commit,
-                    "details": json.loads(e.details or "{}"),
-                }
-            )
+        rows = [
+            _row(e) for e in s.scalars(q) if since_ts is None or _aware(e.created_at) >= since_ts
+        ]
     if fmt == "json":
         return json.dumps(rows, indent=2, sort_keys=True) + "\n"
     if not rows:
@@ -82,6 +89,7 @@ def list_entries(
 
 
 def verify_chain(environ: Mapping[str, str], expect_head: str | None) -> tuple[bool, str]:
+    """(ok, the sentence to print). The key ring is read before the database is opened."""
     ring = keyring(environ)
     with _session(environ) as s:
         result = verify(s, ring, expect_head)
@@ -92,6 +100,17 @@ def verify_chain(environ: Mapping[str, str], expect_head: str | None) -> tuple[b
 
 
 def head(environ: Mapping[str, str]) -> str:
+    """The head of a chain that verifies, to keep outside the database (``--expect-head``).
+
+    The chain is verified first: a head read from a tampered log would vouch for the tampering.
+    An empty log's head is the genesis value (64 zeros), which any later log extends.
+    """
+    ring = keyring(environ)
     with _session(environ) as s:
-        meta = s.get(StateMeta, 1)
-        return (meta.audit_head if meta and meta.audit_head else "") or "(empty)"
+        result = verify(s, ring)
+    if not result.ok:
+        raise ReconcilerError(
+            f"Audit log verification FAILED: {result.problem}; no head is printed for a log "
+            "that does not verify"
+        )
+    return result.head

@@ -1,9 +1,14 @@
-"""reconciler health: re-check existing connections, record results and status transitions."""
+"""reconciler health: re-check existing connections, record results and status transitions.
+
+OAuth2 connections whose access token has expired (or is about to) are refreshed first, with
+the stored refresh token; a refused grant is the check's result (``oauth_denied``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -14,9 +19,36 @@ from reconciler.commands.auditcmd import _session
 from reconciler.commands.inputs import Selection, keyring, policy_from_env
 from reconciler.core.catalog import load_catalog
 from reconciler.core.secret import Secret
-from reconciler.crypto import CredentialAddress
+from reconciler.crypto import CredentialAddress, KeyRing
 from reconciler.db.schema import Connection, Credential, Health, Instance
-from reconciler.health import CheckRequest, CheckResult, base_url_for, run_checks
+from reconciler.health import (
+    CheckRequest,
+    CheckResult,
+    RetryPolicy,
+    base_url_for,
+    exchange_refresh_token,
+    run_checks,
+)
+
+REFRESH_MARGIN = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class Target:
+    instance_id: int
+    connection_id: int
+    address: str
+    user: str
+
+
+@dataclass
+class TokenUpdate:
+    envelopes: dict[str, str] = field(default_factory=dict)
+    expires_at: datetime | None = None
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    return ts if ts is None or ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def run_health(
@@ -28,11 +60,15 @@ def run_health(
     actor: str,
     parallelism: int = 10,
     on_check: Callable[[CheckResult], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Check every connection that has credentials and whose instance is not inactive."""
     catalog = load_catalog(catalog_dir)
     ring = keyring(environ)
+    policy = policy_from_env(environ)
     requests: list[CheckRequest] = []
+    early: list[CheckResult] = []
+    tokens: dict[int, TokenUpdate] = {}
     with _session(environ) as s:
         rows = s.execute(
             select(Instance, Connection)
@@ -44,13 +80,16 @@ def run_health(
         for c in s.scalars(select(Credential)):
             creds.setdefault(c.connection_id, []).append(c)
         for inst, conn in rows:
-            if not selection.admits(inst.organization) or (
-                providers and inst.provider not in providers
-            ):
+            if not selection.admits(inst.organization):
+                continue
+            if providers and inst.provider not in providers:
                 continue
             provider = catalog.providers.get(inst.provider)
             if provider is None or conn.id not in creds:
                 continue
+            target = Target(
+                inst.id, conn.id, f"{inst.organization}/{inst.provider}", conn.user_email
+            )
             values = {
                 c.field: Secret(
                     ring.decrypt(
@@ -64,22 +103,68 @@ def run_health(
                 for c in creds[conn.id]
             }
             base, _ = base_url_for(provider, environ)
-            requests.append(
-                CheckRequest(
-                    (inst.id, conn.id, f"{inst.organization}/{inst.provider}", conn.user_email),
-                    provider,
-                    values,
-                    base,
+            if provider.auth == "oauth2":
+                expiry = {c.field: _aware(c.expires_at) for c in creds[conn.id]}
+                denied = _refresh_if_expired(
+                    provider, base, target, values, expiry, ring, policy, tokens, inst.organization
                 )
-            )
-    results = run_checks(
-        requests, parallelism=parallelism, policy=policy_from_env(environ), on_result=on_check
+                if denied is not None:
+                    early.append(denied)
+                    if on_check:
+                        on_check(denied)
+                    continue
+            requests.append(CheckRequest(target, provider, values, base))
+    if on_start is not None:
+        on_start(len(requests) + len(early))
+    results = early + run_checks(
+        requests, parallelism=parallelism, policy=policy, on_result=on_check
     )
-    return _record(environ, ring, actor, results)
+    return _record(environ, ring, actor, results, tokens)
+
+
+def _refresh_if_expired(
+    provider: Any,
+    base: str,
+    target: Target,
+    values: dict[str, Secret],
+    expiry: Mapping[str, datetime | None],
+    ring: KeyRing,
+    policy: RetryPolicy,
+    tokens: dict[int, TokenUpdate],
+    organization: str,
+) -> CheckResult | None:
+    expires = expiry.get("access_token")
+    fresh = "access_token" in values and (
+        expires is None or expires > datetime.now(UTC) + REFRESH_MARGIN
+    )
+    if fresh:
+        return None
+    got = exchange_refresh_token(
+        provider,
+        base,
+        values["client_id"],
+        values["client_secret"],
+        values["refresh_token"],
+        key=target,
+        policy=policy,
+    )
+    if isinstance(got, CheckResult):
+        return got
+    update = TokenUpdate(expires_at=got.expires_at)
+    for fname, secret in (("access_token", got.access_token), ("refresh_token", got.refresh_token)):
+        addr = CredentialAddress(organization, provider.name, target.user, fname)
+        update.envelopes[fname] = ring.encrypt(secret.reveal(), addr)
+        values[fname] = secret
+    tokens[target.connection_id] = update
+    return None
 
 
 def _record(
-    environ: Mapping[str, str], ring: Any, actor: str, results: list[CheckResult]
+    environ: Mapping[str, str],
+    ring: KeyRing,
+    actor: str,
+    results: list[CheckResult],
+    tokens: Mapping[int, TokenUpdate],
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if not results:
@@ -87,15 +172,18 @@ def _record(
     with _session(environ) as s, s.begin():
         w = AuditWriter(s, ring, actor, "health")
         for r in results:
-            inst_id, conn_id, address, user = r.key  # type: ignore[misc]
-            inst = s.get(Instance, inst_id)
-            conn = s.get(Connection, conn_id)
+            t = r.key
+            assert isinstance(t, Target)
+            inst = s.get(Instance, t.instance_id)
+            conn = s.get(Connection, t.connection_id)
             if inst is None or conn is None:
                 continue
+            if t.connection_id in tokens:
+                _store_tokens(s, w, ring, inst, conn, tokens[t.connection_id])
             s.add(
                 Health(
-                    instance_id=inst_id,
-                    connection_id=conn_id,
+                    instance_id=t.instance_id,
+                    connection_id=t.connection_id,
                     status=r.status,
                     failure_type=r.failure_type,
                     message=r.message,
@@ -105,11 +193,11 @@ def _record(
                     checked_at=r.checked_at,
                 )
             )
-            _transition(s, w, inst, conn, r, address)
+            _transition(w, inst, conn, r, t.address)
             out.append(
                 {
-                    "address": address,
-                    "user": user,
+                    "address": t.address,
+                    "user": t.user,
                     "status": r.status,
                     "failure_type": r.failure_type,
                     "message": r.message,
@@ -121,10 +209,54 @@ def _record(
     return out
 
 
-def _transition(
-    s: Session, w: AuditWriter, inst: Instance, conn: Connection, r: CheckResult, address: str
+def _store_tokens(
+    s: Session,
+    w: AuditWriter,
+    ring: KeyRing,
+    inst: Instance,
+    conn: Connection,
+    update: TokenUpdate,
 ) -> None:
+    """Replace the stored tokens; the refresh token keeps the fingerprint of the manifest's
+    value, so a plan does not see a change the manifest did not make."""
+    for fname, env in update.envelopes.items():
+        row = s.scalar(
+            select(Credential).where(Credential.connection_id == conn.id, Credential.field == fname)
+        )
+        addr = CredentialAddress(inst.organization, inst.provider, conn.user_email, fname)
+        if row is None:
+            row = Credential(
+                connection_id=conn.id,
+                field=fname,
+                ciphertext=env,
+                key_id=ring.key_id_of(env),
+                fingerprint="",
+                fingerprint_key_id="",
+            )
+            s.add(row)
+        row.ciphertext = env
+        row.key_id = ring.key_id_of(env)
+        if fname == "access_token":
+            row.fingerprint = ring.fingerprint(ring.decrypt(env, addr), addr)
+            row.fingerprint_key_id = ring.primary_id
+            row.expires_at = update.expires_at
+    w.record(
+        inst.organization,
+        "credential.refresh",
+        f"{inst.organization}/{inst.provider}",
+        {
+            "fields": sorted(update.envelopes),
+            "expires_at": update.expires_at.isoformat() if update.expires_at else None,
+        },
+    )
+
+
+def _transition(
+    w: AuditWriter, inst: Instance, conn: Connection, r: CheckResult, address: str
+) -> None:
+    """Move statuses with the result, auditing every transition."""
     new_conn = "connected" if r.status == "healthy" else "error"
+    now = datetime.now(UTC)
     if conn.status != new_conn:
         w.record(
             inst.organization,
@@ -138,12 +270,11 @@ def _transition(
             },
         )
         conn.status = new_conn
-        conn.updated_at = datetime.now(UTC)
-    if conn.managed_by == "manifest" or inst.status != "inactive":
-        new_inst = "active" if r.status == "healthy" else "error"
-        if inst.status != new_inst:
-            w.record(
-                inst.organization, "instance.status", address, {"from": inst.status, "to": new_inst}
-            )
-            inst.status = new_inst
-            inst.updated_at = datetime.now(UTC)
+        conn.updated_at = now
+    new_inst = "active" if r.status == "healthy" else "error"
+    if inst.status != new_inst:
+        w.record(
+            inst.organization, "instance.status", address, {"from": inst.status, "to": new_inst}
+        )
+        inst.status = new_inst
+        inst.updated_at = now

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from reconciler.audit import AuditWriter
 from reconciler.commands.auditcmd import _session
@@ -16,6 +15,7 @@ from reconciler.db.schema import Connection, Credential, Instance
 
 
 def key_status(environ: Mapping[str, str]) -> str:
+    """A table of key ids (the ring's and the database's) with the credentials each protects."""
     ring = keyring(environ)
     with _session(environ) as s:
         counts = dict(
@@ -40,9 +40,17 @@ def key_status(environ: Mapping[str, str]) -> str:
 
 def rotate(environ: Mapping[str, str], actor: str) -> str:
     """Re-encrypt every credential (and recompute its fingerprint) under the first key, in one
-    transaction; any failure changes nothing."""
+    transaction; any failure changes nothing. The audit entry it writes attests every earlier
+    entry, so the old key can leave the ring and ``audit verify`` still passes.
+
+    Returns counts only: never a value, a ciphertext or a fingerprint."""
     ring = keyring(environ)
     with _session(environ) as s, s.begin():
+        # Take the write lock first (the state row, FOR UPDATE on PostgreSQL; flushing the
+        # serial bump takes SQLite's write lock), so no apply writes a credential between our
+        # read and our commit.
+        w = AuditWriter(s, ring, actor, "keys rotate")
+        s.flush()
         rows = s.execute(
             select(Credential, Connection.user_email, Instance.organization, Instance.provider)
             .join(Connection, Credential.connection_id == Connection.id)
@@ -64,7 +72,6 @@ def rotate(environ: Mapping[str, str], actor: str) -> str:
             cred.fingerprint = ring.fingerprint(value, addr)
             cred.fingerprint_key_id = ring.primary_id
             del value
-        w = AuditWriter(s, ring, actor, "keys rotate")
         w.attest_rotation(
             "*",
             f"keys/{ring.primary_id}",
@@ -74,4 +81,4 @@ def rotate(environ: Mapping[str, str], actor: str) -> str:
     return f"Re-encrypted {len(rows)} credential(s) under key {ring.primary_id} ({moved})."
 
 
-__all__ = ["Session", "key_status", "rotate"]
+__all__ = ["key_status", "rotate"]

@@ -62,6 +62,7 @@ def run_apply(
     actor: str,
     parallelism: int,
     on_check: Callable[[CheckResult], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
     method: str = "apply",
     lock_timeout: float = 30.0,
 ) -> ApplyReport:
@@ -74,6 +75,7 @@ def run_apply(
         parallelism=parallelism,
         environ=environ,
         on_check=on_check,
+        on_start=on_start,
         lock_timeout=lock_timeout,
         policy=policy_from_env(environ),
     )

@@ -8,9 +8,11 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from reconciler.commands.inputs import Selection, open_database
 from reconciler.core.catalog import load_catalog
+from reconciler.db.history import History, health_history
 from reconciler.health import base_url_for
 
 
@@ -26,7 +28,11 @@ def status_json(
     catalog_dir: str | None, environ: Mapping[str, str], sel: Selection
 ) -> list[dict[str, Any]]:
     catalog = load_catalog(catalog_dir)
-    _, observed = open_database(environ)
+    engine, observed = open_database(environ)
+    history: dict[int, History] = {}
+    if engine is not None and observed.exists:
+        with Session(engine) as s:
+            history = health_history(s)
     out = []
     for (org, provider), inst in sorted(observed.instances.items()):
         if not sel.admits(org):
@@ -46,6 +52,7 @@ def status_json(
                         "managed_by": c.managed_by,
                         "credentials": sorted(c.credentials),
                         "identity": dict(c.identity),
+                        "history": _history(history.get(c.id)),
                         "last_health": None
                         if c.last_health is None
                         else {
@@ -98,39 +105,71 @@ def status_text(catalog_dir: str | None, environ: Mapping[str, str], sel: Select
             "connection",
             "owner",
             "last check",
-            "response",
-            "failing since",
-            "resources",
+            "ms (last/p50/p95)",
+            "failing",
         ):
             t.add_column(col)
+        details: list[str] = []
         for r in (x for x in rows if x["organization"] == org):
-            res = (
-                ", ".join(
-                    f"{x['identity']}{' (default)' if x['default'] else ''}"
-                    if x["identity"] != x["kind"]
-                    else f"{x['kind']}"
-                    for x in r["resources"]
+            blank = {
+                "user": "-",
+                "status": "-",
+                "last_health": None,
+                "managed_by": "",
+                "identity": {},
+                "history": _history(None),
+            }
+            for c in r["connections"] or [blank]:
+                h, hist = c["last_health"], c["history"]
+                owner = c["user"] + (
+                    "" if c["managed_by"] in ("manifest", "") else f" ({c['managed_by']})"
                 )
-                or "-"
-            )
-            for c in r["connections"] or [
-                {"user": "-", "status": "-", "last_health": None, "managed_by": ""}
-            ]:
-                h = c["last_health"]
+                last = f"{h['checked_at'][:19].replace('T', ' ')} {h['status']}" if h else "never"
+                times = "-" if not h else f"{h['response_ms']}/{hist['p50_ms']}/{hist['p95_ms']}"
+                failing = "-"
+                if hist["consecutive_failures"] and h:
+                    failing = f"{hist['consecutive_failures']}x since {h['failing_since'] or '?'}"
+                    details.append(f"  {org}/{r['provider']}: {h['message']}")
                 t.add_row(
                     r["display_name"],
                     _dot(r["status"]),
                     _dot(c["status"]),
-                    c["user"]
-                    + ("" if c["managed_by"] in ("manifest", "") else f" ({c['managed_by']})"),
-                    (f"{h['status']}: {h['message']}" if h else "never"),
-                    (f"{h['response_ms']} ms" if h else "-"),
-                    (h["failing_since"] or "-") if h else "-",
-                    res,
+                    owner,
+                    last,
+                    times,
+                    failing,
                 )
+                if c["identity"]:
+                    account = ", ".join(f"{k} {v}" for k, v in sorted(c["identity"].items()))
+                    details.append(f"  {org}/{r['provider']} account: {account}")
+            for x in r["resources"]:
+                details.append(f"  {org}/{r['provider']} {_resource_label(x)}")
+        t.caption = "\n".join(details) if details else None
+        t.caption_justify = "left"
         tables.append(t)
     text = _render(*tables)
     return ("\n".join(notes) + "\n" if notes else "") + text
+
+
+def _resource_label(x: Mapping[str, Any]) -> str:
+    """``billing@acme.example (default)``; single-valued kinds show their value."""
+    if x["identity"] != x["kind"]:
+        return f"{x['kind']}: {x['identity']}{' (default)' if x['default'] else ''}"
+    spec = {k: v for k, v in x["spec"].items() if k != "default"}
+    if list(spec) == ["value"]:
+        return f"{x['kind']}: {spec['value']}"
+    return f"{x['kind']}: " + ", ".join(f"{k}={v}" for k, v in sorted(spec.items()))
+
+
+def _history(h: History | None) -> dict[str, Any]:
+    if h is None:
+        return {"checks": 0, "consecutive_failures": 0, "p50_ms": None, "p95_ms": None}
+    return {
+        "checks": h.checks,
+        "consecutive_failures": h.consecutive_failures,
+        "p50_ms": h.p50_ms,
+        "p95_ms": h.p95_ms,
+    }
 
 
 def _dot(status: str) -> str:

@@ -243,7 +243,9 @@ def _credential_changes(
     conn: DesiredConnection, existing: ObservedConnection, fingerprints: Fingerprints
 ) -> list[str]:
     out = []
-    for fname in sorted(set(conn.credentials) | set(existing.credentials)):
+    # tokens obtained by apply (OAuth2 access tokens) are not the manifest's to compare
+    declared = set(conn.credentials) | set(conn.credential_vars)
+    for fname in sorted(declared | (set(existing.credentials) & declared)):
         have = existing.credentials.get(fname)
         want = fingerprints.get((conn.organization, conn.provider, conn.owner, fname), {})
         if (

@@ -158,3 +158,22 @@ class StateMeta(Base):
     serial: Mapped[int] = mapped_column(Integer, default=0)
     audit_head: Mapped[str] = mapped_column(String(128), default="")
     audit_seq: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LockHolder(Base):
+    """Who is applying, for the message of an apply that waits in vain (SQLite only).
+
+    SQLite's write lock does not say who holds it, so an apply commits one row here just
+    before it takes the lock, and deletes it in the transaction that holds the lock (the row
+    vanishes when the lock does). Nothing ever waits on these rows: a row left by a killed
+    process is only information, and it is ignored once its process is gone.
+    """
+
+    __tablename__ = "reconciler_locks"
+
+    token: Mapped[str] = mapped_column(String(32), primary_key=True)
+    organization: Mapped[str] = mapped_column(String(128))
+    holder: Mapped[str] = mapped_column(String(256))
+    host: Mapped[str] = mapped_column(String(256))
+    pid: Mapped[int] = mapped_column(Integer)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
