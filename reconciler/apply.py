@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
@@ -141,6 +142,8 @@ class Applier:
         self.options = options
         self.report = ApplyReport()
         self.expiry: dict[str, datetime | None] = {}
+        self._values: dict[str, dict[str, Secret]] = {}
+        self.rejected: dict[str, str] = {}  # resource address -> why the provider refused it
 
     # -- desired lookups -------------------------------------------------------------------
 
@@ -235,6 +238,7 @@ class Applier:
                     continue
                 env, values = self._prepare(ch, conn)
                 envelopes[address] = env
+                self._values[address] = values
                 if _needs_check(ch, conn):
                     provider = self.catalog.providers[ch.provider]
                     base, _ = base_url_for(provider, self.options.environ)
@@ -291,6 +295,64 @@ class Applier:
         self.expiry[address] = got.expires_at
         return None
 
+    def verify_values(self, plan: Plan, results: Mapping[str, CheckResult]) -> dict[str, str]:
+        """Ask the provider about resource values the catalog does not list (catalog
+        ``verify``), e.g. a model id: only values the key can use are written."""
+        asks: list[CheckRequest] = []
+        labels: dict[str, tuple[str, str]] = {}
+        for ch in plan.changes:
+            if ch.kind != "resource" or ch.action not in (Action.CREATE, Action.UPDATE):
+                continue
+            parent = f"{ch.organization}/{ch.provider}"
+            if parent in results and not results[parent].healthy:
+                continue
+            provider = self.catalog.providers[ch.provider]
+            kind = provider.resource_kind(ch.resource_kind or "")
+            if kind is None or ch.after is None:
+                continue
+            fields = [kind.value] if kind.value is not None else list(kind.fields)
+            for f in fields:
+                if f is None or f.verify is None:
+                    continue
+                value = ch.after.get("value" if kind.value is not None else f.name)
+                if not isinstance(value, str) or value in (f.values or []):
+                    continue
+                values = self._values.get(parent) or self._stored_credentials(ch)
+                if not values:
+                    continue
+                base, _ = base_url_for(provider, self.options.environ)
+                request = provider.health_check.request.model_copy(
+                    update={"path": f.verify.path.format(value=quote(value, safe="")), "query": {}}
+                )
+                probe = provider.model_copy(
+                    update={
+                        "health_check": provider.health_check.model_copy(
+                            update={
+                                "request": request,
+                                "rules": [],
+                                "identity": {},
+                                "identity_from_key": {},
+                            }
+                        )
+                    }
+                )
+                asks.append(CheckRequest(ch.address, probe, values, base))
+                labels[ch.address] = (kind.name, value)
+        rejected: dict[str, str] = {}
+        for r in run_checks(asks, parallelism=self.options.parallelism, policy=self.options.policy):
+            kind_name, value = labels[str(r.key)]
+            if r.healthy:
+                continue
+            if r.http_status == 404:
+                rejected[str(r.key)] = (
+                    f"{kind_name} {value!r} is not in the catalog's list and the provider does "
+                    "not list it for this key; use one of the catalog's values or one the key "
+                    "can use"
+                )
+            else:
+                rejected[str(r.key)] = f"could not verify {kind_name} {value!r}: {r.message}"
+        return rejected
+
     def _waves(self, todo: Mapping[str, tuple[Change, DesiredConnection]]) -> list[list[str]]:
         depth: dict[str, int] = {}
 
@@ -316,6 +378,7 @@ class Applier:
         its lock, and only if its state is still what the plan saw."""
         self.observed = observed
         results, blocked, envelopes = self.run_checks(plan)
+        self.rejected = self.verify_values(plan, results)
         by_org: dict[str, list[Change]] = defaultdict(list)
         for ch in plan.changes:
             by_org[ch.organization].append(ch)
@@ -391,6 +454,14 @@ class Applier:
                         failed_here = True
                 else:
                     parent = f"{ch.organization}/{ch.provider}"
+                    if ch.address in self.rejected:
+                        failed_here = True
+                        self.report.outcomes.append(
+                            Outcome(
+                                ch.address, ch.action.value, "failed", self.rejected[ch.address]
+                            )
+                        )
+                        continue
                     if parent in failed_connections:
                         self.report.outcomes.append(
                             Outcome(

@@ -108,6 +108,14 @@ FieldType = Literal[
 ]
 
 
+class VerifyValue(Strict):
+    """How apply asks the provider whether a value outside the catalog's list exists for the
+    key: a GET of ``path`` (``{value}`` is filled in, URL-quoted) with the health check's
+    auth and headers. 2xx: it does; 404: it does not."""
+
+    path: str
+
+
 class ResourceField(Strict):
     name: str
     type: FieldType
@@ -119,6 +127,10 @@ class ResourceField(Strict):
     max: float | None = None
     min_items: int | None = None
     description: str = ""
+    # enum only: a value outside ``values`` matching ``open_pattern`` passes validation and is
+    # verified against the provider by apply (e.g. a model the key's /v1/models lists)
+    open_pattern: str | None = None
+    verify: VerifyValue | None = None
 
 
 class ResourceKind(Strict):

@@ -235,7 +235,12 @@ def _https_url(field: ResourceField, value: Any) -> str | None:
 
 def _enum(field: ResourceField, value: Any) -> str | None:
     values = field.values or []
-    return None if value in values else f"must be one of: {', '.join(values)}"
+    if value in values:
+        return None
+    if field.open_pattern and isinstance(value, str) and re.fullmatch(field.open_pattern, value):
+        return None  # apply verifies it with the provider (catalog ``verify``)
+    more = " (or another id the provider lists for the key)" if field.open_pattern else ""
+    return f"must be one of: {', '.join(values)}{more}"
 
 
 def _boolean(field: ResourceField, value: Any) -> str | None:
