@@ -14,6 +14,7 @@ bring to the desired state:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 from collections import defaultdict
@@ -44,6 +45,8 @@ from reconciler.health import (
     exchange_refresh_token,
     run_checks,
 )
+
+log = logging.getLogger("reconciler.apply")
 
 
 @dataclass
@@ -379,11 +382,20 @@ class Applier:
         self.observed = observed
         results, blocked, envelopes = self.run_checks(plan)
         self.rejected = self.verify_values(plan, results)
+        log.debug(
+            "checks done: %d results, %d blocked, %d values refused",
+            len(results),
+            len(blocked),
+            len(self.rejected),
+        )
         by_org: dict[str, list[Change]] = defaultdict(list)
         for ch in plan.changes:
             by_org[ch.organization].append(ch)
         for org, changes in sorted(by_org.items()):
             self._apply_organization(org, changes, results, blocked, envelopes)
+            log.debug("%s: done", org)
+        for o in self.report.outcomes:
+            log.debug("%s %s: %s", o.action, o.address, o.result)
         return self.report
 
     @property
@@ -392,7 +404,9 @@ class Applier:
 
     def _begin_organization(self, s: Session, org: str, changes: list[Change]) -> bool:
         """Lock the organization, then check its state is still what the plan saw."""
+        log.debug("%s: taking the organization's lock", org)
         lock_organization(s, org, timeout=self.options.lock_timeout, holder=self.holder)
+        log.debug("%s: locked; re-reading its state", org)
         now = observe_in(s, [org])
         if _signature(now.of(org)) == _signature(self.observed.of(org)):
             return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from reconciler.crypto import KeyRing
 from reconciler.db.engine import database_url, ensure_schema, make_engine
 from reconciler.db.observe import observe
 from reconciler.health import CheckResult, base_url_for
+
+log = logging.getLogger("reconciler.plan")
 
 
 @dataclass
@@ -44,6 +47,13 @@ def make_plan(
     fps = fingerprints_for(ring, inputs.desired, observed)
     p, diags = plan(inputs.catalog, inputs.desired, observed, fps)
     diags.raise_if_errors()
+    log.debug(
+        "planned %d change(s) for %d organization(s) from %d manifest file(s); state serial %d",
+        len(p.changes),
+        len(p.organizations),
+        len(inputs.files),
+        observed.serial,
+    )
     overrides = {}
     for name in sorted(
         {c.provider for o in inputs.desired.organizations.values() for c in o.connections}
