@@ -95,6 +95,12 @@ org_options = [
         "--exclude-org", "exclude_orgs", multiple=True, help="Not this organization (repeatable)."
     ),
     click.option("--shard", default=None, help="K/N: only the organizations in shard K of N."),
+    click.option(
+        "--provider",
+        "providers",
+        multiple=True,
+        help="Only this provider's connections (repeatable).",
+    ),
 ]
 
 
@@ -119,21 +125,43 @@ def cli(verbose: bool, log_file: str | None) -> None:
     _configure_logging(verbose, log_file)
 
 
-def _selection(orgs: tuple[str, ...], exclude_orgs: tuple[str, ...], shard: str | None) -> Any:
+def _selection(
+    orgs: tuple[str, ...],
+    exclude_orgs: tuple[str, ...],
+    shard: str | None,
+    providers: tuple[str, ...] = (),
+) -> Any:
     from reconciler.commands.inputs import Selection, parse_shard
 
-    return Selection(include=orgs, exclude=exclude_orgs, shard=parse_shard(shard))
+    return Selection(
+        include=orgs, exclude=exclude_orgs, shard=parse_shard(shard), providers=providers
+    )
 
 
 @cli.command()
 @catalog_option
 @paths_argument
+@click.option(
+    "--require-env",
+    is_flag=True,
+    help="Also fail when a variable the manifests name is not set (plan and apply always do).",
+)
 @handled
-def validate(catalog_dir: str | None, paths: tuple[str, ...]) -> None:
-    """Check the catalog and manifests without touching the database or the network."""
-    from reconciler.commands.inputs import load_inputs
+def validate(catalog_dir: str | None, paths: tuple[str, ...], require_env: bool) -> None:
+    """Check the catalog and manifests without touching the database or the network.
 
-    inputs = load_inputs(catalog_dir, paths, os.environ)
+    Secrets are not needed: a variable the manifests name but the environment lacks is a
+    warning here (an error with --require-env, and always for plan and apply)."""
+    from reconciler.commands.inputs import load_inputs, unset_variables
+
+    inputs = load_inputs(catalog_dir, paths, os.environ, resolve_secrets=require_env)
+    missing = unset_variables(inputs.desired, os.environ)
+    for var, where in missing:
+        click.echo(
+            f"Warning: {where}: environment variable {var} is not set; plan and apply "
+            "will need it.",
+            err=True,
+        )
     n_orgs = len(inputs.desired.organizations)
     n_conn = sum(len(o.connections) for o in inputs.desired.organizations.values())
     click.echo(
@@ -162,6 +190,7 @@ def plan(
     orgs: tuple[str, ...],
     exclude_orgs: tuple[str, ...],
     shard: str | None,
+    providers: tuple[str, ...],
     fmt: str,
     out: str | None,
     detailed_exitcode: bool,
@@ -171,7 +200,9 @@ def plan(
     from reconciler.commands.saved import save_plan
     from reconciler.core.render import render_json, render_markdown, render_text
 
-    planned = make_plan(catalog_dir, paths, os.environ, _selection(orgs, exclude_orgs, shard))
+    planned = make_plan(
+        catalog_dir, paths, os.environ, _selection(orgs, exclude_orgs, shard, providers)
+    )
     if fmt == "json":
         click.echo(render_json(planned.plan, overrides=planned.overrides), nl=False)
     elif fmt == "markdown":
@@ -203,7 +234,9 @@ class CheckProgress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             self._progress = Progress(
-                TextColumn("Verifying connections"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("Verifying connections"),
+                BarColumn(),
+                MofNCompleteColumn(),
                 transient=True,
             )
             self._progress.start()
@@ -211,8 +244,11 @@ class CheckProgress:
 
     def __call__(self, r: Any) -> None:
         key = getattr(r.key, "address", r.key)
-        line = (f"  check {key}: {r.message} ({r.response_ms} ms)" if r.status == "healthy"
-                else f"  check {key}: {r.failure_type}: {r.message}")
+        line = (
+            f"  check {key}: {r.message} ({r.response_ms} ms)"
+            if r.status == "healthy"
+            else f"  check {key}: {r.failure_type}: {r.message}"
+        )
         if self._progress is not None:
             self._progress.advance(self._task)
             if r.status != "healthy":
@@ -262,6 +298,7 @@ def apply(
     orgs: tuple[str, ...],
     exclude_orgs: tuple[str, ...],
     shard: str | None,
+    providers: tuple[str, ...],
     plan_file: str | None,
     actor: str | None,
     parallelism: int,
@@ -274,7 +311,7 @@ def apply(
     from reconciler.commands.saved import load_saved_plan
     from reconciler.core.render import render_text, summary_line
 
-    selection = _selection(orgs, exclude_orgs, shard)
+    selection = _selection(orgs, exclude_orgs, shard, providers)
     if plan_file:
         planned = load_saved_plan(Path(plan_file), catalog_dir, os.environ)
     else:
@@ -327,7 +364,6 @@ def apply(
 @cli.command()
 @catalog_option
 @with_orgs
-@click.option("--provider", "providers", multiple=True, help="Only this provider (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.option("--actor", default=None)
 @click.option("--parallelism", type=click.IntRange(1, 1000), default=10)
@@ -379,12 +415,13 @@ def status(
     orgs: tuple[str, ...],
     exclude_orgs: tuple[str, ...],
     shard: str | None,
+    providers: tuple[str, ...],
     fmt: str,
 ) -> None:
     """The "Connected Apps" view: instances, connections, resources and health."""
     from reconciler.commands.views import status_json, status_text
 
-    sel = _selection(orgs, exclude_orgs, shard)
+    sel = _selection(orgs, exclude_orgs, shard, providers)
     if fmt == "json":
         click.echo(json.dumps(status_json(catalog_dir, os.environ, sel), indent=2, sort_keys=True))
     else:

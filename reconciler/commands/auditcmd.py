@@ -91,8 +91,9 @@ def list_entries(
 def verify_chain(environ: Mapping[str, str], expect_head: str | None) -> tuple[bool, str]:
     """(ok, the sentence to print). The key ring is read before the database is opened."""
     ring = keyring(environ)
+    wanted = expect_head.strip().lower() if expect_head is not None else None
     with _session(environ) as s:
-        result = verify(s, ring, expect_head)
+        result = verify(s, ring, wanted)
     if not result.ok:
         return False, f"Audit log verification FAILED: {result.problem}"
     extra = f" ({result.problem})" if result.problem else ""

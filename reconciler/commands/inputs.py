@@ -31,6 +31,11 @@ class Selection:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     shard: tuple[int, int] | None = None
+    providers: tuple[str, ...] = ()  # --provider: only these providers' connections
+
+    @property
+    def provider_filter(self) -> frozenset[str] | None:
+        return frozenset(self.providers) if self.providers else None
 
     def admits(self, organization: str) -> bool:
         if self.include and organization not in self.include:
@@ -165,3 +170,15 @@ def policy_from_env(environ: Mapping[str, str]) -> RetryPolicy:
         read_timeout=min(10.0, deadline),
         connect_timeout=min(5.0, deadline),
     )
+
+
+def unset_variables(desired: Desired, environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(variable, where) for each credential variable the manifests name that is not set."""
+    out = []
+    for org in sorted(desired.organizations.values(), key=lambda o: o.name):
+        for conn in org.connections:
+            for _, var in sorted(conn.credential_vars.items()):
+                if not environ.get(var):
+                    where = f"{conn.file}:{conn.line}" if conn.line else conn.file
+                    out.append((var, where))
+    return out

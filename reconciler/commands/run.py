@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reconciler.apply import Applier, ApplyOptions, ApplyReport, fingerprints_for
 from reconciler.commands.inputs import (
@@ -33,6 +33,7 @@ class Planned:
     keyring: KeyRing
     fingerprints: dict[tuple[str, str, str, str], dict[str, str]]
     overrides: dict[str, str]
+    selection: Selection = field(default_factory=Selection)
 
 
 def make_plan(
@@ -45,7 +46,9 @@ def make_plan(
     _, observed = open_database(environ)
     inputs = load_inputs(catalog_dir, paths, environ, existing=observed, selection=selection)
     fps = fingerprints_for(ring, inputs.desired, observed)
-    p, diags = plan(inputs.catalog, inputs.desired, observed, fps)
+    p, diags = plan(
+        inputs.catalog, inputs.desired, observed, fps, providers=selection.provider_filter
+    )
     diags.raise_if_errors()
     log.debug(
         "planned %d change(s) for %d organization(s) from %d manifest file(s); state serial %d",
@@ -62,7 +65,7 @@ def make_plan(
         url, overridden = base_url_for(provider, environ)
         if overridden:
             overrides[name] = url
-    return Planned(p, inputs, observed, ring, fps, overrides)
+    return Planned(p, inputs, observed, ring, fps, overrides, selection)
 
 
 def run_apply(
@@ -100,6 +103,14 @@ def replan_after_schema(planned: Planned, environ: Mapping[str, str]) -> Planned
     engine = make_engine(database_url(environ))
     observed = observe(engine)
     fps = fingerprints_for(planned.keyring, planned.inputs.desired, observed)
-    p, diags = plan(planned.inputs.catalog, planned.inputs.desired, observed, fps)
+    p, diags = plan(
+        planned.inputs.catalog,
+        planned.inputs.desired,
+        observed,
+        fps,
+        providers=planned.selection.provider_filter,
+    )
     diags.raise_if_errors()
-    return Planned(p, planned.inputs, observed, planned.keyring, fps, planned.overrides)
+    return Planned(
+        p, planned.inputs, observed, planned.keyring, fps, planned.overrides, planned.selection
+    )

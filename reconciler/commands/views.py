@@ -35,7 +35,7 @@ def status_json(
             history = health_history(s)
     out = []
     for (org, provider), inst in sorted(observed.instances.items()):
-        if not sel.admits(org):
+        if not sel.admits(org) or (sel.providers and provider not in sel.providers):
             continue
         p = catalog.providers.get(provider)
         out.append(

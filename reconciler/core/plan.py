@@ -152,11 +152,13 @@ def plan(
     fingerprints: Fingerprints,
     *,
     organizations: tuple[str, ...] | None = None,
+    providers: frozenset[str] | None = None,
 ) -> tuple[Plan, Diagnostics]:
     """Compute the plan. Pure: the same inputs always give the same plan.
 
     ``organizations`` limits the plan to these managed organizations (targeting); others with a
-    manifest are neither read for changes nor touched. Problems that make the plan unsafe to
+    manifest are neither read for changes nor touched; ``providers`` likewise limits it to
+    these providers' connections. Problems that make the plan unsafe to
     apply (preventDestroy, unmet dependencies, unmanaged objects in the way) come back as
     diagnostics.
     """
@@ -168,7 +170,7 @@ def plan(
         org = desired.organizations.get(name)
         if org is None:
             continue
-        c, n = _plan_organization(catalog, org, observed, fingerprints, diags)
+        c, n = _plan_organization(catalog, org, observed, fingerprints, diags, providers)
         changes.extend(c)
         notes.extend(n)
     changes.sort(key=lambda c: c.sort_key)
@@ -190,11 +192,16 @@ def _plan_organization(
     observed: Observed,
     fingerprints: Fingerprints,
     diags: Diagnostics,
+    providers: frozenset[str] | None = None,
 ) -> tuple[list[Change], list[Note]]:
     changes: list[Change] = []
     notes: list[Note] = []
-    present = {i.provider: i for i in observed.of(org.name)}
-    wanted = {c.provider: c for c in org.connections}
+    present = {
+        i.provider: i for i in observed.of(org.name) if providers is None or i.provider in providers
+    }
+    wanted = {
+        c.provider: c for c in org.connections if providers is None or c.provider in providers
+    }
     # unmet dependencies are found by the manifest loader, which also sees the database
     for provider, conn in sorted(wanted.items()):
         inst = present.get(provider)
@@ -218,7 +225,18 @@ def _plan_organization(
         )
         managed_gone = []
     for inst in managed_gone:
-        changes.extend(_plan_teardown(catalog, org, inst, wanted, present, diags))
+        # dependents are looked for among all of the organization's providers, not only
+        # those --provider selects
+        changes.extend(
+            _plan_teardown(
+                catalog,
+                org,
+                inst,
+                {c.provider: c for c in org.connections},
+                {i.provider: i for i in observed.of(org.name)},
+                diags,
+            )
+        )
 
     for p, inst in sorted(present.items()):
         for uc in inst.unmanaged_connections:

@@ -359,3 +359,23 @@ def test_unhealthy_unchanged_connection_is_shown_with_since(env: Env, sim) -> No
     assert "globex/stripe is unhealthy" in r.stdout and "failing since" in r.stdout
     md = env.run("plan", "--format", "markdown").stdout
     assert "globex/stripe is unhealthy" in md
+
+
+def test_provider_targeting(env: Env) -> None:
+    r = env.run("plan", "--provider", "stripe", "--format", "json")
+    assert {c["provider"] for c in json.loads(r.stdout)["changes"]} == {"stripe"}
+    assert env.run("apply", "--provider", "stripe").exit_code == 0
+    with env.session() as s:
+        assert set(s.scalars(select(Instance.provider))) == {"stripe"}
+    r = env.run("status", "--provider", "stripe", "--format", "json")
+    assert {x["provider"] for x in json.loads(r.stdout)} == {"stripe"}
+
+
+def test_validate_needs_no_secrets_but_names_unset_variables(env: Env) -> None:
+    del env.vars["ACME_QUO_KEY"]
+    r = env.run("validate")
+    assert r.exit_code == 0
+    assert "ACME_QUO_KEY" in r.output
+    r = env.run("validate", "--require-env")
+    assert r.exit_code == 1
+    assert "ACME_QUO_KEY" in r.output
