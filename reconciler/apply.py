@@ -41,6 +41,7 @@ from reconciler.health import (
     CheckRequest,
     CheckResult,
     RetryPolicy,
+    TokenResult,
     base_url_for,
     exchange_refresh_token,
     run_checks,
@@ -89,6 +90,36 @@ class ApplyReport:
     @property
     def exit_code(self) -> int:
         return 1 if self.failed else 0
+
+
+def health_row(instance_id: int, connection_id: int | None, r: CheckResult) -> Health:
+    """The ``integration_health`` row of a check result."""
+    return Health(
+        instance_id=instance_id,
+        connection_id=connection_id,
+        status=r.status,
+        failure_type=r.failure_type,
+        message=r.message,
+        response_ms=r.response_ms,
+        provider_code=r.provider_code,
+        attempts=r.attempts,
+        checked_at=r.checked_at,
+    )
+
+
+def token_envelopes(
+    keyring: KeyRing, organization: str, provider: str, user: str, tokens: TokenResult
+) -> dict[str, str]:
+    """OAuth2 tokens from a refresh-token grant, encrypted for their credential rows."""
+    return {
+        field: keyring.encrypt(
+            secret.reveal(), CredentialAddress(organization, provider, user, field)
+        )
+        for field, secret in (
+            ("access_token", tokens.access_token),
+            ("refresh_token", tokens.refresh_token),
+        )
+    }
 
 
 def fingerprints_for(
@@ -288,13 +319,8 @@ class Applier:
         org, prov = address.split("/", 1)
         conn = self.desired.organizations[org].connection(prov)
         assert conn is not None
-        for fname, secret in (
-            ("access_token", got.access_token),
-            ("refresh_token", got.refresh_token),
-        ):
-            addr = CredentialAddress(org, prov, conn.owner, fname)
-            envelopes[fname] = self.keyring.encrypt(secret.reveal(), addr)
-            values[fname] = secret
+        envelopes.update(token_envelopes(self.keyring, org, prov, conn.owner, got))
+        values.update(access_token=got.access_token, refresh_token=got.refresh_token)
         self.expiry[address] = got.expires_at
         return None
 
@@ -600,19 +626,7 @@ class Applier:
                 },
             )
         if result is not None:
-            s.add(
-                Health(
-                    instance_id=inst.id,
-                    connection_id=row.id,
-                    status=result.status,
-                    failure_type=result.failure_type,
-                    message=result.message,
-                    response_ms=result.response_ms,
-                    provider_code=result.provider_code,
-                    attempts=result.attempts,
-                    checked_at=result.checked_at,
-                )
-            )
+            s.add(health_row(inst.id, row.id, result))
         new_creds = envelopes.get(ch.address) or {}
         verb = {Action.CREATE: "create", Action.UPDATE: "update", Action.ADOPT: "adopt"}[ch.action]
         if result is not None and result.status != "healthy":

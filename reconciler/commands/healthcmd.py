@@ -14,13 +14,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from reconciler.apply import health_row, token_envelopes
 from reconciler.audit import AuditWriter
 from reconciler.commands.auditcmd import _session
 from reconciler.commands.inputs import Selection, keyring, policy_from_env
 from reconciler.core.catalog import load_catalog
 from reconciler.core.secret import Secret
 from reconciler.crypto import CredentialAddress, KeyRing
-from reconciler.db.schema import Connection, Credential, Health, Instance
+from reconciler.db.schema import Connection, Credential, Instance
 from reconciler.health import (
     CheckRequest,
     CheckResult,
@@ -150,11 +151,11 @@ def _refresh_if_expired(
     )
     if isinstance(got, CheckResult):
         return got
-    update = TokenUpdate(expires_at=got.expires_at)
-    for fname, secret in (("access_token", got.access_token), ("refresh_token", got.refresh_token)):
-        addr = CredentialAddress(organization, provider.name, target.user, fname)
-        update.envelopes[fname] = ring.encrypt(secret.reveal(), addr)
-        values[fname] = secret
+    update = TokenUpdate(
+        envelopes=token_envelopes(ring, organization, provider.name, target.user, got),
+        expires_at=got.expires_at,
+    )
+    values.update(access_token=got.access_token, refresh_token=got.refresh_token)
     tokens[target.connection_id] = update
     return None
 
@@ -180,19 +181,7 @@ def _record(
                 continue
             if t.connection_id in tokens:
                 _store_tokens(s, w, ring, inst, conn, tokens[t.connection_id])
-            s.add(
-                Health(
-                    instance_id=t.instance_id,
-                    connection_id=t.connection_id,
-                    status=r.status,
-                    failure_type=r.failure_type,
-                    message=r.message,
-                    response_ms=r.response_ms,
-                    provider_code=r.provider_code,
-                    attempts=r.attempts,
-                    checked_at=r.checked_at,
-                )
-            )
+            s.add(health_row(t.instance_id, t.connection_id, r))
             _transition(w, inst, conn, r, t.address)
             out.append(
                 {

@@ -67,6 +67,14 @@ def _when(p: HealthPoint) -> str:
     return p.checked_at.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _axis_labels(history: Sequence[HealthPoint]) -> tuple[str, str]:
+    """First and last check times under the x axis; with seconds when the checks span less
+    than an hour, so the two labels do not read the same."""
+    first, last = history[0].checked_at, history[-1].checked_at
+    fmt = "%Y-%m-%d %H:%M:%S" if (last - first).total_seconds() < 3600 else "%Y-%m-%d %H:%M"
+    return first.strftime(fmt), last.strftime(fmt) if len(history) > 1 else ""
+
+
 def _outcome(p: HealthPoint) -> str:
     return "healthy" if p.healthy else (p.failure_type or "unhealthy")
 
@@ -95,6 +103,7 @@ def response_chart(history: Sequence[HealthPoint]) -> Chart | None:
         f"min {min(times)} ms, median {round(statistics.median(times))} ms, "
         f"max {max(times)} ms; {failed} failed."
     )
+    first_label, last_label = _axis_labels(history)
     return Chart(
         width=WIDTH,
         height=HEIGHT,
@@ -104,7 +113,7 @@ def response_chart(history: Sequence[HealthPoint]) -> Chart | None:
         points=tuple(points),
         polyline=" ".join(f"{p.x},{p.y}" for p in points),
         ticks=ticks,
-        first_label=_when(history[0]),
-        last_label=_when(history[-1]) if n > 1 else "",
+        first_label=first_label,
+        last_label=last_label,
         summary=summary,
     )

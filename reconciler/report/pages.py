@@ -27,7 +27,7 @@ STATES: Mapping[str, tuple[str, str]] = {
     "connected": ("Connected", "●"),
     "error": ("Error", "✖"),
     "inactive": ("Inactive", "○"),
-    "not_connected": ("Not connected", "–"),
+    "not_connected": ("Not connected", "◌"),
 }
 AUTH_LABELS = {"api_key": "API key", "oauth2": "OAuth 2.0"}
 _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -102,7 +102,9 @@ def catalog_cards(catalog: Catalog, observed: Observed) -> list[Card]:
     for p in sorted(catalog.providers.values(), key=lambda p: (p.category, p.display_name)):
         states = tuple(
             OrganizationState(
-                org, organization_filename(org), instance_state(observed.instances.get((org, p.name)))
+                org,
+                organization_filename(org),
+                instance_state(observed.instances.get((org, p.name))),
             )
             for org in organizations
         )
@@ -118,9 +120,7 @@ def catalog_cards(catalog: Catalog, observed: Observed) -> list[Card]:
                 initial=p.display_name[:1].upper(),
                 available=p.active,
                 states=states,
-                search_text=" ".join(
-                    (p.name, p.display_name, p.description, p.category)
-                ).lower(),
+                search_text=" ".join((p.name, p.display_name, p.description, p.category)).lower(),
             )
         )
     return cards
@@ -185,7 +185,12 @@ class OrganizationPage:
 
 
 def _plain(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    """A value as a reader wants it: strings bare, lists of strings comma-separated."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ", ".join(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _resource_item(r: ObservedResource, provider: Provider | None) -> ResourceItem:
@@ -250,8 +255,7 @@ def organization_pages(
                     instance_status=inst.status,
                     managed_by=inst.managed_by,
                     connections=tuple(
-                        _connection_view(inst, c, history.get(c.id, ()))
-                        for c in inst.connections
+                        _connection_view(inst, c, history.get(c.id, ())) for c in inst.connections
                     ),
                     resources=_resource_groups(inst.resources, p),
                 )

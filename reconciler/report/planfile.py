@@ -1,9 +1,10 @@
 """Reading a saved plan (``reconciler plan --out FILE``) for the plan page.
 
-Only the public parts are read: format version, changes, summary, notes, organizations and
-state. The ``saved`` section (what ``apply --plan`` needs) is never looked at. Credential
-values are shown as ``(sensitive)`` whatever the file says, so a hand-edited plan cannot put a
-secret on the page either.
+Only the public parts are read: format version, changes, notes, organizations and state; the
+counts are made from the changes, so the page always agrees with itself. The ``saved``
+section (what ``apply --plan`` needs) is never looked at. Credential values are shown as
+``(sensitive)`` whatever the file says, so a hand-edited plan cannot put a secret on the page
+either.
 """
 
 from __future__ import annotations
@@ -99,12 +100,19 @@ def _shown(name: str, value: Any) -> str:
 def attribute_rows(
     before: Any, after: Any, changed: frozenset[str] = frozenset()
 ) -> tuple[AttributeRow, ...]:
-    """Before/after side by side, one row per flattened attribute. Pure."""
+    """Before/after side by side, one row per flattened attribute. Pure.
+
+    Only an update marks rows as changed: in a create or a delete every row is new or gone,
+    and marking them all would hide nothing but the signal.
+    """
     b = _flatten(before) if before is not None else {}
     a = _flatten(after) if after is not None else {}
+    is_update = before is not None and after is not None
     rows = []
     for name in sorted({*b, *a}):
-        differs = (name in b) != (name in a) or b.get(name) != a.get(name) or name in changed
+        differs = is_update and (
+            (name in b) != (name in a) or b.get(name) != a.get(name) or name in changed
+        )
         rows.append(
             AttributeRow(
                 name=name,
@@ -123,8 +131,14 @@ def _text(change: Mapping[str, Any], key: str) -> str:
 
 
 def _change(raw: Any, where: str) -> ChangeView:
-    if not isinstance(raw, Mapping) or not _text(raw, "address") or raw.get("action") not in ACTIONS:
-        raise InputError(f"{where}: each change needs an address and an action ({', '.join(ACTIONS)})")
+    if (
+        not isinstance(raw, Mapping)
+        or not _text(raw, "address")
+        or raw.get("action") not in ACTIONS
+    ):
+        raise InputError(
+            f"{where}: each change needs an address and an action ({', '.join(ACTIONS)})"
+        )
     address = _text(raw, "address")
     parts = address.split("/")
     changed = raw.get("changed")
@@ -179,7 +193,8 @@ def read_plan(path: Path) -> PlanView:
             by_org[org]
     for c in changes:
         by_org[c.organization].append(c)
-    state = doc.get("state") if isinstance(doc.get("state"), Mapping) else {}
+    raw_state = doc.get("state")
+    state: Mapping[str, Any] = raw_state if isinstance(raw_state, Mapping) else {}
     return PlanView(
         source=path.name,
         format_version=version,
@@ -196,7 +211,6 @@ def read_plan(path: Path) -> PlanView:
         lineage=str(state.get("lineage") or ""),
         serial=_serial(state.get("serial")),
     )
-
 
 
 def _serial(value: Any) -> int:

@@ -52,8 +52,9 @@ class AuditPage:
 
 
 def _aware(ts: datetime) -> datetime:
-    """SQLite hands back naive datetimes; the tool writes UTC."""
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    """In UTC: SQLite hands back naive datetimes (the tool writes UTC), PostgreSQL hands them
+    back in the session's time zone."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def health_history(
@@ -65,7 +66,9 @@ def health_history(
         return {}
     rank = (
         func.row_number()
-        .over(partition_by=Health.connection_id, order_by=(Health.checked_at.desc(), Health.id.desc()))
+        .over(
+            partition_by=Health.connection_id, order_by=(Health.checked_at.desc(), Health.id.desc())
+        )
         .label("rank")
     )
     inner = (

@@ -60,6 +60,7 @@ def _environment() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters["when"] = _when
+    env.filters["iso"] = _iso
     env.globals["STATES"] = STATES
     env.globals["ACTIONS"] = ACTIONS
     return env
@@ -68,7 +69,13 @@ def _environment() -> Environment:
 def _when(value: datetime | None) -> str:
     if value is None:
         return "never"
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return aware.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _iso(value: datetime) -> str:
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return aware.isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)

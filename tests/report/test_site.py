@@ -179,7 +179,11 @@ def test_organization_pages_show_connections_resources_and_charts(
         apps = {a.attrs["data-provider"]: a for a in doc.find_all("li", class_="app")}
         assert {k: a.attrs["data-state"] for k, a in apps.items()} == expected
         for provider, app in apps.items():
-            assert "Owner" in app.text() and "Last check" in app.text() and "Failing since" in app.text()
+            assert (
+                "Owner" in app.text()
+                and "Last check" in app.text()
+                and "Failing since" in app.text()
+            )
             charts = app.find_all("svg", role="img")
             if expected[provider] == "inactive":  # mapbox is inactive: never checked
                 assert not charts and "No health check recorded yet" in app.text()
@@ -190,7 +194,9 @@ def test_organization_pages_show_connections_resources_and_charts(
             assert charts[0].find_all("title")[0].text().startswith("Response times")
 
     globex = parse(out / "org-globex.html")
-    postmark = next(a for a in globex.find_all("li", class_="app") if a.attrs["data-provider"] == "postmark")
+    postmark = next(
+        a for a in globex.find_all("li", class_="app") if a.attrs["data-provider"] == "postmark"
+    )
     assert postmark.find_all("time", class_="failing"), "failing since is shown"
     assert "The API key you entered is invalid" in postmark.text()
     assert len(postmark.find_all("path", class_="point-failed")) == 1
@@ -202,7 +208,10 @@ def test_organization_pages_show_connections_resources_and_charts(
         for li in section.find_all("li")
         if li.find_all("span", class_="badge badge-default")
     ]
-    assert sorted(defaults) == ["+15555550100 label: Support default", "billing@acme.example name: Acme Billing default"]
+    assert sorted(defaults) == [
+        "+15555550100 label: Support default",
+        "billing@acme.example name: Acme Billing default",
+    ]
     assert "claude-sonnet-4-5" in acme
 
 
@@ -215,10 +224,20 @@ def test_audit_page_lists_entries_with_filters(env: Env, sim: Simulator, tmp_pat
     assert len(rows) == 18  # 16 creates + 2 status changes found by health
     assert rows[0].attrs["data-action"] == "instance.status"  # newest first
     assert {r.attrs["data-organization"] for r in rows} == {"acme", "globex"}
-    org_options = [o.attrs["value"] for o in doc.find_all("select", id="audit-org")[0].find_all("option")]
+    org_options = [
+        o.attrs["value"] for o in doc.find_all("select", id="audit-org")[0].find_all("option")
+    ]
     assert org_options == ["", "acme", "globex"]
-    actions = [o.attrs["value"] for o in doc.find_all("select", id="audit-action")[0].find_all("option")]
-    assert actions == ["", "connection.create", "connection.status", "instance.status", "resource.create"]
+    actions = [
+        o.attrs["value"] for o in doc.find_all("select", id="audit-action")[0].find_all("option")
+    ]
+    assert actions == [
+        "",
+        "connection.create",
+        "connection.status",
+        "instance.status",
+        "resource.create",
+    ]
     assert "ci-bot via apply" in rows[-1].text()
 
 
@@ -241,12 +260,19 @@ def test_empty_states_when_the_database_does_not_exist(env: Env, tmp_path: Path)
 def _edit_acme(env: Env) -> None:
     path = env.cwd / "manifests" / "acme.yaml"
     text = path.read_text()
-    text = text.replace("{email: support@acme.example, name: Acme Support}", "{email: sales@acme.example, name: Acme Sales}")
-    text = text.replace("name: Acme Billing, default: true", "name: Acme Billing Dept, default: true")
+    text = text.replace(
+        "{email: support@acme.example, name: Acme Support}",
+        "{email: sales@acme.example, name: Acme Sales}",
+    )
+    text = text.replace(
+        "name: Acme Billing, default: true", "name: Acme Billing Dept, default: true"
+    )
     path.write_text(text)
 
 
-def test_plan_page_shows_changes_and_hides_secrets(env: Env, sim: Simulator, tmp_path: Path) -> None:
+def test_plan_page_shows_changes_and_hides_secrets(
+    env: Env, sim: Simulator, tmp_path: Path
+) -> None:
     seed(env, sim)
     _edit_acme(env)
     plan_file = tmp_path / "plan.json"
@@ -310,7 +336,9 @@ def test_a_hand_edited_plan_cannot_show_a_credential(env: Env, tmp_path: Path) -
         "after": {"credentials": {"api_key": secret}},
         "changed": ["credentials.api_key"],
     }
-    plan_file.write_text(json.dumps({"format_version": "1.0", "changes": [change], "saved": {"x": secret}}))
+    plan_file.write_text(
+        json.dumps({"format_version": "1.0", "changes": [change], "saved": {"x": secret}})
+    )
     out = tmp_path / "site"
     write_site(env, out, "--plan", str(plan_file))
     assert "(sensitive)" in (out / "plan.html").read_text()
@@ -320,8 +348,13 @@ def test_a_hand_edited_plan_cannot_show_a_credential(env: Env, tmp_path: Path) -
 
 @pytest.mark.parametrize(
     "content",
-    ["not json", "[]", '{"format_version": "1.0"}', '{"format_version": "9.0", "changes": []}',
-     '{"format_version": "1.0", "changes": [{"address": "a/b", "action": "explode"}]}'],
+    [
+        "not json",
+        "[]",
+        '{"format_version": "1.0"}',
+        '{"format_version": "9.0", "changes": []}',
+        '{"format_version": "1.0", "changes": [{"address": "a/b", "action": "explode"}]}',
+    ],
 )
 def test_a_bad_plan_file_writes_nothing(env: Env, tmp_path: Path, content: str) -> None:
     plan_file = tmp_path / "plan.json"
