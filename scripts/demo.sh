@@ -42,4 +42,8 @@ echo "== reconciler validate"; reconciler validate manifests/
 echo "== reconciler plan";     reconciler plan manifests/
 echo "== reconciler apply";    reconciler apply manifests/
 echo "== reconciler plan (again: nothing to do)"; reconciler plan manifests/ --detailed-exitcode
+echo "== reconciler health";   reconciler health
 echo "== reconciler status";   reconciler status
+echo
+echo "Next: reconciler report --out site/   (then open site/index.html)"
+echo "The database is ./reconciler.db; the key is in .demo-keys: export RECONCILER_ENCRYPTION_KEYS=\"\$(cat .demo-keys)\""
