@@ -565,7 +565,8 @@ def report(catalog_dir: str | None, out: str, plan_file: str | None) -> None:
     from reconciler.report import write_report
 
     written = write_report(Path(out), catalog_dir, os.environ, plan_file=plan_file)
-    click.echo(f"Wrote {len(written)} page(s) to {out}/ (open {out}/index.html).")
+    folder = Path(out)
+    click.echo(f"Wrote {len(written)} page(s) to {folder} (open {folder / 'index.html'}).")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
