@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from reconciler.audit import AuditWriter
 from reconciler.core.catalog import Catalog, Provider
 from reconciler.core.desired import Desired, DesiredConnection
+from reconciler.core.errors import CryptoError
 from reconciler.core.plan import Action, Change, Plan
 from reconciler.core.secret import Secret
 from reconciler.core.state import Observed, ObservedInstance
@@ -136,7 +137,17 @@ def fingerprints_for(
                 addr = CredentialAddress(org.name, conn.provider, conn.owner, fname)
                 ids = {keyring.primary_id}
                 stored = existing.credentials.get(fname) if existing else None
-                if stored is not None and stored.fingerprint_key_id in keyring.key_ids:
+                if stored is not None:
+                    for kid in (stored.key_id, stored.fingerprint_key_id):
+                        if kid not in keyring.key_ids:
+                            raise CryptoError(
+                                f"credential {org.name}/{conn.provider}/"
+                                f"{existing.user_email if existing else conn.owner}/{fname} is "
+                                f"under key id {kid!r}, which is not in "
+                                "RECONCILER_ENCRYPTION_KEYS; put that key back in the ring "
+                                "(after the first) and run `reconciler keys rotate` before "
+                                "removing it"
+                            )
                     ids.add(stored.fingerprint_key_id)
                 out[(org.name, conn.provider, conn.owner, fname)] = {
                     k: keyring.fingerprint(secret.reveal(), addr, key_id=k) for k in sorted(ids)

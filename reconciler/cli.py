@@ -206,7 +206,7 @@ def plan(
     if fmt == "json":
         click.echo(render_json(planned.plan, overrides=planned.overrides), nl=False)
     elif fmt == "markdown":
-        click.echo(render_markdown(planned.plan), nl=False)
+        click.echo(render_markdown(planned.plan, overrides=planned.overrides), nl=False)
     else:
         click.echo(render_text(planned.plan, overrides=planned.overrides), nl=False)
     if out:

@@ -88,7 +88,24 @@ def _database_params() -> list[str]:
     return ["sqlite", "postgresql"] if _pg_admin_url() else ["sqlite"]
 
 
-@pytest.fixture(params=_database_params())
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "databases(*names): run this test only on these databases (sqlite, postgresql)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses ``db_url`` runs on each configured database, or on those its
+    ``databases`` marker names (e.g. a PostgreSQL trigger, a SQLite lock)."""
+    if "db_url" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("databases")
+    wanted = marker.args if marker else ("sqlite", "postgresql")
+    metafunc.parametrize("db_url", [d for d in _database_params() if d in wanted], indirect=True)
+
+
+@pytest.fixture
 def db_url(
     request: pytest.FixtureRequest, tmp_path: Path, pg_database: str | None
 ) -> Iterator[str]:

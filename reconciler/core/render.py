@@ -121,7 +121,9 @@ def render_json(plan: Plan, **extra: Any) -> str:
     )
 
 
-def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
+def render_markdown(
+    plan: Plan, *, limit: int = MARKDOWN_LIMIT, overrides: dict[str, str] | None = None
+) -> str:
     """A pull-request comment: warnings first, a summary table, changes per organization.
 
     Stays under ``limit`` characters: whole lines are dropped from the end of the change
@@ -135,6 +137,11 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
         f"- :warning: {n.message}"
         for n in plan.notes
         if n.kind in ("unmanaged", "unhealthy", "empty_manifest")
+    ]
+    warnings += [
+        f"- :warning: {provider} health checks go to `{url}` (RECONCILER_BASE_URL_"
+        f"{provider.upper()} is set)"
+        for provider, url in sorted((overrides or {}).items())
     ]
     if warnings:
         head += ["### Warnings", "", *warnings, ""]

@@ -38,10 +38,17 @@ def base_url_for(provider: Provider, environ: Mapping[str, str] | None = None) -
     if not value:
         return provider.base_url, False
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or parts.username
+        or parts.password
+    ):
         raise ConfigError(
-            f"{name} must be an http(s) URL with an optional path prefix and no query, "
-            "e.g. http://127.0.0.1:8080/stripe"
+            f"{name} must be an http(s) URL with an optional path prefix, and no query or "
+            "user name or password, e.g. http://127.0.0.1:8080/stripe"
         )
     return value.rstrip("/"), True
 
