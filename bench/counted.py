@@ -3,7 +3,9 @@
 ``python bench/counted.py plan DIR`` is ``python -m reconciler plan DIR`` plus one listener on
 SQLAlchemy's ``Engine`` class (so every engine the product makes is counted, in this process).
 The counts go as JSON to the file named by ``BENCH_STATEMENTS_FILE`` when the command ends,
-whatever its exit code. The listener costs one Python call per statement.
+whatever its exit code, with the process's own peak memory (``VmHWM``: unlike ``ru_maxrss``,
+it does not start from the parent's size at fork). The listener costs one Python call per
+statement.
 """
 
 from __future__ import annotations
@@ -30,6 +32,18 @@ def _count(
         COUNTS["executemany"] += 1
 
 
+def peak_rss_kb() -> int | None:
+    """This process's peak resident memory since exec, from /proc (Linux); None elsewhere."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 def main() -> None:
     event.listen(Engine, "before_cursor_execute", _count)
     from reconciler.cli import main as cli_main
@@ -40,7 +54,7 @@ def main() -> None:
         out = os.environ.get("BENCH_STATEMENTS_FILE")
         if out:
             with open(out, "w", encoding="utf-8") as f:
-                json.dump(dict(COUNTS), f, sort_keys=True)
+                json.dump({"statements": dict(COUNTS), "peak_rss_kb": peak_rss_kb()}, f)
 
 
 if __name__ == "__main__":

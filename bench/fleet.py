@@ -17,6 +17,7 @@ Usage::
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,8 +135,22 @@ spec:
 """
 
 
-def generate_fleet(folder: Path, n: int) -> Fleet:
-    """Write N manifests into ``folder`` (created) and return the fleet with its secrets."""
+def commit_to_git(folder: Path) -> bool:
+    """Make the folder a git repository with the manifests committed, as a fleet's are (the
+    product reads the commit for its audit entries). False when git is not available."""
+    ident = ["-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
+    steps = (["init", "-q"], ["add", "-A"], [*ident, "commit", "-q", "-m", "fleet"])
+    try:
+        for args in steps:
+            subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        return False
+    return True
+
+
+def generate_fleet(folder: Path, n: int, *, git: bool = False) -> Fleet:
+    """Write N manifests into ``folder`` (created) and return the fleet with its secrets;
+    with ``git``, commit them in a new repository there."""
     folder.mkdir(parents=True, exist_ok=True)
     orgs = [org_name(i) for i in range(1, n + 1)]
     secrets: dict[str, str] = {}
@@ -144,4 +159,6 @@ def generate_fleet(folder: Path, n: int) -> Fleet:
         for provider in PROVIDERS:
             var = variable(org, provider)
             secrets[var] = secret_value(var)
+    if git:
+        commit_to_git(folder)
     return Fleet(folder, orgs, secrets)

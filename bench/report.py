@@ -6,6 +6,7 @@ same rows feed the terminal table, the JSON and RESULTS.md.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
@@ -28,7 +29,8 @@ def machine() -> dict[str, Any]:
     model = ""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
-            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+            names = (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+            model = next(names, "")
     except OSError:
         pass
     return {
@@ -73,7 +75,7 @@ def growth(rows: Sequence[Row]) -> list[Row]:
     for backend in dict.fromkeys(r["backend"] for r in rows):
         for step in dict.fromkeys(r["step"] for r in rows if r["backend"] == backend):
             ns = sorted(n for (b, s, n) in keyed if b == backend and s == step)
-            for small, big in zip(ns, ns[1:], strict=False):
+            for small, big in itertools.pairwise(ns):
                 a, b = keyed[(backend, step, small)], keyed[(backend, step, big)]
                 n_ratio = big / small
                 t_ratio = b["wall_s"] / a["wall_s"] if a["wall_s"] else None
@@ -114,10 +116,10 @@ def targets(rows: Sequence[Row], entries: Sequence[Row]) -> list[Row]:
         noop = at.get("plan (no-op)")
         first = at.get("apply (first)")
         peak = max(r["max_rss_mb"] for r in at.values())
-        out.append(_target(backend, "no-op plan <= 1.5x floor", noop and noop["ratio"],
-                           NOOP_PLAN_MAX_RATIO))
+        out.append(_target(backend, "no-op plan <= 1.5x floor",
+                           noop["ratio"] if noop else None, NOOP_PLAN_MAX_RATIO))
         out.append(_target(backend, "first apply <= 1.3x health-check floor",
-                           first and first["ratio"], FIRST_APPLY_MAX_RATIO))
+                           first["ratio"] if first else None, FIRST_APPLY_MAX_RATIO))
         out.append(_target(backend, "peak memory < 300 MB", peak, PEAK_MB))
         grown = [g for g in entries if g["backend"] == backend and g["to"] == TARGET_N]
         worst = max((g["time_ratio"] or 0) / g["orgs_ratio"] * 10 for g in grown) if grown else None
@@ -126,8 +128,9 @@ def targets(rows: Sequence[Row], entries: Sequence[Row]) -> list[Row]:
 
 
 def _target(backend: str, name: str, value: float | None, limit: float) -> Row:
+    """``ok`` is None when there is nothing to judge (e.g. growth with one N only)."""
     return {"backend": backend, "target": name, "value": value, "limit": limit,
-            "ok": value is not None and value <= limit}
+            "ok": None if value is None else value <= limit}
 
 
 def targets_table(entries: Sequence[Row]) -> str:
@@ -136,8 +139,12 @@ def targets_table(entries: Sequence[Row]) -> str:
     out = [f"Targets (issue 8, N = {TARGET_N}):"]
     for t in entries:
         out.append(f"  {t['backend']:<10} {t['target']:<40} {_fmt(t['value']):>8} "
-                   f"(limit {t['limit']:g})  {'met' if t['ok'] else 'MISSED'}")
+                   f"(limit {t['limit']:g})  {_verdict(t['ok'])}")
     return "\n".join(out)
+
+
+def _verdict(ok: bool | None) -> str:
+    return "not measured" if ok is None else "met" if ok else "MISSED"
 
 
 def to_json(document: dict[str, Any]) -> str:

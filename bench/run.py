@@ -145,12 +145,13 @@ def measure_run(
         step_env["RECONCILER_DATABASE_URL"] = db_url
         label = f"{backend}-{len(fleet.organizations)}-{step.name.replace(' ', '_')}"
         label = label.replace("(", "").replace(")", "")
+        load = os.getloadavg()[0]  # other work on the machine shows here, not in cpu_s
         floor = _floor(step, fleet, db_url, step_env, workdir, label, opts)
         m = run_reconciler(
             step.args, step_env, workdir=workdir, label=label, timeout=opts.timeout,
             count_statements=not opts.no_count, profile_dir=opts.profile,
         )
-        rows.append(_row(step, fleet, backend, m, floor, opts))
+        rows.append({**_row(step, fleet, backend, m, floor, opts), "loadavg_before": load})
         r = rows[-1]
         print(f"  {backend:<10} N={r['orgs']:<6} {step.name:<16} {r['wall_s']:8.2f} s  "
               f"x{r['ratio']:.2f} of floor  {r['max_rss_mb']:.0f} MB  "
@@ -201,6 +202,7 @@ def _row(
         "wall_s": m.wall_s,
         "cpu_s": m.cpu_s,
         "max_rss_mb": m.max_rss_mb,
+        "ru_maxrss_mb": m.extra.get("ru_maxrss_mb"),
         "statements": m.statements,
         "exit_code": m.exit_code,
         "summary": summary,
@@ -243,6 +245,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--workdir", type=Path, default=None, help="Keep fleets and outputs here.")
     ap.add_argument("--profile", type=Path, default=None,
                     help="Run each command under pyinstrument; profiles go to this folder.")
+    ap.add_argument("--no-git", action="store_true",
+                    help="Leave the fleet outside git (by default it is committed, as fleets are).")
     ap.add_argument("--no-count", action="store_true",
                     help="Run plain `python -m reconciler` (no SQL statement counts).")
     return ap.parse_args(argv)
@@ -271,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with Simulator(latency_ms=opts.latency_ms) as sim:
             env = base_environment(sim.env())
             for n in sizes:
-                fleet = generate_fleet(root / f"fleet-{n}", n)
+                fleet = generate_fleet(root / f"fleet-{n}", n, git=not opts.no_git)
                 for backend in backends:
                     workdir = root / f"{backend}-{n}"
                     workdir.mkdir(exist_ok=True)
