@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, select
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
 
 from reconciler.core.errors import ConfigError
-from reconciler.db.schema import Base, StateMeta
+from reconciler.db import killpoints
+from reconciler.db.schema_version import check_schema, upgrade_schema
 
 DEFAULT_URL = "sqlite:///reconciler.db"
 
@@ -76,23 +76,26 @@ def _new_engine(url: str) -> Engine:
         )
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+        killpoints.install(engine)
         return engine
-    return create_engine(norm, hide_parameters=True, pool_pre_ping=True, future=True)
+    engine = create_engine(norm, hide_parameters=True, pool_pre_ping=True, future=True)
+    killpoints.install(engine)
+    return engine
 
 
 def has_schema(engine: Engine) -> bool:
-    return inspect(engine).has_table("integration_instances")
+    """Whether the database has the schema; raises ConfigError (naming the command to run) when
+    it has one of another revision, so every command that looks refuses to run on it."""
+    return check_schema(engine)
 
 
-def ensure_schema(engine: Engine) -> None:
-    """Create the schema and the state row on first use (idempotent)."""
-    Base.metadata.create_all(engine)
-    with Session(engine) as s, s.begin():
-        if s.scalar(select(StateMeta).where(StateMeta.id == 1)) is None:
-            s.add(StateMeta(id=1, lineage=str(uuid.uuid4()), serial=0))
+def ensure_schema(engine: Engine) -> tuple[str | None, str]:
+    """Create the schema on first use, or migrate it to this tool's revision keeping every row
+    (``reconciler db upgrade``). Returns the revisions before and after."""
+    return upgrade_schema(engine)

@@ -1,24 +1,43 @@
 """Per-organization locks, held for the length of one write transaction.
 
 PostgreSQL: a transaction-level advisory lock keyed by (a constant namespace, a hash of the
-organization). It is released by COMMIT or ROLLBACK, or when the connection dies, so a crashed
-process never leaves a lock behind, and it is safe behind a transaction-pooling pooler (no
-session state outlives the transaction). Applies of different organizations do not contend.
+organization). COMMIT or ROLLBACK releases it, and so does the server when the connection
+dies, so a crashed process never leaves a lock behind; no session state outlives the
+transaction, so it is safe behind a transaction-pooling pooler (PgBouncer). Applies of
+different organizations do not contend. Who holds a lock is read from ``pg_locks`` and
+``pg_stat_activity`` (the holder names itself in a transaction-local ``application_name``).
 
-SQLite: the database's own write lock (``BEGIN IMMEDIATE``), waited for up to the timeout.
+SQLite: the database's own write lock, taken at once (an empty UPDATE) and waited for up to the
+timeout; the operating system releases it when a process dies. SQLite cannot say who holds
+it, so each apply commits a row in ``reconciler_locks`` just before taking it, and deletes the
+row inside the locked transaction, so the row disappears together with the lock. The rows are
+information only: nothing waits on them, and a row whose process has died is ignored and
+cleaned up by the next apply.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import time
+import uuid
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import text
+from sqlalchemy import Connection, Engine, delete, event, insert, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from reconciler.core.errors import LockError
+from reconciler.db import killpoints
+from reconciler.db.schema import LockHolder
 
 NAMESPACE = 0x5EC0  # the first key of our advisory locks: "reconciler"
+SQLITE_BUSY_TIMEOUT_MS = 30000  # engine.py's default, restored once the lock is held
+# a holder row from another host cannot be checked for liveness: forget it after this long
+FOREIGN_ROW_TTL = timedelta(hours=12)
 
 
 def organization_key(organization: str) -> int:
@@ -28,12 +47,22 @@ def organization_key(organization: str) -> int:
 
 
 def lock_organization(session: Session, organization: str, *, timeout: float, holder: str) -> None:
-    """Take the organization's lock in the session's current transaction, or raise LockError."""
+    """Take the organization's lock in the session's current transaction, or raise LockError
+    naming the organization, who holds it and since when. Call it before the transaction
+    reads anything."""
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
         _lock_postgresql(session, organization, timeout, holder)
     elif bind.dialect.name == "sqlite":
-        _lock_sqlite(session, organization, timeout)
+        _lock_sqlite(session, organization, timeout, holder)
+    killpoints.reached("locked")
+
+
+def _timeout_words(timeout: float) -> str:
+    return f"waited {timeout:g} s (--lock-timeout)"
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
 
 
 def _lock_postgresql(session: Session, organization: str, timeout: float, holder: str) -> None:
@@ -54,8 +83,9 @@ def _lock_postgresql(session: Session, organization: str, timeout: float, holder
     except OperationalError:
         who = _postgresql_holder(session, key)
         raise LockError(
-            f"organization {organization!r} is locked by another apply ({who}); waited "
-            f"{timeout:g} s (--lock-timeout). Try again when it has finished."
+            f"organization {organization!r} is locked by another apply ({who}); "
+            f"{_timeout_words(timeout)}. Nothing was written for it; try again when that "
+            "apply has finished."
         ) from None
     session.execute(text("SELECT set_config('lock_timeout', '0', true)"))
 
@@ -63,28 +93,162 @@ def _lock_postgresql(session: Session, organization: str, timeout: float, holder
 def _postgresql_holder(session: Session, key: int) -> str:
     row = session.execute(
         text(
-            "SELECT a.application_name, a.pid, a.xact_start, a.client_addr "
+            "SELECT a.application_name, a.pid, a.xact_start, a.client_addr, a.client_hostname "
             "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted "
-            "AND l.classid = CAST(:ns AS oid) AND l.objid = CAST(:key AS oid) LIMIT 1"
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND l.classid = CAST(:ns AS oid) AND l.objid = CAST(:key AS oid) "
+            "AND l.objsubid = 2 LIMIT 1"
         ),
         {"ns": NAMESPACE, "key": key & 0xFFFFFFFF},
     ).first()
     if row is None:
-        return "holder unknown; it may just have finished"
-    name, pid, since, addr = row
-    when = since.isoformat(timespec="seconds") if since else "unknown time"
-    return f"held by {name or 'unknown'} (pid {pid}{f', {addr}' if addr else ''}) since {when}"
+        return "holder unknown: it may just have finished"
+    name, pid, since, addr, host = row
+    name = (name or "").removeprefix("reconciler: ") or "an unnamed client"
+    where = host or (str(addr) if addr else "")
+    origin = f", from {where}" if where else ""
+    return f"held by {name} (server pid {pid}{origin}) since {_when(since)}"
 
 
-def _lock_sqlite(session: Session, organization: str, timeout: float) -> None:
+def _when(ts: datetime | None) -> str:
+    if ts is None:
+        return "an unknown time"
+    ts = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# -- SQLite ----------------------------------------------------------------------------------
+
+
+def _lock_sqlite(session: Session, organization: str, timeout: float, holder: str) -> None:
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    deadline = time.monotonic() + timeout
+    token = uuid.uuid4().hex
+    if not _announce(engine, token, organization, holder, timeout):
+        raise _sqlite_lock_error(engine, organization, timeout, token)
+    event.listen(session, "after_rollback", lambda _s: _forget(engine, token), once=True)
     conn = session.connection()
-    conn.exec_driver_sql(f"PRAGMA busy_timeout = {max(int(timeout * 1000), 1)}")
+    remaining_ms = max(int((deadline - time.monotonic()) * 1000), 1)
+    conn.exec_driver_sql(f"PRAGMA busy_timeout = {remaining_ms}")
     try:
-        # an empty write takes SQLite's write lock now rather than at the first real write
-        conn.exec_driver_sql("UPDATE reconciler_state SET serial = serial WHERE id = 1")
+        _take_write_lock(conn)
     except OperationalError:
-        raise LockError(
-            f"organization {organization!r} is locked: another apply holds the SQLite database's "
-            f"write lock; waited {timeout:g} s (--lock-timeout). Try again when it has finished."
-        ) from None
+        raise _sqlite_lock_error(engine, organization, timeout, token) from None
+    finally:
+        # COMMIT may have to wait for readers to finish: give it the usual patience
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    # deleted in the locked transaction: the row goes away exactly when the lock does
+    session.execute(delete(LockHolder).where(LockHolder.token == token))
+
+
+def _take_write_lock(conn: Connection) -> None:
+    """BEGIN IMMEDIATE: waits (busy timeout) for the write lock before reading anything, so
+    SQLite's deadlock avoidance never turns the wait into an immediate "database is locked"."""
+    if conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        # the caller already read in this transaction: take the lock with an empty write
+        conn.exec_driver_sql("UPDATE reconciler_state SET serial = serial WHERE id = 1")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def _short_transaction(engine: Engine, busy_ms: int) -> Iterator[Connection]:
+    """A transaction on its own connection that waits at most ``busy_ms`` for the write lock."""
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {max(busy_ms, 1)}")
+        try:
+            _take_write_lock(conn)
+            yield conn
+            conn.commit()
+        finally:
+            conn.rollback()
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+
+
+def _announce(engine: Engine, token: str, organization: str, holder: str, timeout: float) -> bool:
+    """Commit our holder row (and drop rows of dead processes); False if the database stayed
+    write-locked for the whole timeout."""
+    host, pid = socket.gethostname(), os.getpid()
+    try:
+        with _short_transaction(engine, int(timeout * 1000)) as conn:
+            rows = conn.execute(
+                select(LockHolder.token, LockHolder.host, LockHolder.pid, LockHolder.since)
+            ).all()
+            # our own rows are earlier announcements: a process takes one lock at a time
+            stale = [
+                t for t, h, p, since in rows if (h, p) == (host, pid) or not _alive(h, p, since)
+            ]
+            if stale:
+                conn.execute(delete(LockHolder).where(LockHolder.token.in_(stale)))
+            conn.execute(
+                insert(LockHolder).values(
+                    token=token,
+                    organization=organization,
+                    holder=holder[:256],
+                    host=host[:256],
+                    pid=pid,
+                    since=datetime.now(UTC),
+                )
+            )
+    except OperationalError:
+        return False
+    return True
+
+
+def _forget(engine: Engine, token: str) -> None:
+    """Remove our holder row after a rollback. Best effort and brief (never wait for another
+    apply's lock): a row left behind is harmless, and our next announcement removes it."""
+    try:
+        with _short_transaction(engine, 200) as conn:
+            conn.execute(delete(LockHolder).where(LockHolder.token == token))
+    except OperationalError:
+        pass
+
+
+def _alive(host: str, pid: int, since: datetime) -> bool:
+    """Whether the process that wrote a holder row may still run."""
+    if host != socket.gethostname():
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+        return datetime.now(UTC) - since < FOREIGN_ROW_TTL
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sqlite_lock_error(engine: Engine, organization: str, timeout: float, token: str) -> LockError:
+    _forget(engine, token)
+    who = _sqlite_holder(engine, token)
+    return LockError(
+        f"organization {organization!r} is locked: another apply holds the SQLite database's "
+        f"write lock ({who}); {_timeout_words(timeout)}. Nothing was written for it; try "
+        "again when that apply has finished."
+    )
+
+
+def _sqlite_holder(engine: Engine, own_token: str) -> str:
+    """The longest-waiting live announcer is the holder (others announce only while the
+    database is not write-locked, so at most a moment's worth of waiters stand beside it)."""
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    LockHolder.token,
+                    LockHolder.organization,
+                    LockHolder.holder,
+                    LockHolder.host,
+                    LockHolder.pid,
+                    LockHolder.since,
+                ).order_by(LockHolder.since)
+            ).all()
+    except OperationalError:
+        rows = []
+    for token, org, name, host, pid, since in rows:
+        if token != own_token and _alive(host, pid, since):
+            return f"held by {name} (pid {pid} on {host}, applying {org!r}) since {_when(since)}"
+    return "holder unknown: not an apply, or it has just finished"

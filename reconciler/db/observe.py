@@ -18,8 +18,8 @@ from reconciler.core.state import (
     ObservedInstance,
     ObservedResource,
 )
-from reconciler.db.engine import has_schema
 from reconciler.db.schema import Connection, Credential, Health, Instance, Resource, StateMeta
+from reconciler.db.schema_version import check_schema
 
 
 def _aware(ts: datetime) -> datetime:
@@ -27,8 +27,10 @@ def _aware(ts: datetime) -> datetime:
 
 
 def observe(engine: Engine, organizations: Collection[str] | None = None) -> Observed:
-    """The whole observed state (or that of some organizations) in a constant number of queries."""
-    if not has_schema(engine):
+    """The whole observed state (or that of some organizations) in a constant number of queries.
+
+    Refuses (ConfigError) a schema older or newer than this tool's: every command reads here."""
+    if not check_schema(engine):
         return Observed(exists=False)
     with Session(engine) as s:
         return observe_in(s, organizations)
@@ -116,7 +118,7 @@ def _last_health(s: Session, conn_ids: list[int] | None) -> dict[int, ObservedHe
         last_ok = last_ok.where(Health.connection_id.in_(conn_ids))
     lasts = last_id.subquery()
     rows = s.execute(select(Health).join(lasts, Health.id == lasts.c.last)).scalars().all()
-    ok = {cid: hid for cid, hid in s.execute(last_ok).all()}
+    ok = {cid: hid for cid, hid in s.execute(last_ok).all() if cid is not None}
     failing_since = _first_failures_after(s, ok, [r for r in rows if r.status != "healthy"])
     return {
         r.connection_id: ObservedHealth(
@@ -145,7 +147,7 @@ def _first_failures_after(
     )
     out: dict[int, datetime] = {}
     for cid, hid, ts in s.execute(q):
-        if cid in out or hid <= last_ok.get(cid, 0):
+        if cid is None or cid in out or hid <= last_ok.get(cid, 0):
             continue
         out[cid] = _aware(ts)
     return out

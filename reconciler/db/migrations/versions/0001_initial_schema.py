@@ -126,9 +126,7 @@ def upgrade() -> None:
         sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_integration_health_instance_id", "integration_health", ["instance_id"])
-    op.create_index(
-        "ix_integration_health_connection_id", "integration_health", ["connection_id"]
-    )
+    op.create_index("ix_integration_health_connection_id", "integration_health", ["connection_id"])
     op.create_table(
         "integration_audit_log",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),

@@ -35,6 +35,7 @@ CREATE TRIGGER integration_audit_log_append_only
 BEFORE UPDATE OR DELETE ON integration_audit_log
 FOR EACH ROW EXECUTE FUNCTION reconciler_audit_log_append_only()
 """
+_DROP = "DROP TRIGGER IF EXISTS {} ON integration_audit_log"
 _TRUNCATE_TRIGGER = """
 CREATE TRIGGER integration_audit_log_no_truncate
 BEFORE TRUNCATE ON integration_audit_log
@@ -56,15 +57,15 @@ def upgrade() -> None:
         )
     if bind.dialect.name == "postgresql":
         op.execute(_FUNCTION)
-        op.execute("DROP TRIGGER IF EXISTS integration_audit_log_append_only ON integration_audit_log")
-        op.execute("DROP TRIGGER IF EXISTS integration_audit_log_no_truncate ON integration_audit_log")
+        op.execute(_DROP.format("integration_audit_log_append_only"))
+        op.execute(_DROP.format("integration_audit_log_no_truncate"))
         op.execute(_ROW_TRIGGER)
         op.execute(_TRUNCATE_TRIGGER)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS integration_audit_log_no_truncate ON integration_audit_log")
-        op.execute("DROP TRIGGER IF EXISTS integration_audit_log_append_only ON integration_audit_log")
+        op.execute(_DROP.format("integration_audit_log_no_truncate"))
+        op.execute(_DROP.format("integration_audit_log_append_only"))
         op.execute("DROP FUNCTION IF EXISTS reconciler_audit_log_append_only()")
     op.drop_table("reconciler_locks")

@@ -1,0 +1,184 @@
+"""Migrations: the shipped revisions build exactly the models' schema; an older schema is
+refused until `reconciler db upgrade`, which keeps every row and the audit chain; a newer one
+is refused outright."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy.exc import DBAPIError
+
+from reconciler.db.schema import Base
+from reconciler.db.schema_version import (
+    FIRST,
+    HEAD,
+    MIGRATIONS,
+    REVISIONS,
+    VERSION_TABLE,
+    upgrade_schema,
+)
+from tests.conftest import Env
+from tests.db import finish, spawn
+
+REV1_TABLES = (
+    "integration_instances",
+    "integration_connections",
+    "integration_credentials",
+    "integration_resources",
+    "integration_health",
+    "integration_audit_log",
+    "reconciler_state",
+)
+
+
+@pytest.fixture
+def engine(env: Env) -> Iterator[Engine]:
+    url = env.vars["RECONCILER_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
+    e = create_engine(url)
+    yield e
+    e.dispose()
+
+
+def alembic(engine: Engine, verb: str, target: str) -> None:
+    with engine.begin() as conn:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        getattr(command, verb)(cfg, target)
+
+
+def rows(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of the revision-1 tables, every column, ids and ciphertexts included."""
+    with engine.connect() as c:
+        return {
+            t: sorted(tuple(r) for r in c.execute(text(f"SELECT * FROM {t} ORDER BY 1")))
+            for t in REV1_TABLES
+        }
+
+
+def test_revision_list_matches_the_migrations_folder() -> None:
+    script = ScriptDirectory(str(MIGRATIONS))
+    walked = [s.revision for s in script.walk_revisions()][::-1]
+    assert tuple(walked) == REVISIONS
+    assert script.get_current_head() == HEAD
+
+
+def test_migrations_build_exactly_the_models(engine: Engine) -> None:
+    upgrade_schema(engine, FIRST)
+    upgrade_schema(engine)
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "version_table": VERSION_TABLE}
+        )
+        assert compare_metadata(ctx, Base.metadata) == []
+        assert conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar() == HEAD
+
+
+@pytest.mark.parametrize("versioned", [True, False], ids=["revision-1", "before-migrations"])
+def test_upgrade_from_the_first_schema_keeps_every_row(
+    env: Env, engine: Engine, versioned: bool
+) -> None:
+    # real data written by the tool: instances, connections, credentials, resources, health
+    # rows and an audit chain, then a teardown
+    assert env.run("apply").exit_code == 0
+    assert env.run("health").exit_code == 0
+    path = env.cwd / "manifests" / "globex.yaml"
+    path.write_text(path.read_text().split("    - provider: postmark")[0])
+    assert env.run("apply").exit_code == 0
+    # back to the first released schema (revision 1), or to a database made before
+    # migrations existed (the same tables, no version table)
+    alembic(engine, "downgrade", FIRST)
+    if not versioned:
+        with engine.begin() as c:
+            c.execute(text(f"DROP TABLE {VERSION_TABLE}"))
+    assert not inspect(engine).has_table("reconciler_locks")
+    before = rows(engine)
+    assert all(before[t] for t in REV1_TABLES), "every table has rows"
+
+    for args in (("plan",), ("apply",), ("status",), ("audit", "verify"), ("health",)):
+        r = env.run(*args)
+        assert r.exit_code == 1, (args, r.output)
+        assert "older than this reconciler" in r.output
+        assert "Run `reconciler db upgrade`" in r.output
+    assert rows(engine) == before
+
+    r = env.run("db", "upgrade")
+    assert r.exit_code == 0, r.output
+    assert rows(engine) == before
+    with engine.connect() as conn:
+        assert conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar() == HEAD
+    r = env.run("audit", "verify")
+    assert r.exit_code == 0, r.output
+    r = env.run("plan", "--detailed-exitcode")
+    assert r.exit_code == 0 and "No changes." in r.output, r.output
+    # and the tool carries on writing (ids continue, the chain grows)
+    env.vars["GLOBEX_STRIPE_SECRET_KEY"] = "sk_test_after_upgrade"
+    assert env.run("apply").exit_code == 0
+    assert env.run("audit", "verify").exit_code == 0
+    assert env.run("db", "upgrade").exit_code == 0  # idempotent
+
+
+def test_a_newer_schema_is_refused_and_left_alone(env: Env, engine: Engine) -> None:
+    assert env.run("apply").exit_code == 0
+    with engine.begin() as c:
+        c.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '0099'"))
+    before = rows(engine)
+    for args in (("plan",), ("apply",), ("db", "upgrade"), ("audit",)):
+        r = env.run(*args)
+        assert r.exit_code == 1, (args, r.output)
+        assert "revision 0099, newer than this reconciler" in r.output
+        assert "Upgrade reconciler" in r.output
+    assert rows(engine) == before
+
+
+def test_plan_on_an_empty_database_writes_nothing(env: Env, engine: Engine) -> None:
+    r = env.run("plan", "--detailed-exitcode")
+    assert r.exit_code == 2, r.output
+    assert inspect(engine).get_table_names() == []
+
+
+def test_db_upgrade_creates_the_schema(env: Env, engine: Engine) -> None:
+    r = env.run("db", "upgrade")
+    assert r.exit_code == 0, r.output
+    assert set(REV1_TABLES) | {"reconciler_locks", VERSION_TABLE} == set(
+        inspect(engine).get_table_names()
+    )
+    assert env.run("audit", "verify").exit_code == 0
+
+
+@pytest.mark.databases("postgresql")
+def test_postgresql_audit_rows_are_append_only(env: Env, engine: Engine) -> None:
+    assert env.run("apply").exit_code == 0
+    for sql in (
+        "UPDATE integration_audit_log SET actor = 'mallory'",
+        "DELETE FROM integration_audit_log",
+        "TRUNCATE integration_audit_log",
+    ):
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as c:
+            c.execute(text(sql))
+    assert env.run("audit", "verify").exit_code == 0
+
+
+def test_a_killed_upgrade_leaves_the_old_schema(env: Env, engine: Engine) -> None:
+    assert env.run("apply").exit_code == 0
+    alembic(engine, "downgrade", FIRST)
+    before = rows(engine)
+    # killed after revision 2's DDL ran, before the version row moved: all of it is undone
+    code, out = finish(
+        spawn(env, "db", "upgrade", RECONCILER_TEST_KILL_POINT=f"sql=UPDATE {VERSION_TABLE}:1")
+    )
+    assert code == -9, out
+    with engine.connect() as conn:
+        assert conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar() == FIRST
+    assert not inspect(engine).has_table("reconciler_locks")
+    assert rows(engine) == before
+    assert env.run("db", "upgrade").exit_code == 0
+    assert rows(engine) == before
+    assert env.run("plan", "--detailed-exitcode").exit_code == 0
