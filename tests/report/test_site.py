@@ -40,7 +40,7 @@ def seed(env: Env, sim: Simulator) -> None:
 def write_site(env: Env, out: Path, *extra: str) -> list[Path]:
     result = env.run("report", "--out", str(out), *extra)
     assert result.exit_code == 0, result.output
-    assert f"to {out}/" in result.output
+    assert f"to {out} (open {out / 'index.html'})" in result.output
     return sorted(p for p in out.rglob("*") if p.is_file())
 
 
