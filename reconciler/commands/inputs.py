@@ -10,6 +10,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -21,7 +22,9 @@ from reconciler.core.state import Observed
 from reconciler.crypto import KeyRing
 from reconciler.db.engine import database_exists, database_url, make_engine
 from reconciler.db.observe import observe
-from reconciler.health import RetryPolicy
+
+if TYPE_CHECKING:
+    from reconciler.health import RetryPolicy
 
 
 @dataclass
@@ -77,9 +80,10 @@ def actor_name(explicit: str | None, environ: Mapping[str, str]) -> str:
 
 
 def git_commit(paths: Sequence[Path]) -> str | None:
-    """The commit of the manifests' git repository, when they are in one."""
-    for p in paths:
-        folder = p if p.is_dir() else p.parent
+    """The commit of the manifests' git repository, when they are in one (asked once per
+    folder, not once per file)."""
+    folders = list(dict.fromkeys((p if p.is_dir() else p.parent).resolve() for p in paths))
+    for folder in folders:
         try:
             out = subprocess.run(
                 ["git", "-C", str(folder), "rev-parse", "HEAD"],
@@ -146,6 +150,8 @@ def keyring(environ: Mapping[str, str] | None = None) -> KeyRing:
 
 
 def policy_from_env(environ: Mapping[str, str]) -> RetryPolicy:
+    from reconciler.health import RetryPolicy  # the HTTP stack: only for commands that check
+
     """Health-check time limits; ``RECONCILER_CHECK_DEADLINE`` (seconds per check, default 30)
     and ``RECONCILER_CHECK_MAX_RATE_LIMIT_WAIT`` (total wait on 429s, default 20)."""
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from reconciler.apply import Applier, ApplyOptions, ApplyReport, fingerprints_for
+from reconciler.commands.fingerprints import fingerprints_for
 from reconciler.commands.inputs import (
     Inputs,
     Selection,
@@ -15,12 +16,15 @@ from reconciler.commands.inputs import (
     open_database,
     policy_from_env,
 )
+from reconciler.core.endpoints import base_url_for
 from reconciler.core.plan import Plan, plan
 from reconciler.core.state import Observed
 from reconciler.crypto import KeyRing
 from reconciler.db.engine import database_url, ensure_schema, make_engine
 from reconciler.db.observe import observe
-from reconciler.health import CheckResult, base_url_for
+
+if TYPE_CHECKING:  # apply pulls in the HTTP stack, which plan never needs
+    from reconciler.apply import ApplyReport
 
 log = logging.getLogger("reconciler.plan")
 
@@ -74,11 +78,13 @@ def run_apply(
     *,
     actor: str,
     parallelism: int,
-    on_check: Callable[[CheckResult], None] | None = None,
+    on_check: Callable[[Any], None] | None = None,
     on_start: Callable[[int], None] | None = None,
     method: str = "apply",
     lock_timeout: float = 30.0,
 ) -> ApplyReport:
+    from reconciler.apply import Applier, ApplyOptions
+
     engine = make_engine(database_url(environ))
     ensure_schema(engine)
     options = ApplyOptions(

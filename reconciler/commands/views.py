@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from reconciler.commands.inputs import Selection, open_database
 from reconciler.core.catalog import load_catalog
+from reconciler.core.endpoints import base_url_for
 from reconciler.db.history import History, health_history
-from reconciler.health import base_url_for
 
 
 def _render(*tables: Any) -> str:

@@ -10,10 +10,11 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from reconciler.core.catalog import HealthRequest, Provider
-from reconciler.core.errors import ConfigError
+from reconciler.core.endpoints import base_url_env_var as base_url_env_var
+from reconciler.core.endpoints import base_url_for as _base_url_for
 from reconciler.core.secret import Secret
 
 USER_AGENT = "reconciler-health/1"
@@ -22,35 +23,9 @@ _HEADER_VALUE = re.compile(r"[\x20-\x7e]*")  # printable ASCII: what every API's
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def base_url_env_var(provider: Provider) -> str:
-    return f"RECONCILER_BASE_URL_{provider.env_name}"
-
-
 def base_url_for(provider: Provider, environ: Mapping[str, str] | None = None) -> tuple[str, bool]:
-    """The URL the provider's checks go to, and whether the environment overrode it.
-
-    ``RECONCILER_BASE_URL_<NAME>`` replaces the catalog's origin and may carry a path prefix
-    (``http://127.0.0.1:8080/stripe``), so tests and staging can use a simulator.
-    """
-    env = os.environ if environ is None else environ
-    name = base_url_env_var(provider)
-    value = env.get(name, "").strip()
-    if not value:
-        return provider.base_url, False
-    parts = urlsplit(value)
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or parts.query
-        or parts.fragment
-        or parts.username
-        or parts.password
-    ):
-        raise ConfigError(
-            f"{name} must be an http(s) URL with an optional path prefix, and no query or "
-            "user name or password, e.g. http://127.0.0.1:8080/stripe"
-        )
-    return value.rstrip("/"), True
+    """``reconciler.core.endpoints.base_url_for``, reading ``os.environ`` by default."""
+    return _base_url_for(provider, os.environ if environ is None else environ)
 
 
 @dataclass(frozen=True)
