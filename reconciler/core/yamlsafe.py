@@ -2,10 +2,20 @@
 
 PyYAML's ``load`` builds Python objects from tags and silently keeps the last of two duplicate
 keys; its alias expansion lets a 1 KiB file grow to gigabytes (billion laughs). Manifests are
-data, so this loader reads only the parser's *event stream* (from the safe loader's parser,
-libyaml when present) and builds plain data itself. Nothing is ever constructed from a tag, and
-aliases are never expanded: they are refused, as are anchors, explicit tags, duplicate keys,
-non-text keys, nesting deeper than ``MAX_DEPTH`` and files over ``MAX_BYTES``.
+data, so this loader builds plain data itself and never constructs anything from a tag. Aliases
+are never expanded: they are refused, as are anchors, explicit tags, duplicate keys, non-text
+keys, nesting deeper than ``MAX_DEPTH`` and files over ``MAX_BYTES``.
+
+Two readers give the same answer:
+
+- the *quick* one (libyaml only) lets libyaml compose the node tree in C and walks it once. It
+  runs only on files without a ``&``, ``*`` or ``!`` byte anywhere (so without anchors, aliases
+  or tags: each needs its indicator character, whatever the encoding PyYAML accepts), stops the
+  composer past ``MAX_DEPTH`` levels, and gives up at the first duplicate or non-text key or
+  syntax error. It never reports anything: giving up hands the file to
+- the *careful* one, which reads the parser's event stream and reports every problem with its
+  line. It is the reference; files that hold those characters in quoted text (a URL query,
+  a pattern) simply take it.
 
 Each document remembers the line of every value, so later validation can say where a problem is.
 """
@@ -54,7 +64,8 @@ class YamlDocument:
     """One document of a file: plain data plus the line of every value in it.
 
     ``lines`` maps a path (mapping keys and list indexes) to the 1-based line where that entry
-    starts: the key's line for a mapping entry, the item's line for a list item.
+    starts: the key's line for a mapping entry, the item's line for a list item. ``line`` is
+    where the document's content starts (after any ``---``).
     """
 
     value: Any
@@ -89,6 +100,114 @@ def load_yaml_documents(raw: bytes | str, filename: str) -> list[YamlDocument]:
                              f"the file is {len(data)} bytes, over the {MAX_BYTES}-byte limit for "
                              "YAML input; split it into several files")
         raise YamlError([problem])
+    if _QUICK and not any(indicator in data for indicator in _INDICATORS):
+        quick = _quick_documents(data)
+        if quick is not None:
+            return quick
+    return _careful_documents(data, filename)
+
+
+# -- the quick reader: libyaml composes, one walk builds plain data and lines ---------------
+
+_INDICATORS = (b"&", b"*", b"!")  # anchor, alias, tag: absent, none of them can be in the file
+_QUICK = _PARSER is not yaml.SafeLoader
+_STR = _RESOLVER.DEFAULT_SCALAR_TAG
+_SEQ = _RESOLVER.DEFAULT_SEQUENCE_TAG
+_MAP = _RESOLVER.DEFAULT_MAPPING_TAG
+_ScalarNode = yaml.ScalarNode
+_SequenceNode = yaml.SequenceNode
+
+
+class _GiveUp(Exception):
+    """The quick reader met something only the careful one may judge (and word)."""
+
+
+class _QuickComposer(_PARSER):  # type: ignore[misc, valid-type]
+    """libyaml's own composer, with the resolver hooks it calls for every node replaced.
+
+    ``descend_resolver``/``ascend_resolver`` count the nesting, so a deep file is left after
+    ``MAX_DEPTH`` levels instead of being composed (libyaml's composer recurses in C).
+    ``resolve`` types plain scalars exactly as the careful reader does. Being given no ``!``,
+    the composer never sees an explicit tag, so every node's tag is what ``resolve`` said.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.depth = 0
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _GiveUp
+
+    def ascend_resolver(self) -> None:
+        self.depth -= 1
+
+    def resolve(self, kind: type, value: str | None, implicit: Any) -> str:
+        if kind is _ScalarNode:
+            return _RESOLVER.resolve(kind, value, implicit) if implicit[0] else _STR
+        return _SEQ if kind is _SequenceNode else _MAP
+
+
+def _quick_documents(data: bytes) -> list[YamlDocument] | None:
+    """Every document, or None when the careful reader must look (it will find a problem,
+    or a file the quick reader does not handle)."""
+    composer = _QuickComposer(data)
+    documents: list[YamlDocument] = []
+    try:
+        while composer.check_node():
+            root = composer.get_node()
+            line = root.start_mark.line + 1
+            lines: dict[Loc, int] = {(): line}
+            documents.append(YamlDocument(_plain(root, (), lines), lines, line))
+    except (yaml.YAMLError, _GiveUp, ValueError):
+        return None  # ValueError: a decoding surprise; the careful reader words it
+    finally:
+        composer.dispose()
+    return documents
+
+
+def _plain(node: Any, path: Loc, lines: dict[Loc, int]) -> Any:
+    """Plain data of a composed node, recording the line of every entry under ``path``.
+
+    Scalars are handled in the loops (most nodes are scalars: one call fewer each).
+    """
+    if node.__class__ is _ScalarNode:
+        return _scalar_value(node)
+    if node.__class__ is _SequenceNode:
+        items: list[Any] = []
+        for index, item in enumerate(node.value):
+            where = (*path, index)
+            lines[where] = item.start_mark.line + 1
+            items.append(_scalar_value(item) if item.__class__ is _ScalarNode
+                         else _plain(item, where, lines))
+        return items
+    mapping: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        if key_node.__class__ is not _ScalarNode or key_node.tag in _TYPED:
+            raise _GiveUp  # not text: the careful reader names it
+        key = key_node.value
+        if key in mapping:
+            raise _GiveUp  # duplicate: the careful reader gives both lines
+        where = (*path, key)
+        lines[where] = key_node.start_mark.line + 1
+        mapping[key] = (_scalar_value(value_node) if value_node.__class__ is _ScalarNode
+                        else _plain(value_node, where, lines))
+    return mapping
+
+
+def _scalar_value(node: Any) -> Any:
+    tag = node.tag
+    if tag == _STR:
+        return node.value
+    construct = _TYPED.get(tag)
+    return node.value if construct is None else construct(node)
+
+
+# -- the careful reader: events, every problem reported ----------------------------------
+
+
+def _careful_documents(data: bytes, filename: str) -> list[YamlDocument]:
     builder = _Builder(filename)
     try:
         for event in _events(data):
@@ -168,7 +287,8 @@ class _Builder:
         if isinstance(event, events.DocumentStartEvent):
             self.lines, self.root, self.doc_line = {}, None, line
         elif isinstance(event, events.DocumentEndEvent):
-            self.documents.append(YamlDocument(self.root, self.lines, self.doc_line))
+            line = self.lines.get((), self.doc_line)  # where its content starts, as the quick
+            self.documents.append(YamlDocument(self.root, self.lines, line))  # reader says
         elif isinstance(event, events.AliasEvent):
             self._once("alias", line, "an alias (*name) is not allowed; write the value out "
                                       "instead of referring to an anchor")

@@ -1,0 +1,20 @@
+"""Apply: carry out a Plan. The one place where effects happen.
+
+Order of work, so that a process killed at any point leaves a database the next apply can
+bring to the desired state:
+
+1. Health checks before anything is written, concurrently, in dependency waves: a dependent
+   is checked only after its dependencies passed; otherwise it is blocked (``checks``).
+2. As soon as an organization's checks are all back, one transaction takes its lock, re-reads
+   its state (refusing to write if it moved on since the plan), and writes its instances,
+   connections, credentials, resources, health rows and audit entries (``writes``). Writes run
+   in a second thread, so they overlap the checks of other organizations (``runner``).
+3. Deletions of that organization follow, dependents first, once its creates and updates
+   succeeded.
+"""
+
+from reconciler.apply.outcome import ApplyOptions, ApplyReport, Outcome
+from reconciler.apply.records import health_row, token_envelopes
+from reconciler.apply.runner import Applier
+
+__all__ = ["Applier", "ApplyOptions", "ApplyReport", "Outcome", "health_row", "token_envelopes"]

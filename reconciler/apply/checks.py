@@ -1,0 +1,330 @@
+"""Phase 1 of apply: prepare every new credential and check it with its provider.
+
+Credentials are encrypted and decrypted again before the check, so the check uses exactly
+what will be stored. Dependencies are checked first (waves); a dependent whose dependency
+failed is blocked. Resource values the catalog does not list (catalog ``verify``, e.g. a model
+id) are asked about in the same wave as their connection. ``on_done`` is told each address
+whose verdict is final, so its organization can be written while other checks go on.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import quote
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from reconciler.apply.outcome import ApplyOptions
+from reconciler.apply.records import token_envelopes
+from reconciler.core.catalog import Catalog, Provider, ResourceField
+from reconciler.core.desired import Desired, DesiredConnection
+from reconciler.core.endpoints import base_url_for
+from reconciler.core.plan import Action, Change, Plan
+from reconciler.core.secret import Secret
+from reconciler.crypto import CredentialAddress, KeyRing
+from reconciler.db.schema import Connection, Credential, Instance
+from reconciler.health import CheckRequest, CheckResult, exchange_refresh_token, run_checks
+
+VERIFY = "verify:"  # prefix of the keys of value probes, beside connection addresses
+
+
+def needs_check(change: Change, conn: DesiredConnection) -> bool:
+    if change.kind != "connection" or not conn.active:
+        return False
+    if change.action in (Action.CREATE, Action.ADOPT):
+        return True
+    return change.action is Action.UPDATE and any(
+        c == "owner" or c == "active" or c.startswith("credentials.") for c in change.changed
+    )
+
+
+def uses_new_credentials(change: Change) -> bool:
+    return change.action in (Action.CREATE, Action.ADOPT) or any(
+        c == "owner" or c.startswith("credentials.") for c in change.changed
+    )
+
+
+@dataclass
+class CheckPhase:
+    """Verdicts by address, filled as checks come back."""
+
+    results: dict[str, CheckResult] = field(default_factory=dict)  # connection address
+    blocked: dict[str, str] = field(default_factory=dict)  # address -> failed dependency
+    envelopes: dict[str, dict[str, str]] = field(default_factory=dict)  # to store
+    expiry: dict[str, datetime | None] = field(default_factory=dict)  # OAuth2 access token
+    rejected: dict[str, str] = field(default_factory=dict)  # resource address -> why
+
+
+class Checker:
+    def __init__(
+        self,
+        engine: Engine,
+        catalog: Catalog,
+        desired: Desired,
+        keyring: KeyRing,
+        options: ApplyOptions,
+        on_done: Callable[[str], None],
+    ) -> None:
+        self.engine = engine
+        self.catalog = catalog
+        self.desired = desired
+        self.keyring = keyring
+        self.options = options
+        self.on_done = on_done
+        self.phase = CheckPhase()
+        self._values: dict[str, dict[str, Secret]] = {}
+        self._labels: dict[str, tuple[str, str]] = {}
+
+    def conn(self, change: Change) -> DesiredConnection | None:
+        org = self.desired.organizations.get(change.organization)
+        return org.connection(change.provider) if org else None
+
+    # -- what has to be asked ----------------------------------------------------------------
+
+    def connection_work(self, plan: Plan) -> dict[str, tuple[Change, DesiredConnection]]:
+        todo = {}
+        for ch in plan.changes:
+            conn = self.conn(ch)
+            if (
+                ch.kind == "connection"
+                and conn is not None
+                and ch.action in (Action.CREATE, Action.UPDATE, Action.ADOPT)
+            ):
+                todo[ch.address] = (ch, conn)
+        return todo
+
+    def probe_work(self, plan: Plan) -> dict[str, tuple[Change, ResourceField, str]]:
+        """Resource changes whose value the provider must confirm, by resource address."""
+        out = {}
+        for ch in plan.changes:
+            if ch.kind != "resource" or ch.action not in (Action.CREATE, Action.UPDATE):
+                continue
+            kind = self.catalog.providers[ch.provider].resource_kind(ch.resource_kind or "")
+            if kind is None or ch.after is None:
+                continue
+            fields = [kind.value] if kind.value is not None else list(kind.fields)
+            for f in fields:
+                if f is None or f.verify is None:
+                    continue
+                value = ch.after.get("value" if kind.value is not None else f.name)
+                if isinstance(value, str) and value not in (f.values or []):
+                    out[ch.address] = (ch, f, value)
+        return out
+
+    def pending(self, plan: Plan) -> dict[str, set[str]]:
+        """Per organization, the addresses whose verdict is still to come."""
+        out: dict[str, set[str]] = defaultdict(set)
+        for address, (ch, _) in self.connection_work(plan).items():
+            out[ch.organization].add(address)
+        for address, (ch, _, _) in self.probe_work(plan).items():
+            out[ch.organization].add(address)
+        return out
+
+    # -- running -------------------------------------------------------------------------------
+
+    def run(self, plan: Plan) -> CheckPhase:
+        todo = self.connection_work(plan)
+        probes = self.probe_work(plan)
+        if self.options.on_start is not None:
+            self.options.on_start(sum(1 for ch, conn in todo.values() if needs_check(ch, conn)))
+        by_parent: dict[str, list[str]] = defaultdict(list)
+        for address, (ch, _, _) in probes.items():
+            by_parent[f"{ch.organization}/{ch.provider}"].append(address)
+        waves = self._waves(todo)
+        orphans = [a for p, addrs in by_parent.items() if p not in todo for a in addrs]
+        for i, wave in enumerate(waves or [[]]):
+            requests = []
+            for address in wave:
+                request = self._connection_request(address, *todo[address])
+                if request is not None:
+                    requests.append(request)
+            asked = [a for parent in wave for a in by_parent.get(parent, [])]
+            if i == 0:
+                asked += orphans
+            for address in asked:
+                probe = self._probe_request(address, *probes[address])
+                if probe is not None:
+                    requests.append(probe)
+            run_checks(
+                requests,
+                parallelism=self.options.parallelism,
+                policy=self.options.policy,
+                on_result=self._on_result,
+            )
+        return self.phase
+
+    def _on_result(self, r: CheckResult) -> None:
+        key = str(r.key)
+        if key.startswith(VERIFY):
+            address = key[len(VERIFY) :]
+            self._judge_probe(address, r)
+            self.on_done(address)
+            return
+        self.phase.results[key] = r
+        if self.options.on_check is not None:
+            self.options.on_check(r)
+        self.on_done(key)
+
+    def _failed_dependency(self, ch: Change) -> str | None:
+        for d in self.catalog.providers[ch.provider].depends_on:
+            dep = f"{ch.organization}/{d}"
+            if dep in self.phase.blocked:
+                return d
+            if dep in self.phase.results and not self.phase.results[dep].healthy:
+                return d
+        return None
+
+    def _connection_request(
+        self, address: str, ch: Change, conn: DesiredConnection
+    ) -> CheckRequest | None:
+        failed = self._failed_dependency(ch)
+        if failed is not None:
+            self.phase.blocked[address] = failed
+            self.on_done(address)
+            return None
+        envelopes, values = self._prepare(ch, conn)
+        self.phase.envelopes[address] = envelopes
+        self._values[address] = values
+        if not needs_check(ch, conn):
+            self.on_done(address)
+            return None
+        provider = self.catalog.providers[ch.provider]
+        base, _ = base_url_for(provider, self.options.environ)
+        if provider.auth == "oauth2":
+            denied = self._exchange_tokens(address, conn, provider, base, values, envelopes)
+            if denied is not None:
+                self._on_result(denied)
+                return None
+        return CheckRequest(address, provider, values, base)
+
+    def _prepare(
+        self, change: Change, conn: DesiredConnection
+    ) -> tuple[dict[str, str], dict[str, Secret]]:
+        if not uses_new_credentials(change):
+            return {}, self.stored_credentials(change)
+        envelopes: dict[str, str] = {}
+        values: dict[str, Secret] = {}
+        for name, secret in sorted(conn.credentials.items()):
+            addr = CredentialAddress(conn.organization, conn.provider, conn.owner, name)
+            env = self.keyring.encrypt(secret.reveal(), addr)
+            envelopes[name] = env
+            values[name] = Secret(self.keyring.decrypt(env, addr), secret.source)
+        return envelopes, values
+
+    def stored_credentials(self, change: Change) -> dict[str, Secret]:
+        """Decrypt a connection's stored credentials (reactivation, value probes)."""
+        with Session(self.engine) as s:
+            rows = s.execute(
+                select(Credential, Connection.user_email)
+                .join(Connection, Credential.connection_id == Connection.id)
+                .join(Instance, Connection.instance_id == Instance.id)
+                .where(
+                    Instance.organization == change.organization,
+                    Instance.provider == change.provider,
+                    Connection.managed_by == "manifest",
+                )
+            ).all()
+            return {
+                cr.field: Secret(
+                    self.keyring.decrypt(
+                        cr.ciphertext,
+                        CredentialAddress(change.organization, change.provider, user, cr.field),
+                    ),
+                    cr.field,
+                )
+                for cr, user in rows
+            }
+
+    def _exchange_tokens(
+        self,
+        address: str,
+        conn: DesiredConnection,
+        provider: Provider,
+        base: str,
+        values: dict[str, Secret],
+        envelopes: dict[str, str],
+    ) -> CheckResult | None:
+        """OAuth2: trade the refresh token for an access token, which the check then uses;
+        a refused grant is the check's result (``oauth_denied``)."""
+        got = exchange_refresh_token(
+            provider,
+            base,
+            values["client_id"],
+            values["client_secret"],
+            values["refresh_token"],
+            key=address,
+            policy=self.options.policy,
+        )
+        if isinstance(got, CheckResult):
+            return got
+        envelopes.update(
+            token_envelopes(self.keyring, conn.organization, conn.provider, conn.owner, got)
+        )
+        values.update(access_token=got.access_token, refresh_token=got.refresh_token)
+        self.phase.expiry[address] = got.expires_at
+        return None
+
+    def _probe_request(
+        self, address: str, ch: Change, f: ResourceField, value: str
+    ) -> CheckRequest | None:
+        parent = f"{ch.organization}/{ch.provider}"
+        if parent in self.phase.blocked:
+            self.on_done(address)
+            return None
+        values = self._values.get(parent) or self.stored_credentials(ch)
+        if not values or f.verify is None:
+            self.on_done(address)
+            return None
+        provider = self.catalog.providers[ch.provider]
+        base, _ = base_url_for(provider, self.options.environ)
+        check = provider.health_check
+        request = check.request.model_copy(
+            update={"path": f.verify.path.format(value=quote(value, safe="")), "query": {}}
+        )
+        probe = provider.model_copy(
+            update={
+                "health_check": check.model_copy(
+                    update={
+                        "request": request,
+                        "rules": [],
+                        "identity": {},
+                        "identity_from_key": {},
+                    }
+                )
+            }
+        )
+        self._labels[address] = (ch.resource_kind or f.name, value)
+        return CheckRequest(VERIFY + address, probe, values, base)
+
+    def _judge_probe(self, address: str, r: CheckResult) -> None:
+        kind, value = self._labels[address]
+        if r.healthy:
+            return
+        if r.http_status == 404:
+            self.phase.rejected[address] = (
+                f"{kind} {value!r} is not in the catalog's list and the provider does not "
+                "list it for this key; use one of the catalog's values or one the key can use"
+            )
+        else:
+            self.phase.rejected[address] = f"could not verify {kind} {value!r}: {r.message}"
+
+    def _waves(self, todo: Mapping[str, tuple[Change, DesiredConnection]]) -> list[list[str]]:
+        depth: dict[str, int] = {}
+
+        def d(address: str) -> int:
+            if address not in depth:
+                ch, _ = todo[address]
+                deps = [
+                    f"{ch.organization}/{x}" for x in self.catalog.providers[ch.provider].depends_on
+                ]
+                depth[address] = 1 + max((d(x) for x in deps if x in todo), default=-1)
+            return depth[address]
+
+        waves: dict[int, list[str]] = defaultdict(list)
+        for a in sorted(todo):
+            waves[d(a)].append(a)
+        return [waves[k] for k in sorted(waves)]

@@ -1,0 +1,237 @@
+"""The apply pipeline: checks in this thread, each organization written in a second thread as
+soon as its checks are back, so writes overlap the checks of other organizations."""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from reconciler.apply.checks import Checker
+from reconciler.apply.outcome import ApplyOptions, ApplyReport, Outcome
+from reconciler.apply.writes import OrgRows, OrgWriter
+from reconciler.audit import AuditWriter
+from reconciler.core.catalog import Catalog
+from reconciler.core.desired import Desired
+from reconciler.core.errors import LockError
+from reconciler.core.plan import Action, Change, Plan
+from reconciler.core.state import Observed, ObservedInstance
+from reconciler.crypto import KeyRing
+from reconciler.db.locking import lock_organization
+
+log = logging.getLogger("reconciler.apply")
+
+
+def state_signature(instances: Iterable[ObservedInstance]) -> list[tuple[object, ...]]:
+    """What a plan depends on in an organization's state (health history excluded); the same
+    shape as ``OrgRows.signature``."""
+    return [
+        (
+            i.provider,
+            i.managed_by,
+            i.status == "inactive",
+            tuple(
+                (
+                    c.user_email,
+                    c.managed_by,
+                    c.deletion_policy,
+                    c.prevent_destroy,
+                    tuple(sorted((f, x.fingerprint, x.key_id) for f, x in c.credentials.items())),
+                )
+                for c in sorted(i.connections, key=lambda c: c.user_email)
+            ),
+            tuple(
+                (
+                    r.kind,
+                    r.identity,
+                    tuple(sorted(r.spec.items(), key=str)),
+                    r.is_default,
+                    r.managed_by,
+                )
+                for r in sorted(i.resources, key=lambda r: (r.kind, r.identity))
+            ),
+        )
+        for i in sorted(instances, key=lambda i: i.provider)
+    ]
+
+
+class Applier:
+    def __init__(
+        self,
+        engine: Engine,
+        catalog: Catalog,
+        desired: Desired,
+        keyring: KeyRing,
+        options: ApplyOptions,
+    ) -> None:
+        self.engine = engine
+        self.catalog = catalog
+        self.desired = desired
+        self.keyring = keyring
+        self.options = options
+        self.report = ApplyReport()
+        self.observed = Observed()
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._queued: set[str] = set()
+        self._pending: dict[str, set[str]] = {}
+        self._error: BaseException | None = None
+
+    @property
+    def holder(self) -> str:
+        return f"{self.options.actor} on {socket.gethostname()} pid {os.getpid()}"
+
+    def apply(self, plan: Plan, observed: Observed) -> ApplyReport:
+        """Carry out ``plan``, computed from ``observed``. Each organization is written under
+        its lock, and only if its state is still what the plan saw."""
+        self.observed = observed
+        by_org: dict[str, list[Change]] = defaultdict(list)
+        for ch in plan.changes:
+            by_org[ch.organization].append(ch)
+        checker = Checker(
+            self.engine, self.catalog, self.desired, self.keyring, self.options, on_done=self._done
+        )
+        self._pending = checker.pending(plan)
+        writer = threading.Thread(
+            target=self._write_loop, args=(by_org, checker), name="reconciler-writer", daemon=True
+        )
+        writer.start()
+        try:
+            for org in sorted(by_org):
+                if not self._pending.get(org):
+                    self._enqueue(org)
+            checker.run(plan)
+            for org in sorted(by_org):  # every verdict is in
+                self._enqueue(org)
+        finally:
+            self._queue.put(None)
+            writer.join()
+        if self._error is not None:
+            raise self._error
+        self.report.outcomes.sort(key=lambda o: o.address)
+        for o in self.report.outcomes:
+            log.debug("%s %s: %s", o.action, o.address, o.result)
+        return self.report
+
+    def _done(self, address: str) -> None:
+        org = address.split("/", 1)[0]
+        waiting = self._pending.get(org)
+        if waiting is not None:
+            waiting.discard(address)
+            if not waiting:
+                self._enqueue(org)
+
+    def _enqueue(self, org: str) -> None:
+        if org not in self._queued:
+            self._queued.add(org)
+            self._queue.put(org)
+
+    def _write_loop(self, by_org: dict[str, list[Change]], checker: Checker) -> None:
+        while (org := self._queue.get()) is not None:
+            if self._error is not None:
+                continue
+            try:
+                self._apply_organization(org, by_org[org], checker)
+                log.debug("%s: written", org)
+            except LockError as e:
+                # one locked organization does not stop the others
+                for ch in by_org[org]:
+                    self.report.outcomes.append(
+                        Outcome(ch.address, ch.action.value, "failed", str(e))
+                    )
+            except BaseException as e:  # re-raised in the main thread
+                self._error = e
+
+    def _apply_organization(self, org: str, changes: list[Change], checker: Checker) -> None:
+        order = self.catalog.dependency_order({c.provider for c in changes})
+        rank = {p: i for i, p in enumerate(order)}
+        parent_gone = {
+            f"{c.organization}/{c.provider}"
+            for c in changes
+            if c.kind == "connection" and c.action in (Action.DELETE, Action.ORPHAN)
+        }
+
+        def later(c: Change) -> bool:
+            if c.kind == "connection":
+                return c.action in (Action.DELETE, Action.ORPHAN)
+            return c.action is Action.DELETE and f"{c.organization}/{c.provider}" in parent_gone
+
+        upserts = sorted(
+            (c for c in changes if not later(c)),
+            key=lambda c: (rank[c.provider], c.kind != "connection", c.address),
+        )
+        teardown = sorted(
+            (c for c in changes if later(c)),
+            key=lambda c: (-rank[c.provider], c.kind == "connection", c.address),
+        )
+        checked = False
+        ok = True
+        if upserts:
+            with Session(self.engine, autoflush=False) as s, s.begin():
+                writer = self._open(s, org, changes, checker, check=True)
+                if writer is None:
+                    return
+                checked = True
+                ok = writer.upsert(upserts)
+        if not teardown:
+            return
+        if not ok:
+            for ch in teardown:
+                self.report.outcomes.append(
+                    Outcome(
+                        ch.address,
+                        ch.action.value,
+                        "skipped",
+                        "not torn down: a create or update of this organization failed",
+                    )
+                )
+            return
+        with Session(self.engine, autoflush=False) as s, s.begin():
+            writer = self._open(s, org, changes, checker, check=not checked)
+            if writer is None:
+                return
+            for ch in teardown:
+                if ch.kind == "connection":
+                    writer.teardown(ch)
+                else:
+                    writer.resource(ch)
+
+    def _open(
+        self, s: Session, org: str, changes: list[Change], checker: Checker, *, check: bool
+    ) -> OrgWriter | None:
+        """Lock the organization and read its rows; with ``check``, refuse to write when they
+        are no longer what the plan saw."""
+        log.debug("%s: taking the organization's lock", org)
+        lock_organization(s, org, timeout=self.options.lock_timeout, holder=self.holder)
+        rows = OrgRows.load(s, org)
+        if check and rows.signature() != state_signature(self.observed.of(org)):
+            for ch in changes:
+                self.report.outcomes.append(
+                    Outcome(
+                        ch.address,
+                        ch.action.value,
+                        "failed",
+                        f"{org} changed in the database while this apply ran (another apply?); "
+                        "nothing was written for it. Run plan and apply again.",
+                    )
+                )
+            return None
+        audit = AuditWriter(
+            s, self.keyring, self.options.actor, self.options.method, self.options.git_commit
+        )
+        return OrgWriter(
+            s,
+            audit,
+            rows,
+            self.catalog,
+            self.keyring,
+            checker.phase,
+            checker.conn,
+            self.report.outcomes,
+        )
