@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,16 @@ def make_engine(url: str) -> Engine:
     return _ENGINES[url]
 
 
+_ON_DISPOSE: list[Callable[[], None]] = []  # e.g. dropping lock-holder announcements
+
+
+def on_dispose(fn: Callable[[], None]) -> None:
+    _ON_DISPOSE.append(fn)
+
+
 def dispose_all() -> None:
+    for fn in _ON_DISPOSE:
+        fn()
     while _ENGINES:
         _, engine = _ENGINES.popitem()
         engine.dispose()

@@ -26,12 +26,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Engine, delete, event, insert, select, text
+from sqlalchemy import Connection, Engine, delete, insert, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from reconciler.core.errors import LockError
 from reconciler.db import killpoints
+from reconciler.db.engine import on_dispose
 from reconciler.db.schema import LockHolder
 
 NAMESPACE = 0x5EC0  # the first key of our advisory locks: "reconciler"
@@ -121,26 +122,41 @@ def _when(ts: datetime | None) -> str:
 # -- SQLite ----------------------------------------------------------------------------------
 
 
+_ANNOUNCED: dict[int, tuple[Engine, str]] = {}  # id(engine) -> (engine, our holder row)
+
+
 def _lock_sqlite(session: Session, organization: str, timeout: float, holder: str) -> None:
+    """Announce this process once (a committed holder row, so a waiting apply can name us),
+    then take the write lock for this organization's transaction. One announcement per
+    process, not per organization: each costs a commit, and a process holds one lock at a
+    time anyway."""
     engine = session.get_bind()
     assert isinstance(engine, Engine)
     deadline = time.monotonic() + timeout
-    token = uuid.uuid4().hex
-    if not _announce(engine, token, organization, holder, timeout):
-        raise _sqlite_lock_error(engine, organization, timeout, token)
-    event.listen(session, "after_rollback", lambda _s: _forget(engine, token), once=True)
+    known = _ANNOUNCED.get(id(engine))
+    token = known[1] if known is not None else uuid.uuid4().hex
+    if known is None:
+        if not _announce(engine, token, organization, holder, timeout):
+            raise _sqlite_lock_error(engine, organization, timeout, token)
+        _ANNOUNCED[id(engine)] = (engine, token)
     conn = session.connection()
     remaining_ms = max(int((deadline - time.monotonic()) * 1000), 1)
     conn.exec_driver_sql(f"PRAGMA busy_timeout = {remaining_ms}")
     try:
         _take_write_lock(conn)
     except OperationalError:
+        _ANNOUNCED.pop(id(engine), None)
         raise _sqlite_lock_error(engine, organization, timeout, token) from None
     finally:
         # COMMIT may have to wait for readers to finish: give it the usual patience
         conn.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-    # deleted in the locked transaction: the row goes away exactly when the lock does
-    session.execute(delete(LockHolder).where(LockHolder.token == token))
+
+
+def release_announcements() -> None:
+    """Remove this process's holder rows (at the end of a command)."""
+    while _ANNOUNCED:
+        _, (engine, token) = _ANNOUNCED.popitem()
+        _forget(engine, token)
 
 
 def _take_write_lock(conn: Connection) -> None:
@@ -248,7 +264,10 @@ def _sqlite_holder(engine: Engine, own_token: str) -> str:
             ).all()
     except OperationalError:
         rows = []
-    for token, org, name, host, pid, since in rows:
+    for token, _org, name, host, pid, since in rows:
         if token != own_token and _alive(host, pid, since):
-            return f"held by {name} (pid {pid} on {host}, applying {org!r}) since {_when(since)}"
+            return f"held by {name} (pid {pid} on {host}), applying since {_when(since)}"
     return "holder unknown: not an apply, or it has just finished"
+
+
+on_dispose(release_announcements)
