@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ScalarResult, select
+from sqlalchemy import ScalarResult, event, insert, select
 from sqlalchemy.orm import Session
 
 from reconciler.crypto import KeyRing
@@ -104,6 +104,34 @@ class AuditWriter:
         assert meta is not None, "the schema is created before anything is written"
         self._meta = meta
         meta.serial += 1
+        self._pending: list[AuditEntry] = []
+        # entries are inserted together, in order, when the transaction commits: one
+        # statement for an organization's whole apply instead of one per entry
+        event.listen(self.session, "before_commit", self._before_commit, once=True)
+
+    def _before_commit(self, session: Session) -> None:
+        self.write()
+
+    def write(self) -> None:
+        """Insert the entries recorded so far (in order: their ids follow their sequence)."""
+        if not self._pending:
+            return
+        cols = (
+            "seq",
+            "organization",
+            "actor",
+            "action",
+            "target",
+            "method",
+            "details",
+            "git_commit",
+            "created_at",
+            "key_id",
+            "hmac",
+        )
+        rows = [{c: getattr(e, c) for c in cols} for e in self._pending]
+        self._pending = []
+        self.session.execute(insert(AuditEntry), rows)
 
     def record(
         self, organization: str, action: str, target: str, details: Mapping[str, Any] | None = None
@@ -123,7 +151,7 @@ class AuditWriter:
             hmac="",
         )
         entry.hmac = _mac(self.keyring.audit_key(entry.key_id), entry, meta.audit_head or GENESIS)
-        self.session.add(entry)
+        self._pending.append(entry)
         meta.audit_seq = entry.seq
         meta.audit_head = entry.hmac
         return entry
@@ -133,6 +161,7 @@ class AuditWriter:
     ) -> AuditEntry:
         """Record a key rotation that attests every earlier entry (count and digest), so they
         stay verifiable once the key that MACed them leaves the ring."""
+        self.write()
         self.session.flush()
         with _entries(self.session) as earlier:
             through, digest = chain_digest(earlier)

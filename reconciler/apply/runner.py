@@ -179,6 +179,7 @@ class Applier:
                     return
                 checked = True
                 ok = writer.upsert(upserts)
+                writer.finish()
         if not teardown:
             return
         if not ok:
@@ -201,6 +202,7 @@ class Applier:
                     writer.teardown(ch)
                 else:
                     writer.resource(ch)
+            writer.finish()
 
     def _open(
         self, s: Session, org: str, changes: list[Change], checker: Checker, *, check: bool

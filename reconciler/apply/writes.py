@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from reconciler.apply.checks import CheckPhase, uses_new_credentials
@@ -125,6 +125,17 @@ class OrgWriter:
         self.catalog, self.keyring, self.phase = catalog, keyring, phase
         self.conn_of, self.report = conn_of, report
         self.now = datetime.now(UTC)
+        # new rows nothing else in this transaction refers to: inserted together by ``finish``
+        self._new: dict[type, list[dict[str, Any]]] = {Credential: [], Health: [], Resource: []}
+
+    def finish(self) -> None:
+        """Flush the unit of work (updates and deletes), then insert the new rows, one
+        statement per table."""
+        self.s.flush()
+        for model in (Credential, Health, Resource):
+            rows, self._new[model] = self._new[model], []
+            if rows:
+                self.s.execute(insert(model), rows)
 
     # -- creates and updates -------------------------------------------------------------------
 
@@ -284,7 +295,7 @@ class OrgWriter:
                 },
             )
         if result is not None:
-            self.s.add(health_row(inst.id, row.id, result))
+            self._new[Health].append(_columns(health_row(inst.id, row.id, result)))
         if p["failed"]:
             self.audit.record(
                 ch.organization,
@@ -352,27 +363,23 @@ class OrgWriter:
                 self.s.delete(cr)
             else:
                 keep.append(cr)
-        if existing and any(cr not in keep for cr in existing):
-            self.s.flush()  # the unique (connection, field) rows go before their replacements
-        new = []
         for name, env in sorted(envelopes.items()):
             addr = CredentialAddress(conn.organization, conn.provider, conn.owner, name)
             named = conn.credentials.get(name)
             value = named.reveal() if named is not None else self.keyring.decrypt(env, addr)
-            new.append(
-                Credential(
-                    connection_id=row.id,
-                    field=name,
-                    ciphertext=env,
-                    key_id=self.keyring.key_id_of(env),
-                    fingerprint=self.keyring.fingerprint(value, addr),
-                    fingerprint_key_id=self.keyring.primary_id,
-                    expires_at=expires_at if name == "access_token" else None,
-                    created_at=self.now,
-                )
+            self._new[Credential].append(
+                {
+                    "connection_id": row.id,
+                    "field": name,
+                    "ciphertext": env,
+                    "key_id": self.keyring.key_id_of(env),
+                    "fingerprint": self.keyring.fingerprint(value, addr),
+                    "fingerprint_key_id": self.keyring.primary_id,
+                    "expires_at": expires_at if name == "access_token" else None,
+                    "created_at": self.now,
+                }
             )
-        self.s.add_all(new)
-        self.rows.credentials[row.id] = keep + new
+        self.rows.credentials[row.id] = keep
 
     # -- resources -------------------------------------------------------------------------------
 
@@ -392,18 +399,18 @@ class OrgWriter:
         spec = json.dumps(dict(ch.after), sort_keys=True)
         is_default = bool(ch.after.get("default", False))
         if existing is None:
-            r = Resource(
-                instance_id=inst.id,
-                kind=ch.resource_kind,
-                identity=ch.identity,
-                spec=spec,
-                is_default=is_default,
-                managed_by="manifest",
-                created_at=self.now,
-                updated_at=self.now,
+            self._new[Resource].append(
+                {
+                    "instance_id": inst.id,
+                    "kind": ch.resource_kind,
+                    "identity": ch.identity,
+                    "spec": spec,
+                    "is_default": is_default,
+                    "managed_by": "manifest",
+                    "created_at": self.now,
+                    "updated_at": self.now,
+                }
             )
-            self.s.add(r)
-            self.rows.resources[key] = r
             verb = "create"
         else:
             existing.spec, existing.is_default = spec, is_default
@@ -459,3 +466,8 @@ class OrgWriter:
             del self.rows.instances[ch.provider]
         self.audit.record(ch.organization, "connection.delete", ch.address, {"reason": ch.reason})
         self.report.append(Outcome(ch.address, "delete", "deleted", ch.reason))
+
+
+def _columns(row: Any) -> dict[str, Any]:
+    """The column values of a not-yet-added ORM row, for a bulk insert."""
+    return {c.key: getattr(row, c.key) for c in row.__table__.columns if c.key != "id"}

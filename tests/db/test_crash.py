@@ -24,7 +24,8 @@ KILL_POINTS = [
     "commit:1",  # the first organization committed, the next not begun
     "locked:2",  # holding the second organization's lock
     "sql=DELETE FROM integration_credentials:1",  # an old key removed, the new one not stored
-    "sql=INSERT INTO integration_audit_log:3",  # some rows and audit entries, not all
+    "sql=INSERT INTO integration_audit_log:1",  # rows written, their audit entries not yet
+    "sql=INSERT INTO integration_health:2",  # the second organization part-way
     "sql:45",  # wherever the 45th statement falls
 ]
 
