@@ -7,7 +7,9 @@ only I/O here: the environment comes in as a mapping, the database's knowledge a
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,28 +53,50 @@ def collect_manifest_files(paths: Sequence[str | Path],
     """Files named, plus each named folder's ``*.yaml``/``*.yml`` (not recursive), sorted.
 
     A missing path is a problem: added to ``diags`` when given, else raised as ``InputError``.
-    A file named twice is read once.
+    A file named twice (or reached twice through links) is read once: files are told apart by
+    device and inode, one ``stat`` each, rather than by resolving every path.
     """
     own = Diagnostics() if diags is None else diags
-    found: list[Path] = []
+    unique: dict[tuple[int, int], Path] = {}
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            inside = sorted(p for p in path.iterdir()
-                            if p.suffix in SUFFIXES and p.is_file() and not p.name.startswith("."))
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            own.add(str(path), None, "no such file or folder; check the manifest path")
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            inside = _folder_manifests(path)
             if not inside:
                 own.warn(str(path), None, "this folder holds no manifest (*.yaml or *.yml)")
-            found.extend(inside)
-        elif path.is_file():
-            found.append(path)
+            for file_id, file in inside:
+                unique.setdefault(file_id, file)
+        elif stat.S_ISREG(st.st_mode):
+            unique.setdefault((st.st_dev, st.st_ino), path)
         else:
             own.add(str(path), None, "no such file or folder; check the manifest path")
     if diags is None:
         own.raise_if_errors()
-    unique: dict[Path, Path] = {}
-    for p in found:
-        unique.setdefault(p.resolve(), p)
     return list(unique.values())
+
+
+def _folder_manifests(folder: Path) -> list[tuple[tuple[int, int], Path]]:
+    """The folder's regular ``*.yaml``/``*.yml`` files (links followed), by name, with the
+    (device, inode) that identifies each."""
+    found: list[tuple[str, tuple[int, int]]] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.name.endswith(SUFFIXES):
+                continue
+            try:
+                if not entry.is_file():
+                    continue
+                st = entry.stat()  # follows a link: its target is the file read
+            except OSError:
+                continue  # vanished, or a broken link: not a file
+            found.append((entry.name, (st.st_dev, st.st_ino)))
+    found.sort()
+    return [(file_id, folder / name) for name, file_id in found]
 
 
 def load_manifests(paths: Sequence[str | Path], catalog: Catalog, environ: Mapping[str, str],
@@ -162,8 +186,7 @@ def _members(src: SourceDocument, value: Any) -> dict[str, frozenset[str]]:
     lines: dict[str, int | None] = {}
     for index, item in enumerate(src.items(path, value)):
         where = (*path, index)
-        entry = src.fields(where, item, allowed=MEMBER_FIELDS, required=MEMBER_FIELDS,
-                           what=dotted(where))
+        entry = src.fields(where, item, allowed=MEMBER_FIELDS, required=MEMBER_FIELDS)
         if entry is None:
             continue
         user = entry.get("user")
@@ -228,8 +251,7 @@ def _connection(src: SourceDocument, run: _Run, org: str,
                 members: Mapping[str, frozenset[str]], listed: set[str], path: Loc,
                 item: Any) -> DesiredConnection | None:
     """One entry of spec.connections, checked against the catalog, members and environment."""
-    entry = src.fields(path, item, allowed=CONNECTION_FIELDS, required=("provider", "owner"),
-                       what=dotted(path))
+    entry = src.fields(path, item, allowed=CONNECTION_FIELDS, required=("provider", "owner"))
     if entry is None:
         return None
     name = src.text((*path, "provider"), entry.get("provider"))

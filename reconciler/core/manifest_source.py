@@ -41,17 +41,17 @@ class SourceDocument:
         Returns the mapping (unknown fields included, already reported) or None when it is not
         a mapping at all.
         """
-        what = what or dotted(path)
         if not isinstance(value, dict):
-            self.error(path, f"{what} must be a mapping with the fields: {', '.join(allowed)}")
+            self.error(path, f"{what or dotted(path)} must be a mapping with the fields: "
+                             f"{', '.join(allowed)}")
             return None
         for key in value:
             if key not in allowed:
-                self.error((*path, key), f"unknown field {key!r} in {what}; the allowed fields "
-                                         f"are: {', '.join(allowed)}")
+                self.error((*path, key), f"unknown field {key!r} in {what or dotted(path)}; the "
+                                         f"allowed fields are: {', '.join(allowed)}")
         for key in required:
             if key not in value:
-                self.error(path, f"{what} is missing the required field {key!r}")
+                self.error(path, f"{what or dotted(path)} is missing the required field {key!r}")
         return value
 
     def boolean(self, path: Loc, value: Any, default: bool) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -121,37 +122,72 @@ def _value_kind(src: SourceDocument, path: Loc, provider: Provider, kind: Resour
     return [DesiredResource(kind.name, kind.name, {"value": value}, False, src.line(path))]
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """What checking an item of a kind needs, worked out once per kind, not once per item."""
+
+    by_name: dict[str, ResourceField]
+    allowed: tuple[str, ...]
+    required: tuple[str, ...]
+    has_default: bool
+    email_identity: bool
+
+
+_SHAPES: dict[int, tuple[ResourceKind, _Shape]] = {}  # id(kind) -> (kind, shape); kind kept
+_MAX_SHAPES = 256  # alive so its id is not reused; cleared when many catalogs came and went
+
+
+def _shape(kind: ResourceKind) -> _Shape:
+    hit = _SHAPES.get(id(kind))
+    if hit is not None and hit[0] is kind:
+        return hit[1]
+    by_name = {f.name: f for f in kind.fields}
+    has_default = kind.default == "exactly_one"
+    identity = by_name.get(kind.identity or "")
+    shape = _Shape(
+        by_name=by_name,
+        allowed=(*by_name, *(("default",) if has_default and "default" not in by_name else ())),
+        required=tuple(f.name for f in kind.fields if f.required or f.name == kind.identity),
+        has_default=has_default,
+        email_identity=identity is not None and identity.type == "email",
+    )
+    if len(_SHAPES) >= _MAX_SHAPES:
+        _SHAPES.clear()
+    _SHAPES[id(kind)] = (kind, shape)
+    return shape
+
+
 def _fields(src: SourceDocument, path: Loc, provider: Provider, kind: ResourceKind,
             item: Any, label: str) -> dict[str, Any] | None:
     """Check one mapping of a kind's fields; its spec (sorted keys) when all is well."""
-    by_name = {f.name: f for f in kind.fields}
-    has_default = kind.default == "exactly_one"
-    allowed = [*by_name, *(["default"] if has_default and "default" not in by_name else [])]
+    shape = _shape(kind)
+    allowed = shape.allowed
     what = f"{label} of {provider.name}"
     if src.fields(path, item, allowed=allowed, what=what) is None:
         return None
     ok = all(key in allowed for key in item)
-    for f in kind.fields:
-        if f.name not in item and (f.required or f.name == kind.identity):
-            src.error(path, f"{what} is missing the required field {f.name!r}")
+    for name in shape.required:
+        if name not in item:
+            src.error(path, f"{what} is missing the required field {name!r}")
             ok = False
+    by_name = shape.by_name
     for key, v in item.items():
-        if key in by_name:
-            ok &= _check(src, (*path, key), by_name[key], v, f"{label}.{key} of {provider.name}")
-        elif key == "default" and has_default and not isinstance(v, bool):
+        field = by_name.get(key)
+        if field is not None:
+            ok &= _check(src, (*path, key), field, v, f"{label}.{key} of {provider.name}")
+        elif key == "default" and shape.has_default and not isinstance(v, bool):
             src.error((*path, key), f"{label}.default of {provider.name} must be true or false")
             ok = False
     if not ok:
         return None
     spec = dict(item)
-    if has_default:
+    if shape.has_default:
         spec["default"] = item.get("default") is True
     return dict(sorted(spec.items()))
 
 
 def _identity_key(kind: ResourceKind, identity: Any) -> str:
-    field = next(f for f in kind.fields if f.name == kind.identity)
-    return str(identity).casefold() if field.type == "email" else str(identity)
+    return str(identity).casefold() if _shape(kind).email_identity else str(identity)
 
 
 def _check(src: SourceDocument, path: Loc, field: ResourceField, value: Any, label: str) -> bool:

@@ -8,11 +8,12 @@ keys, nesting deeper than ``MAX_DEPTH`` and files over ``MAX_BYTES``.
 
 Two readers give the same answer:
 
-- the *quick* one (libyaml only) lets libyaml compose the node tree in C and walks it once. It
-  runs only on files without a ``&``, ``*`` or ``!`` byte anywhere (so without anchors, aliases
-  or tags: each needs its indicator character, whatever the encoding PyYAML accepts), stops the
-  composer past ``MAX_DEPTH`` levels, and gives up at the first duplicate or non-text key or
-  syntax error. It never reports anything: giving up hands the file to
+- the *quick* one lets the parser's own composer (libyaml's, in C) build the node tree and
+  walks it once. It runs only on files without a ``&``, ``*`` or ``!`` byte anywhere (so
+  without anchors, aliases or tags: each needs its indicator character, in every encoding
+  PyYAML reads), stops the composer past ``MAX_DEPTH`` levels, and gives up at the first
+  duplicate or non-text key or syntax error. It never reports anything: giving up hands the
+  file to
 - the *careful* one, which reads the parser's event stream and reports every problem with its
   line. It is the reference; files that hold those characters in quoted text (a URL query,
   a pattern) simply take it.
@@ -23,6 +24,7 @@ Each document remembers the line of every value, so later validation can say whe
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,6 +84,9 @@ class YamlDocument:
         Parts of ``loc`` that are not in the document (a missing key, or the extra parts pydantic
         puts in its error locations) are skipped, so the answer is always a real line.
         """
+        exact = self.lines.get(loc if isinstance(loc, tuple) else tuple(loc))
+        if exact is not None:
+            return exact  # the usual case: the value is there
         path: Loc = ()
         best = self.lines.get(path, self.line)
         for part in loc:
@@ -100,7 +105,7 @@ def load_yaml_documents(raw: bytes | str, filename: str) -> list[YamlDocument]:
                              f"the file is {len(data)} bytes, over the {MAX_BYTES}-byte limit for "
                              "YAML input; split it into several files")
         raise YamlError([problem])
-    if _QUICK and not any(indicator in data for indicator in _INDICATORS):
+    if not any(indicator in data for indicator in _INDICATORS):
         quick = _quick_documents(data)
         if quick is not None:
             return quick
@@ -110,23 +115,24 @@ def load_yaml_documents(raw: bytes | str, filename: str) -> list[YamlDocument]:
 # -- the quick reader: libyaml composes, one walk builds plain data and lines ---------------
 
 _INDICATORS = (b"&", b"*", b"!")  # anchor, alias, tag: absent, none of them can be in the file
-_QUICK = _PARSER is not yaml.SafeLoader
 _STR = _RESOLVER.DEFAULT_SCALAR_TAG
 _SEQ = _RESOLVER.DEFAULT_SEQUENCE_TAG
 _MAP = _RESOLVER.DEFAULT_MAPPING_TAG
 _ScalarNode = yaml.ScalarNode
 _SequenceNode = yaml.SequenceNode
+_CACHED_LENGTH = 64  # plain scalars this short have their tag cached
 
 
 class _GiveUp(Exception):
     """The quick reader met something only the careful one may judge (and word)."""
 
 
-class _QuickComposer(_PARSER):  # type: ignore[misc, valid-type]
-    """libyaml's own composer, with the resolver hooks it calls for every node replaced.
+class _QuickComposer(_PARSER):
+    """The safe loader's composer (libyaml's, in C, when present), with the resolver hooks it
+    calls for every node replaced.
 
     ``descend_resolver``/``ascend_resolver`` count the nesting, so a deep file is left after
-    ``MAX_DEPTH`` levels instead of being composed (libyaml's composer recurses in C).
+    ``MAX_DEPTH`` levels instead of being composed (libyaml's composer recurses on the C stack).
     ``resolve`` types plain scalars exactly as the careful reader does. Being given no ``!``,
     the composer never sees an explicit tag, so every node's tag is what ``resolve`` said.
     """
@@ -143,27 +149,42 @@ class _QuickComposer(_PARSER):  # type: ignore[misc, valid-type]
     def ascend_resolver(self) -> None:
         self.depth -= 1
 
-    def resolve(self, kind: type, value: str | None, implicit: Any) -> str:
+    def resolve(self, kind: type, value: Any, implicit: Any) -> str:
         if kind is _ScalarNode:
-            return _RESOLVER.resolve(kind, value, implicit) if implicit[0] else _STR
+            if not implicit[0]:
+                return _STR  # quoted: always text
+            if len(value) > _CACHED_LENGTH:
+                return _RESOLVER.resolve(kind, value, implicit)
+            return _plain_tag(value)
         return _SEQ if kind is _SequenceNode else _MAP
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain_tag(value: str) -> str:
+    """The tag YAML 1.1 gives an untagged plain scalar (what ``Resolver.resolve`` answers).
+
+    Cached: the same keys and small values recur in every manifest, and the resolver tries
+    a regular expression or two for each.
+    """
+    return _RESOLVER.resolve(_ScalarNode, value, (True, False))
 
 
 def _quick_documents(data: bytes) -> list[YamlDocument] | None:
     """Every document, or None when the careful reader must look (it will find a problem,
     or a file the quick reader does not handle)."""
-    composer = _QuickComposer(data)
     documents: list[YamlDocument] = []
     try:
-        while composer.check_node():
-            root = composer.get_node()
-            line = root.start_mark.line + 1
-            lines: dict[Loc, int] = {(): line}
-            documents.append(YamlDocument(_plain(root, (), lines), lines, line))
+        composer = _QuickComposer(data)  # the pure-Python reader decodes here already
+        try:
+            while composer.check_node():
+                root = composer.get_node()
+                line = root.start_mark.line + 1
+                lines: dict[Loc, int] = {(): line}
+                documents.append(YamlDocument(_plain(root, (), lines), lines, line))
+        finally:
+            composer.dispose()
     except (yaml.YAMLError, _GiveUp, ValueError):
         return None  # ValueError: a decoding surprise; the careful reader words it
-    finally:
-        composer.dispose()
     return documents
 
 
@@ -236,6 +257,8 @@ def _syntax_problem(filename: str, e: yaml.YAMLError) -> Diagnostic:
     """Describe a parse error without quoting the file (its snippet could hold a secret)."""
     if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark is not None:
         line = e.problem_mark.line + 1
+        if e.problem == _LIBYAML_TOO_DEEP:  # its own limit (1,000), met while scanning ahead
+            return Diagnostic(filename, line, _too_deep())
         what = e.problem or "invalid syntax"
         if e.context:
             what = f"{what} ({e.context})"
@@ -243,6 +266,13 @@ def _syntax_problem(filename: str, e: yaml.YAMLError) -> Diagnostic:
     if isinstance(e, yaml.reader.ReaderError):
         return Diagnostic(filename, None, "the file is not UTF-8 text; save it as UTF-8")
     return Diagnostic(filename, None, "this is not valid YAML; fix the syntax")
+
+
+_LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"  # libyaml >= 0.2.6 (PyYAML 6.0.4 wheels)
+
+
+def _too_deep() -> str:
+    return f"the data is nested deeper than {MAX_DEPTH} levels; flatten it"
 
 
 def _tag_text(tag: str) -> str:
@@ -311,7 +341,7 @@ class _Builder:
         if isinstance(event, events.ScalarEvent):
             self._attach(_scalar(event), line)
         elif len(self.stack) >= MAX_DEPTH:
-            self._add(line, f"the data is nested deeper than {MAX_DEPTH} levels; flatten it")
+            self._add(line, _too_deep())
             self.stopped = True
         else:
             empty: dict[str, Any] | list[Any] = (

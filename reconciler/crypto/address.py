@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 
@@ -43,4 +42,4 @@ def length_prefixed(*items: bytes) -> bytes:
     Length prefixes make the encoding injective: ("ab", "c") and ("a", "bc") never collide,
     which plain concatenation or a separator character could not promise.
     """
-    return b"".join(struct.pack(">I", len(item)) + item for item in items)
+    return b"".join([len(item).to_bytes(4, "big") + item for item in items])

@@ -22,12 +22,17 @@ class KeyRing:
     the ring is an error naming it and the credential, so a missing key is noticed, not guessed.
     """
 
-    __slots__ = ("_keys", "key_ids", "primary_id")
+    __slots__ = ("_fingerprint_macs", "_keys", "key_ids", "primary_id")
 
     def __init__(self, keys: list[KeyMaterial]) -> None:
         if not keys:
             raise ValueError("a key ring needs at least one key")
         self._keys = {key.key_id: key for key in keys}
+        # One keyed HMAC per key id, copied for each fingerprint: a plan makes one per secret
+        # of the fleet, and copying skips deriving the inner and outer pads every time.
+        self._fingerprint_macs = {
+            key.key_id: hmac.new(key.fingerprint_key, digestmod=hashlib.sha256) for key in keys
+        }
         self.key_ids: tuple[str, ...] = tuple(key.key_id for key in keys)
         self.primary_id: str = self.key_ids[0]
 
@@ -91,8 +96,9 @@ class KeyRing:
         can be recomputed with the key id it was made with and compared like for like.
         """
         key = self._key(key_id or self.primary_id, address)
-        message = length_prefixed(*address.parts(), value.encode("utf-8"))
-        return hmac.new(key.fingerprint_key, message, hashlib.sha256).hexdigest()
+        mac = self._fingerprint_macs[key.key_id].copy()
+        mac.update(length_prefixed(*address.parts(), value.encode("utf-8")))
+        return mac.hexdigest()
 
     def audit_key(self, key_id: str | None = None) -> bytes:
         """The audit-log HMAC subkey of ``key_id`` (default: the primary key)."""
