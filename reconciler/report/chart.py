@@ -12,7 +12,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from reconciler.report.records import HealthPoint
+from reconciler.db.history import HealthPoint
 
 WIDTH = 360
 HEIGHT = 140

@@ -18,8 +18,8 @@ from typing import Any
 
 from reconciler.core.catalog import Catalog, Provider
 from reconciler.core.state import Observed, ObservedConnection, ObservedInstance, ObservedResource
+from reconciler.db.history import HealthPoint
 from reconciler.report.chart import Chart, response_chart
-from reconciler.report.records import HealthPoint
 
 # state -> (word shown, symbol shown beside it); the word is always shown, so colour is never
 # the only sign of a state.

@@ -7,7 +7,6 @@ Both are bounded so a report of a large, long-lived database stays small: the la
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,20 +15,11 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from reconciler.db.schema import AuditEntry, Health
+from reconciler.db.history import HealthPoint, recent_checks
+from reconciler.db.schema import AuditEntry
 
 HEALTH_POINTS = 60
 AUDIT_ROWS = 1000
-
-
-@dataclass(frozen=True)
-class HealthPoint:
-    """One recorded check of a connection, as the chart needs it."""
-
-    checked_at: datetime
-    response_ms: int
-    healthy: bool
-    failure_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,55 +42,15 @@ class AuditPage:
 
 
 def _aware(ts: datetime) -> datetime:
-    """In UTC: SQLite hands back naive datetimes (the tool writes UTC), PostgreSQL hands them
-    back in the session's time zone."""
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def health_history(
     engine: Engine, connection_ids: Collection[int], *, limit: int = HEALTH_POINTS
 ) -> dict[int, list[HealthPoint]]:
-    """The last ``limit`` checks of each connection, oldest first (one query, a window
-    function keeps it bounded per connection)."""
-    if not connection_ids:
-        return {}
-    rank = (
-        func.row_number()
-        .over(
-            partition_by=Health.connection_id, order_by=(Health.checked_at.desc(), Health.id.desc())
-        )
-        .label("rank")
-    )
-    inner = (
-        select(
-            Health.connection_id,
-            Health.checked_at,
-            Health.id,
-            Health.response_ms,
-            Health.status,
-            Health.failure_type,
-            rank,
-        )
-        .where(Health.connection_id.in_(list(connection_ids)))
-        .subquery()
-    )
-    query = (
-        select(inner)
-        .where(inner.c.rank <= limit)
-        .order_by(inner.c.connection_id, inner.c.checked_at, inner.c.id)
-    )
-    out: dict[int, list[HealthPoint]] = defaultdict(list)
+    """The last ``limit`` checks of each connection, oldest first."""
     with Session(engine) as s:
-        for row in s.execute(query):
-            out[row.connection_id].append(
-                HealthPoint(
-                    checked_at=_aware(row.checked_at),
-                    response_ms=max(int(row.response_ms or 0), 0),
-                    healthy=row.status == "healthy",
-                    failure_type=row.failure_type,
-                )
-            )
-    return dict(out)
+        return recent_checks(s, connection_ids, limit=limit)
 
 
 def _details(raw: str | None) -> dict[str, Any]:
