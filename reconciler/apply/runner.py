@@ -82,6 +82,7 @@ class Applier:
         self._queued: set[str] = set()
         self._pending: dict[str, set[str]] = {}
         self._error: BaseException | None = None
+        self._stop = False
 
     @property
     def holder(self) -> str:
@@ -109,6 +110,9 @@ class Applier:
             checker.run(plan)
             for org in sorted(by_org):  # every verdict is in
                 self._enqueue(org)
+        except BaseException:
+            self._stop = True  # interrupted: finish the organization being written, no more
+            raise
         finally:
             self._queue.put(None)
             writer.join()
@@ -134,7 +138,7 @@ class Applier:
 
     def _write_loop(self, by_org: dict[str, list[Change]], checker: Checker) -> None:
         while (org := self._queue.get()) is not None:
-            if self._error is not None:
+            if self._error is not None or self._stop:
                 continue
             try:
                 self._apply_organization(org, by_org[org], checker)

@@ -197,8 +197,16 @@ class OrgWriter:
             status = None  # a failed rotation keeps the working credential and statuses
         elif failed:
             status = ("error", "error")
-        else:
+        elif result is not None:
             status = ("active" if conn.active else "inactive", "connected")
+        else:
+            # nothing was checked (inactive, or only settings changed): no status is earned
+            # here, so an existing one stands, and a deactivated instance is inactive
+            kept = inst.status if inst is not None and inst.status != "inactive" else "active"
+            status = (
+                kept if conn.active else "inactive",
+                row.status if row is not None else "connected",
+            )
         return {
             "conn": conn,
             "result": result,

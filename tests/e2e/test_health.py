@@ -210,3 +210,16 @@ def test_oauth_revoked_refresh_token_is_oauth_denied(env: Env, sim) -> None:
         h = s.scalars(select(Health)).one()
         assert (h.failure_type, h.message) == ("oauth_denied", DENIED)
         assert not s.scalars(select(Credential)).all()
+
+
+def test_a_settings_change_does_not_clear_an_error(env: Env, sim) -> None:
+    assert env.run("apply").exit_code == 0
+    sim.revoke(env.vars["GLOBEX_STRIPE_SECRET_KEY"])
+    assert env.run("health", "--org", "globex").exit_code == 1
+    path = env.cwd / "manifests" / "globex.yaml"
+    path.write_text(path.read_text().replace(
+        "    - provider: stripe\n", "    - provider: stripe\n      preventDestroy: true\n"))
+    r = env.run("plan", "--format", "json")
+    assert [c["reason_code"] for c in json.loads(r.stdout)["changes"]] == ["settings_changed"]
+    assert env.run("apply").exit_code == 0
+    assert statuses(env, "globex", "stripe") == ("error", "error")
