@@ -270,3 +270,20 @@ def test_missing_encryption_keys_is_a_clear_error(env: Env) -> None:
     r = env.run("apply")
     assert r.exit_code == 1
     assert "RECONCILER_ENCRYPTION_KEYS" in r.output
+
+
+def test_audit_records_actor_method_and_git_commit(env: Env) -> None:
+    import subprocess
+
+    folder = env.cwd / "manifests"
+    git = ["git", "-C", str(folder), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "manifests"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True,
+                          text=True).stdout.strip()
+    assert env.run("apply", "--actor", "release-bot").exit_code == 0
+    with session(env) as s:
+        rows = list(s.scalars(select(AuditEntry)))
+    assert rows and {(a.actor, a.method, a.git_commit) for a in rows} == {
+        ("release-bot", "apply", head)}
