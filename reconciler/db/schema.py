@@ -17,6 +17,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -41,11 +43,14 @@ class Instance(Base):
     organization: Mapped[str] = mapped_column(String(128), index=True)
     provider: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))  # active | inactive | error
-    managed_by: Mapped[str] = mapped_column(
-        String(32), default="manifest"
-    )  # manifest | ui | orphaned
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # manifest (ours) | orphaned | anything else, e.g. ui: written by the SaaS, never touched
+    managed_by: Mapped[str] = mapped_column(String(32), server_default="ui")
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+    )
 
 
 class Connection(Base):
@@ -60,12 +65,20 @@ class Connection(Base):
     )
     user_email: Mapped[str] = mapped_column(String(320))
     status: Mapped[str] = mapped_column(String(16))  # connected | error
-    managed_by: Mapped[str] = mapped_column(String(32), default="manifest")
-    deletion_policy: Mapped[str] = mapped_column(String(16), default="delete")  # delete | orphan
-    prevent_destroy: Mapped[bool] = mapped_column(Boolean, default=False)
-    identity: Mapped[str] = mapped_column(Text, default="{}")  # JSON: account id, mode, ...
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    managed_by: Mapped[str] = mapped_column(String(32), server_default="ui")
+    deletion_policy: Mapped[str] = mapped_column(  # delete | orphan
+        String(16), default="delete", server_default="delete"
+    )
+    prevent_destroy: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    identity: Mapped[str] = mapped_column(  # JSON: account id, mode, ...
+        Text, default="{}", server_default="{}"
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+    )
 
 
 class Credential(Base):
@@ -81,10 +94,12 @@ class Credential(Base):
     field: Mapped[str] = mapped_column(String(64))
     ciphertext: Mapped[str] = mapped_column(Text)
     key_id: Mapped[str] = mapped_column(String(64))
-    fingerprint: Mapped[str] = mapped_column(String(128))
-    fingerprint_key_id: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(128), server_default="")
+    fingerprint_key_id: Mapped[str] = mapped_column(String(64), server_default="")
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+    )
 
 
 class Resource(Base):
@@ -100,12 +115,16 @@ class Resource(Base):
         ForeignKey("integration_instances.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[str] = mapped_column(String(64))
-    identity: Mapped[str] = mapped_column(String(512))
-    spec: Mapped[str] = mapped_column(Text, default="{}")  # JSON, sorted keys
-    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
-    managed_by: Mapped[str] = mapped_column(String(32), default="manifest")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    identity: Mapped[str] = mapped_column(String(512), server_default="")
+    spec: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")  # JSON
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    managed_by: Mapped[str] = mapped_column(String(32), server_default="ui")
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+    )
 
 
 class Health(Base):
@@ -125,8 +144,10 @@ class Health(Base):
     message: Mapped[str] = mapped_column(Text)
     response_ms: Mapped[int] = mapped_column(Integer)
     provider_code: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=1)
-    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    checked_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+    )
 
 
 class AuditEntry(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from reconciler.db.schema import AuditEntry, Connection, Credential, Instance
 from tests.conftest import REPO, Env, assert_no_canary
@@ -205,11 +205,26 @@ def test_a_cycle_in_the_catalog_is_an_error(env: Env, tmp_path: Path) -> None:
 
 
 def insert_unmanaged(env: Env, org: str, provider: str, user: str) -> None:
+    """As the SaaS's own UI would: plain SQL naming only the columns SPEC section 3 lists."""
     with env.session() as s, s.begin():
-        inst = Instance(organization=org, provider=provider, status="active", managed_by="ui")
-        s.add(inst)
-        s.flush()
-        s.add(Connection(instance_id=inst.id, user_email=user, status="connected", managed_by="ui"))
+        s.execute(
+            text(
+                "INSERT INTO integration_instances (organization, provider, status) "
+                "VALUES (:o, :p, 'active')"
+            ),
+            {"o": org, "p": provider},
+        )
+        iid = s.scalar(
+            text("SELECT id FROM integration_instances WHERE organization = :o AND provider = :p"),
+            {"o": org, "p": provider},
+        )
+        s.execute(
+            text(
+                "INSERT INTO integration_connections (instance_id, user_email, status) "
+                "VALUES (:i, :u, 'connected')"
+            ),
+            {"i": iid, "u": user},
+        )
 
 
 def test_unmanaged_connection_is_listed_and_survives(env: Env) -> None:

@@ -4,6 +4,9 @@ Frozen: later changes go into later revisions, never here. A database made by
 ``metadata.create_all`` before migrations existed is exactly this revision, and
 ``reconciler db upgrade`` stamps it as such.
 
+The tool's own columns have server defaults, so a row the SaaS writes with only the columns it
+knows is valid and reads as not ours (``managed_by`` ``ui``): never torn down or overwritten.
+
 Revision ID: 0001
 Revises:
 """
@@ -21,8 +24,18 @@ depends_on = None
 
 def _stamps() -> list[sa.Column]:
     return [
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.text("CURRENT_TIMESTAMP"),
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.text("CURRENT_TIMESTAMP"),
+        ),
     ]
 
 
@@ -33,7 +46,7 @@ def upgrade() -> None:
         sa.Column("organization", sa.String(128), nullable=False),
         sa.Column("provider", sa.String(64), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("managed_by", sa.String(32), nullable=False),
+        sa.Column("managed_by", sa.String(32), nullable=False, server_default="ui"),
         *_stamps(),
         sa.UniqueConstraint("organization", "provider", name="uq_instance_org_provider"),
     )
@@ -51,10 +64,10 @@ def upgrade() -> None:
         ),
         sa.Column("user_email", sa.String(320), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("managed_by", sa.String(32), nullable=False),
-        sa.Column("deletion_policy", sa.String(16), nullable=False),
-        sa.Column("prevent_destroy", sa.Boolean(), nullable=False),
-        sa.Column("identity", sa.Text(), nullable=False),
+        sa.Column("managed_by", sa.String(32), nullable=False, server_default="ui"),
+        sa.Column("deletion_policy", sa.String(16), nullable=False, server_default="delete"),
+        sa.Column("prevent_destroy", sa.Boolean(), nullable=False, server_default=sa.false()),
+        sa.Column("identity", sa.Text(), nullable=False, server_default="{}"),
         *_stamps(),
         sa.UniqueConstraint("instance_id", "user_email", name="uq_connection_user"),
     )
@@ -73,10 +86,15 @@ def upgrade() -> None:
         sa.Column("field", sa.String(64), nullable=False),
         sa.Column("ciphertext", sa.Text(), nullable=False),
         sa.Column("key_id", sa.String(64), nullable=False),
-        sa.Column("fingerprint", sa.String(128), nullable=False),
-        sa.Column("fingerprint_key_id", sa.String(64), nullable=False),
+        sa.Column("fingerprint", sa.String(128), nullable=False, server_default=""),
+        sa.Column("fingerprint_key_id", sa.String(64), nullable=False, server_default=""),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.text("CURRENT_TIMESTAMP"),
+        ),
         sa.UniqueConstraint("connection_id", "field", name="uq_credential_field"),
     )
     op.create_index(
@@ -92,10 +110,10 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("kind", sa.String(64), nullable=False),
-        sa.Column("identity", sa.String(512), nullable=False),
-        sa.Column("spec", sa.Text(), nullable=False),
-        sa.Column("is_default", sa.Boolean(), nullable=False),
-        sa.Column("managed_by", sa.String(32), nullable=False),
+        sa.Column("identity", sa.String(512), nullable=False, server_default=""),
+        sa.Column("spec", sa.Text(), nullable=False, server_default="{}"),
+        sa.Column("is_default", sa.Boolean(), nullable=False, server_default=sa.false()),
+        sa.Column("managed_by", sa.String(32), nullable=False, server_default="ui"),
         *_stamps(),
         sa.UniqueConstraint("instance_id", "kind", "identity", name="uq_resource_identity"),
     )
@@ -122,8 +140,13 @@ def upgrade() -> None:
         sa.Column("message", sa.Text(), nullable=False),
         sa.Column("response_ms", sa.Integer(), nullable=False),
         sa.Column("provider_code", sa.String(128), nullable=True),
-        sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False, server_default="1"),
+        sa.Column(
+            "checked_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.text("CURRENT_TIMESTAMP"),
+        ),
     )
     op.create_index("ix_integration_health_instance_id", "integration_health", ["instance_id"])
     op.create_index("ix_integration_health_connection_id", "integration_health", ["connection_id"])
