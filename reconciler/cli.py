@@ -65,6 +65,17 @@ def handled(fn: F) -> F:
         except (click.ClickException, click.Abort):
             raise
         except Exception as e:
+            if type(e).__module__.startswith("sqlalchemy.exc") and hasattr(e, "orig"):
+                # the database is down, refused us, or is not ours: say so plainly (bound
+                # parameters are hidden by the engine; the driver's first line names the cause)
+                first = str(e.orig).strip().splitlines()[0] if str(e.orig).strip() else ""
+                click.echo(
+                    f"Error: the database failed: {type(e.orig).__name__}: {first}. "
+                    "Check RECONCILER_DATABASE_URL and that the server is up.",
+                    err=True,
+                )
+                log.debug("database error\n%s", "".join(traceback.format_exception(e)))
+                sys.exit(1)
             # The traceback may name values; it goes to a log file only in --verbose, sanitized
             # by the same rules: our secrets are wrapped and never formatted as plaintext.
             click.echo(
