@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
@@ -280,10 +281,20 @@ def test_audit_records_actor_method_and_git_commit(env: Env) -> None:
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-qm", "manifests"], check=True)
-    head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    head = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
     assert env.run("apply", "--actor", "release-bot").exit_code == 0
     with session(env) as s:
         rows = list(s.scalars(select(AuditEntry)))
     assert rows and {(a.actor, a.method, a.git_commit) for a in rows} == {
-        ("release-bot", "apply", head)}
+        ("release-bot", "apply", head)
+    }
+
+
+@pytest.mark.databases("sqlite")  # the URL is replaced: one run is enough
+def test_an_unreachable_database_is_a_plain_error(env: Env) -> None:
+    r = env.run("plan", RECONCILER_DATABASE_URL="postgresql://postgres@127.0.0.1:9/none")
+    assert r.exit_code == 1
+    assert "the database failed" in r.output and "RECONCILER_DATABASE_URL" in r.output
+    assert "unexpected" not in r.output
