@@ -22,7 +22,23 @@ F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("reconciler")
 
 
+_LOGGING: dict[str, Any] = {"verbose": False, "log_file": None}
+
+
+def _logging_option(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    """A callback that records one logging option and reconfigures logging, so --verbose and
+    --log-file work after the command name as well as before it."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value:
+            _LOGGING[name] = value
+            _configure_logging(_LOGGING["verbose"], _LOGGING["log_file"])
+
+    return callback
+
+
 def _configure_logging(verbose: bool, log_file: str | None) -> None:
+    _LOGGING.update(verbose=verbose, log_file=log_file)
     level = logging.DEBUG if verbose else logging.WARNING
     root = logging.getLogger()
     for h in list(root.handlers):
@@ -90,6 +106,20 @@ def handled(fn: F) -> F:
 
             dispose_all()
 
+    wrapper = click.option(
+        "--log-file",
+        type=click.Path(dir_okay=False),
+        expose_value=False,
+        callback=_logging_option("log_file"),
+        help="Also write the log to this file.",
+    )(wrapper)
+    wrapper = click.option(
+        "--verbose",
+        is_flag=True,
+        expose_value=False,
+        callback=_logging_option("verbose"),
+        help="Debug output (as free of secrets as the rest).",
+    )(wrapper)
     return wrapper  # type: ignore[return-value]
 
 

@@ -298,3 +298,11 @@ def test_an_unreachable_database_is_a_plain_error(env: Env) -> None:
     assert r.exit_code == 1
     assert "the database failed" in r.output and "RECONCILER_DATABASE_URL" in r.output
     assert "unexpected" not in r.output
+
+
+def test_verbose_and_log_file_work_after_the_command_name_too(env: Env) -> None:
+    log = env.cwd / "run.log"
+    r = env.run("apply", "--verbose", "--log-file", str(log))
+    assert r.exit_code == 0
+    assert "DEBUG" in r.stderr and "DEBUG" in log.read_text()
+    assert_no_canary(r.output + log.read_text(), "verbose output and log file")
