@@ -9,7 +9,6 @@ import queue
 import socket
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -22,44 +21,11 @@ from reconciler.core.catalog import Catalog
 from reconciler.core.desired import Desired
 from reconciler.core.errors import LockError
 from reconciler.core.plan import Action, Change, Plan
-from reconciler.core.state import Observed, ObservedInstance
+from reconciler.core.state import Observed, plan_signature
 from reconciler.crypto import KeyRing
 from reconciler.db.locking import lock_organization
 
 log = logging.getLogger("reconciler.apply")
-
-
-def state_signature(instances: Iterable[ObservedInstance]) -> list[tuple[object, ...]]:
-    """What a plan depends on in an organization's state (health history excluded); the same
-    shape as ``OrgRows.signature``."""
-    return [
-        (
-            i.provider,
-            i.managed_by,
-            i.status == "inactive",
-            tuple(
-                (
-                    c.user_email,
-                    c.managed_by,
-                    c.deletion_policy,
-                    c.prevent_destroy,
-                    tuple(sorted((f, x.fingerprint, x.key_id) for f, x in c.credentials.items())),
-                )
-                for c in sorted(i.connections, key=lambda c: c.user_email)
-            ),
-            tuple(
-                (
-                    r.kind,
-                    r.identity,
-                    tuple(sorted(r.spec.items(), key=str)),
-                    r.is_default,
-                    r.managed_by,
-                )
-                for r in sorted(i.resources, key=lambda r: (r.kind, r.identity))
-            ),
-        )
-        for i in sorted(instances, key=lambda i: i.provider)
-    ]
 
 
 class Applier:
@@ -216,7 +182,7 @@ class Applier:
         log.debug("%s: taking the organization's lock", org)
         lock_organization(s, org, timeout=self.options.lock_timeout, holder=self.holder)
         rows = OrgRows.load(s, org)
-        if check and rows.signature() != state_signature(self.observed.of(org)):
+        if check and plan_signature(rows.observed()) != plan_signature(self.observed.of(org)):
             for ch in changes:
                 self.report.outcomes.append(
                     Outcome(

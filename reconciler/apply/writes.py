@@ -25,6 +25,12 @@ from reconciler.audit import AuditWriter
 from reconciler.core.catalog import Catalog
 from reconciler.core.desired import DesiredConnection
 from reconciler.core.plan import Action, Change
+from reconciler.core.state import (
+    ObservedConnection,
+    ObservedCredential,
+    ObservedInstance,
+    ObservedResource,
+)
 from reconciler.crypto import CredentialAddress, KeyRing
 from reconciler.db.schema import Connection, Credential, Health, Instance, Resource
 
@@ -63,46 +69,36 @@ class OrgRows:
             (c for c in self.connections.get(inst.id, []) if c.managed_by == "manifest"), None
         )
 
-    def signature(self) -> list[tuple[object, ...]]:
-        """What a plan depends on in these rows (the same shape as ``state_signature``)."""
-        out: list[tuple[object, ...]] = []
+    def observed(self) -> list[ObservedInstance]:
+        """These rows as the planner's records (only what ``plan_signature`` compares)."""
+        out = []
         for provider, i in sorted(self.instances.items()):
-            conns = sorted(self.connections.get(i.id, []), key=lambda c: c.user_email)
-            res = sorted(
-                (r for (iid, _, _), r in self.resources.items() if iid == i.id),
-                key=lambda r: (r.kind, r.identity),
+            conns = tuple(
+                ObservedConnection(
+                    id=c.id,
+                    user_email=c.user_email,
+                    status=c.status,
+                    managed_by=c.managed_by,
+                    deletion_policy=c.deletion_policy,
+                    prevent_destroy=c.prevent_destroy,
+                    credentials={
+                        x.field: ObservedCredential(
+                            x.id, x.field, x.key_id, x.fingerprint, x.fingerprint_key_id
+                        )
+                        for x in self.credentials.get(c.id, [])
+                    },
+                )
+                for c in self.connections.get(i.id, [])
+            )
+            res = tuple(
+                ObservedResource(
+                    r.id, r.kind, r.identity, json.loads(r.spec), r.is_default, r.managed_by
+                )
+                for (iid, _, _), r in self.resources.items()
+                if iid == i.id
             )
             out.append(
-                (
-                    provider,
-                    i.managed_by,
-                    i.status == "inactive",
-                    tuple(
-                        (
-                            c.user_email,
-                            c.managed_by,
-                            c.deletion_policy,
-                            c.prevent_destroy,
-                            tuple(
-                                sorted(
-                                    (x.field, x.fingerprint, x.key_id)
-                                    for x in self.credentials.get(c.id, [])
-                                )
-                            ),
-                        )
-                        for c in conns
-                    ),
-                    tuple(
-                        (
-                            r.kind,
-                            r.identity,
-                            tuple(sorted(json.loads(r.spec).items(), key=str)),
-                            r.is_default,
-                            r.managed_by,
-                        )
-                        for r in res
-                    ),
-                )
+                ObservedInstance(i.id, i.organization, provider, i.status, i.managed_by, conns, res)
             )
         return out
 

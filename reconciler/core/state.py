@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -101,3 +101,36 @@ class Observed:
             for k, i in self.instances.items()
             if any(c.status == "connected" for c in i.connections)
         }
+
+
+def plan_signature(instances: Iterable[ObservedInstance]) -> list[tuple[object, ...]]:
+    """What a plan depends on in an organization's state (health history excluded): apply
+    compares it, under the organization's lock, with what the plan saw."""
+    return [
+        (
+            i.provider,
+            i.managed_by,
+            i.status == "inactive",
+            tuple(
+                (
+                    c.user_email,
+                    c.managed_by,
+                    c.deletion_policy,
+                    c.prevent_destroy,
+                    tuple(sorted((f, x.fingerprint, x.key_id) for f, x in c.credentials.items())),
+                )
+                for c in sorted(i.connections, key=lambda c: c.user_email)
+            ),
+            tuple(
+                (
+                    r.kind,
+                    r.identity,
+                    tuple(sorted(r.spec.items(), key=str)),
+                    r.is_default,
+                    r.managed_by,
+                )
+                for r in sorted(i.resources, key=lambda r: (r.kind, r.identity))
+            ),
+        )
+        for i in sorted(instances, key=lambda i: i.provider)
+    ]
