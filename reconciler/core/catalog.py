@@ -241,11 +241,12 @@ class Catalog(BaseModel):
 
 
 def default_catalog_dir() -> Path:
-    """The catalog shipped with the package (installed as ``reconciler/catalog``)."""
-    source_tree = Path(__file__).resolve().parents[2] / "catalog"
-    if source_tree.is_dir():  # a checkout, or an editable install
-        return source_tree
-    return Path(str(resources.files("reconciler.catalog")))
+    """The catalog shipped inside the package (``reconciler/catalog``), wherever it is installed.
+
+    The repository's top-level ``catalog/`` is a link to the same folder, so a checkout, an
+    editable install, a wheel and pipx all read the one catalog, and no path is guessed.
+    """
+    return Path(str(resources.files("reconciler") / "catalog"))
 
 
 def load_catalog(directory: str | Path | None = None) -> Catalog:
