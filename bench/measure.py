@@ -123,9 +123,20 @@ def _render_profile(session: Path, timeout: float) -> None:
         return
     for renderer, suffix in (("text", ".txt"), ("html", ".html")):
         subprocess.run(
-            [sys.executable, "-m", "pyinstrument", "--load", str(session), "--renderer", renderer,
-             "-o", str(session.with_suffix(suffix))],
-            check=False, timeout=timeout, capture_output=True,
+            [
+                sys.executable,
+                "-m",
+                "pyinstrument",
+                "--load",
+                str(session),
+                "--renderer",
+                renderer,
+                "-o",
+                str(session.with_suffix(suffix)),
+            ],
+            check=False,
+            timeout=timeout,
+            capture_output=True,
         )
 
 

@@ -63,8 +63,10 @@ def table(rows: Sequence[Row]) -> str:
             f"{_fmt(r['cpu_s']):>7} {_fmt(r['max_rss_mb'], 0):>7} {sql:>7}  "
             f"{ok}: {r['summary'][:60]}"
         )
-    out.append("floor kinds: f = measured floor (parse + read + HMAC), h = health-check floor "
-               "(checks x latency / parallelism), p = parse only")
+    out.append(
+        "floor kinds: f = measured floor (parse + read + HMAC), h = health-check floor "
+        "(checks x latency / parallelism), p = parse only"
+    )
     return "\n".join(out)
 
 
@@ -116,10 +118,22 @@ def targets(rows: Sequence[Row], entries: Sequence[Row]) -> list[Row]:
         noop = at.get("plan (no-op)")
         first = at.get("apply (first)")
         peak = max(r["max_rss_mb"] for r in at.values())
-        out.append(_target(backend, "no-op plan <= 1.5x floor",
-                           noop["ratio"] if noop else None, NOOP_PLAN_MAX_RATIO))
-        out.append(_target(backend, "first apply <= 1.3x health-check floor",
-                           first["ratio"] if first else None, FIRST_APPLY_MAX_RATIO))
+        out.append(
+            _target(
+                backend,
+                "no-op plan <= 1.5x floor",
+                noop["ratio"] if noop else None,
+                NOOP_PLAN_MAX_RATIO,
+            )
+        )
+        out.append(
+            _target(
+                backend,
+                "first apply <= 1.3x health-check floor",
+                first["ratio"] if first else None,
+                FIRST_APPLY_MAX_RATIO,
+            )
+        )
         out.append(_target(backend, "peak memory < 300 MB", peak, PEAK_MB))
         grown = [g for g in entries if g["backend"] == backend and g["to"] == TARGET_N]
         worst = max((g["time_ratio"] or 0) / g["orgs_ratio"] * 10 for g in grown) if grown else None
@@ -129,8 +143,13 @@ def targets(rows: Sequence[Row], entries: Sequence[Row]) -> list[Row]:
 
 def _target(backend: str, name: str, value: float | None, limit: float) -> Row:
     """``ok`` is None when there is nothing to judge (e.g. growth with one N only)."""
-    return {"backend": backend, "target": name, "value": value, "limit": limit,
-            "ok": None if value is None else value <= limit}
+    return {
+        "backend": backend,
+        "target": name,
+        "value": value,
+        "limit": limit,
+        "ok": None if value is None else value <= limit,
+    }
 
 
 def targets_table(entries: Sequence[Row]) -> str:
@@ -138,8 +157,10 @@ def targets_table(entries: Sequence[Row]) -> str:
         return f"Targets: need N = {TARGET_N} to judge them."
     out = [f"Targets (issue 8, N = {TARGET_N}):"]
     for t in entries:
-        out.append(f"  {t['backend']:<10} {t['target']:<40} {_fmt(t['value']):>8} "
-                   f"(limit {t['limit']:g})  {_verdict(t['ok'])}")
+        out.append(
+            f"  {t['backend']:<10} {t['target']:<40} {_fmt(t['value']):>8} "
+            f"(limit {t['limit']:g})  {_verdict(t['ok'])}"
+        )
     return "\n".join(out)
 
 

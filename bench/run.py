@@ -63,8 +63,13 @@ def steps(fleet: Fleet, parallelism: int, rotated_count: int) -> list[Step]:
         Step("apply (first)", apply, "h", "Apply complete"),
         Step("plan (no-op)", ("plan", folder), "f", "No changes"),
         Step("apply (no-op)", apply, "f", "No changes"),
-        Step("plan (rotated)", ("plan", folder), "f",
-             f"Plan: 0 to create, {rotated_count} to update, 0 to delete", rotated=True),
+        Step(
+            "plan (rotated)",
+            ("plan", folder),
+            "f",
+            f"Plan: 0 to create, {rotated_count} to update, 0 to delete",
+            rotated=True,
+        ),
     ]
 
 
@@ -148,14 +153,22 @@ def measure_run(
         load = os.getloadavg()[0]  # other work on the machine shows here, not in cpu_s
         floor = _floor(step, fleet, db_url, step_env, workdir, label, opts)
         m = run_reconciler(
-            step.args, step_env, workdir=workdir, label=label, timeout=opts.timeout,
-            count_statements=not opts.no_count, profile_dir=opts.profile,
+            step.args,
+            step_env,
+            workdir=workdir,
+            label=label,
+            timeout=opts.timeout,
+            count_statements=not opts.no_count,
+            profile_dir=opts.profile,
         )
         rows.append({**_row(step, fleet, backend, m, floor, opts), "loadavg_before": load})
         r = rows[-1]
-        print(f"  {backend:<10} N={r['orgs']:<6} {step.name:<16} {r['wall_s']:8.2f} s  "
-              f"x{r['ratio']:.2f} of floor  {r['max_rss_mb']:.0f} MB  "
-              f"{'ok' if r['ok'] else 'UNEXPECTED: ' + r['summary'][:80]}", flush=True)
+        print(
+            f"  {backend:<10} N={r['orgs']:<6} {step.name:<16} {r['wall_s']:8.2f} s  "
+            f"x{r['ratio']:.2f} of floor  {r['max_rss_mb']:.0f} MB  "
+            f"{'ok' if r['ok'] else 'UNEXPECTED: ' + r['summary'][:80]}",
+            flush=True,
+        )
         if m.timed_out:
             print(f"  {step.name} timed out after {opts.timeout:.0f} s; stopping this run.")
             break
@@ -175,8 +188,13 @@ def _floor(
         checks = fleet.connections
         return checks * opts.latency_ms / 1000 / opts.parallelism, {"checks": checks}
     m: Measurement = run_floor(
-        fleet.folder, None if step.floor == "p" else db_url, env, workdir=workdir, label=label,
-        parts="parse" if step.floor == "p" else "parse,read,hmac", repeat=opts.floor_repeat,
+        fleet.folder,
+        None if step.floor == "p" else db_url,
+        env,
+        workdir=workdir,
+        label=label,
+        parts="parse" if step.floor == "p" else "parse,read,hmac",
+        repeat=opts.floor_repeat,
     )
     return m.wall_s, {**m.extra, "max_rss_mb": m.max_rss_mb, "cpu_s": m.cpu_s}
 
@@ -197,8 +215,8 @@ def _row(
         "orgs": len(fleet.organizations),
         "connections": fleet.connections,
         "step": step.name,
-        "command": "reconciler " + " ".join(a if a != str(fleet.folder) else "FLEET"
-                                            for a in step.args),
+        "command": "reconciler "
+        + " ".join(a if a != str(fleet.folder) else "FLEET" for a in step.args),
         "wall_s": m.wall_s,
         "cpu_s": m.cpu_s,
         "max_rss_mb": m.max_rss_mb,
@@ -243,12 +261,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--timeout", type=float, default=600.0, help="Seconds per command.")
     ap.add_argument("--json", type=Path, default=None, help="Also write the results here.")
     ap.add_argument("--workdir", type=Path, default=None, help="Keep fleets and outputs here.")
-    ap.add_argument("--profile", type=Path, default=None,
-                    help="Run each command under pyinstrument; profiles go to this folder.")
-    ap.add_argument("--no-git", action="store_true",
-                    help="Leave the fleet outside git (by default it is committed, as fleets are).")
-    ap.add_argument("--no-count", action="store_true",
-                    help="Run plain `python -m reconciler` (no SQL statement counts).")
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="Run each command under pyinstrument; profiles go to this folder.",
+    )
+    ap.add_argument(
+        "--no-git",
+        action="store_true",
+        help="Leave the fleet outside git (by default it is committed, as fleets are).",
+    )
+    ap.add_argument(
+        "--no-count",
+        action="store_true",
+        help="Run plain `python -m reconciler` (no SQL statement counts).",
+    )
     return ap.parse_args(argv)
 
 
@@ -280,8 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     workdir = root / f"{backend}-{n}"
                     workdir.mkdir(exist_ok=True)
                     sim.reset()
-                    db = (sqlite_database(workdir) if backend == "sqlite"
-                          else pg_database(opts.pg_url))
+                    db = (
+                        sqlite_database(workdir)
+                        if backend == "sqlite"
+                        else pg_database(opts.pg_url)
+                    )
                     with db as url:
                         rows += measure_run(fleet, backend, url, env, workdir, opts)
     finally:
@@ -296,9 +327,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(report.targets_table(goals))
     if opts.json:
-        doc = {"machine": report.machine(), "command": " ".join(["python", "bench/run.py",
-               *(argv if argv is not None else sys.argv[1:])]), "options": vars(opts),
-               "skipped": skipped, "results": rows, "growth": grown, "targets": goals}
+        doc = {
+            "machine": report.machine(),
+            "command": " ".join(
+                ["python", "bench/run.py", *(argv if argv is not None else sys.argv[1:])]
+            ),
+            "options": vars(opts),
+            "skipped": skipped,
+            "results": rows,
+            "growth": grown,
+            "targets": goals,
+        }
         opts.json.write_text(report.to_json(doc), encoding="utf-8")
         print(f"\nWrote {opts.json}")
     return 0 if all(r["ok"] for r in rows) else 1

@@ -11,6 +11,7 @@ fi
 export PATH="$PWD/.venv/bin:$PATH"
 
 ruff check .
+ruff format --check .
 lint-imports
 mypy
 pytest -q "$@"

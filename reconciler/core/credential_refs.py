@@ -29,9 +29,17 @@ class ResolvedCredentials:
     variables: dict[str, str] = field(default_factory=dict)  # field -> environment variable
 
 
-def read_credentials(src: SourceDocument, path: Loc, value: Any, *, provider_name: str,
-                     provider: Provider | None, address: str, environ: Mapping[str, str],
-                     resolve: bool) -> ResolvedCredentials:
+def read_credentials(
+    src: SourceDocument,
+    path: Loc,
+    value: Any,
+    *,
+    provider_name: str,
+    provider: Provider | None,
+    address: str,
+    environ: Mapping[str, str],
+    resolve: bool,
+) -> ResolvedCredentials:
     """Check every credential reference; with ``resolve``, read the variables too.
 
     ``provider`` is None when the provider is unknown: the references are still checked, the
@@ -41,16 +49,22 @@ def read_credentials(src: SourceDocument, path: Loc, value: Any, *, provider_nam
     if value is None:
         value = {}
     if not isinstance(value, dict):
-        src.error(path, f"credentials of {provider_name} must be a mapping of field to "
-                        "${VAR} reference, e.g. api_key: ${ACME_API_KEY}")
+        src.error(
+            path,
+            f"credentials of {provider_name} must be a mapping of field to "
+            "${VAR} reference, e.g. api_key: ${ACME_API_KEY}",
+        )
         return out
     known = {f.name: f for f in provider.credentials} if provider else {}
     for name, ref in value.items():
         where = (*path, name)
         label = f"credentials.{name} of {provider_name}"
         if provider is not None and name not in known:
-            src.error(where, f"unknown credential field {name!r} for {provider_name}; it takes: "
-                             f"{', '.join(known) or 'no credentials'}")
+            src.error(
+                where,
+                f"unknown credential field {name!r} for {provider_name}; it takes: "
+                f"{', '.join(known) or 'no credentials'}",
+            )
             continue
         variable = _variable(src, where, label, ref)
         if variable is None:
@@ -62,8 +76,11 @@ def read_credentials(src: SourceDocument, path: Loc, value: Any, *, provider_nam
                 out.values[name] = secret
     for f in known.values():
         if f.required and f.name not in value:
-            src.error(path, f"credentials of {provider_name} are missing the required field "
-                            f"{f.name!r} ({f.label}); add {f.name}: ${{VAR}}")
+            src.error(
+                path,
+                f"credentials of {provider_name} are missing the required field "
+                f"{f.name!r} ({f.label}); add {f.name}: ${{VAR}}",
+            )
     return out
 
 
@@ -72,36 +89,51 @@ def _variable(src: SourceDocument, where: Loc, label: str, ref: Any) -> str | No
     match = REFERENCE.match(ref) if isinstance(ref, str) else None
     if match is None:
         if isinstance(ref, str) and "${" in ref:
-            src.error(where, f"{label} is not a whole ${{VAR}} reference; write only the "
-                             "reference, e.g. ${ACME_API_KEY}, and put the whole value in the "
-                             "variable")
+            src.error(
+                where,
+                f"{label} is not a whole ${{VAR}} reference; write only the "
+                "reference, e.g. ${ACME_API_KEY}, and put the whole value in the "
+                "variable",
+            )
         else:
-            src.error(where, f"{label} is a literal value; plaintext secrets do not go into "
-                             "git: use a ${VAR} reference and set the variable in the "
-                             "environment")
+            src.error(
+                where,
+                f"{label} is a literal value; plaintext secrets do not go into "
+                "git: use a ${VAR} reference and set the variable in the "
+                "environment",
+            )
         return None
     variable = match.group(1)
     if not VARIABLE.match(variable):
-        src.error(where, f"{label} refers to an invalid variable name; names are upper-case "
-                         "letters, digits and '_', starting with a letter (e.g. ACME_API_KEY)")
+        src.error(
+            where,
+            f"{label} refers to an invalid variable name; names are upper-case "
+            "letters, digits and '_', starting with a letter (e.g. ACME_API_KEY)",
+        )
         return None
     if variable.startswith(RESERVED_PREFIX):
-        src.error(where, f"{label} refers to {variable}; variables starting with "
-                         f"{RESERVED_PREFIX} are the reconciler's own settings and are never "
-                         "sent to a provider: use another name")
+        src.error(
+            where,
+            f"{label} refers to {variable}; variables starting with "
+            f"{RESERVED_PREFIX} are the reconciler's own settings and are never "
+            "sent to a provider: use another name",
+        )
         return None
     return variable
 
 
-def _resolve(src: SourceDocument, where: Loc, label: str, variable: str,
-             environ: Mapping[str, str]) -> Secret | None:
+def _resolve(
+    src: SourceDocument, where: Loc, label: str, variable: str, environ: Mapping[str, str]
+) -> Secret | None:
     raw = environ.get(variable)
     if raw is None:
-        src.error(where, f"environment variable {variable} is not set ({label}); "
-                         "set it before running")
+        src.error(
+            where, f"environment variable {variable} is not set ({label}); set it before running"
+        )
         return None
     if raw == "":
-        src.error(where, f"environment variable {variable} is empty ({label}); "
-                         "set it to the credential")
+        src.error(
+            where, f"environment variable {variable} is empty ({label}); set it to the credential"
+        )
         return None
     return Secret(raw, source=variable)

@@ -33,8 +33,16 @@ SUFFIXES = (".yaml", ".yml")
 TOP_FIELDS = ("apiVersion", "kind", "metadata", "spec")
 SPEC_FIELDS = ("members", "connections", "allowEmpty")
 MEMBER_FIELDS = ("user", "permissions")
-CONNECTION_FIELDS = ("provider", "owner", "credentials", "resources", "active", "adopt",
-                     "deletionPolicy", "preventDestroy")
+CONNECTION_FIELDS = (
+    "provider",
+    "owner",
+    "credentials",
+    "resources",
+    "active",
+    "adopt",
+    "deletionPolicy",
+    "preventDestroy",
+)
 DELETION_POLICIES = ("delete", "orphan")
 
 
@@ -48,8 +56,9 @@ class _Run:
     resolve_secrets: bool
 
 
-def collect_manifest_files(paths: Sequence[str | Path],
-                           diags: Diagnostics | None = None) -> list[Path]:
+def collect_manifest_files(
+    paths: Sequence[str | Path], diags: Diagnostics | None = None
+) -> list[Path]:
     """Files named, plus each named folder's ``*.yaml``/``*.yml`` (not recursive), sorted.
 
     A missing path is a problem: added to ``diags`` when given, else raised as ``InputError``.
@@ -99,9 +108,14 @@ def _folder_manifests(folder: Path) -> list[tuple[tuple[int, int], Path]]:
     return [(file_id, folder / name) for name, file_id in found]
 
 
-def load_manifests(paths: Sequence[str | Path], catalog: Catalog, environ: Mapping[str, str],
-                   *, existing: Collection[tuple[str, str]] = (),
-                   resolve_secrets: bool = True) -> tuple[Desired, Diagnostics]:
+def load_manifests(
+    paths: Sequence[str | Path],
+    catalog: Catalog,
+    environ: Mapping[str, str],
+    *,
+    existing: Collection[tuple[str, str]] = (),
+    resolve_secrets: bool = True,
+) -> tuple[Desired, Diagnostics]:
     """Read and check every manifest; the desired state and all the problems found.
 
     ``existing``: (organization, provider) pairs already connected in the database; they
@@ -119,10 +133,12 @@ def load_manifests(paths: Sequence[str | Path], catalog: Catalog, environ: Mappi
                 continue
             first = organizations.get(org.name)
             if first is not None:
-                src.error(("metadata", "name"),
-                          f"organization {org.name} is already defined at "
-                          f"{first.file}:{first.line}; each organization has one manifest "
-                          "document")
+                src.error(
+                    ("metadata", "name"),
+                    f"organization {org.name} is already defined at "
+                    f"{first.file}:{first.line}; each organization has one manifest "
+                    "document",
+                )
                 continue
             organizations[org.name] = org
     return Desired(organizations=organizations), diags
@@ -144,8 +160,9 @@ def _documents(path: Path, diags: Diagnostics) -> list[SourceDocument]:
 
 def _organization(src: SourceDocument, run: _Run) -> DesiredOrganization | None:
     """One ``kind: Organization`` document; None when it cannot be used at all."""
-    top = src.fields((), src.doc.value, allowed=TOP_FIELDS, required=TOP_FIELDS,
-                     what="a manifest document")
+    top = src.fields(
+        (), src.doc.value, allowed=TOP_FIELDS, required=TOP_FIELDS, what="a manifest document"
+    )
     if top is None:
         return None
     if "apiVersion" in top and top["apiVersion"] != API_VERSION:
@@ -160,8 +177,7 @@ def _organization(src: SourceDocument, run: _Run) -> DesiredOrganization | None:
     connections = _connections(src, run, label, members, spec.get("connections"))
     if name is None:
         return None
-    return DesiredOrganization(name, members, connections, allow_empty, src.file,
-                               src.line(()))
+    return DesiredOrganization(name, members, connections, allow_empty, src.file, src.line(()))
 
 
 def _org_name(src: SourceDocument, metadata: Any) -> str | None:
@@ -173,8 +189,11 @@ def _org_name(src: SourceDocument, metadata: Any) -> str | None:
         return None
     name = meta["name"]
     if not isinstance(name, str) or not ORG_SLUG.match(name):
-        src.error((*path, "name"), "metadata.name must be an organization slug: lower-case "
-                                   "letters, digits and '-', starting with a letter or digit")
+        src.error(
+            (*path, "name"),
+            "metadata.name must be an organization slug: lower-case "
+            "letters, digits and '-', starting with a letter or digit",
+        )
         return None
     return name
 
@@ -191,15 +210,17 @@ def _members(src: SourceDocument, value: Any) -> dict[str, frozenset[str]]:
             continue
         user = entry.get("user")
         if "user" in entry and not (isinstance(user, str) and EMAIL.match(user)):
-            src.error((*where, "user"), f"{dotted(where)}.user must be the member's email "
-                                        "address")
+            src.error((*where, "user"), f"{dotted(where)}.user must be the member's email address")
             user = None
         permissions = _permissions(src, (*where, "permissions"), entry.get("permissions"))
         if user is None:
             continue
         if user in members:
-            src.error(where, f"{user} is listed twice in spec.members (first at line "
-                             f"{lines[user]}); list each member once")
+            src.error(
+                where,
+                f"{user} is listed twice in spec.members (first at line "
+                f"{lines[user]}); list each member once",
+            )
             continue
         members[user] = permissions
         lines[user] = src.line(where)
@@ -215,16 +236,19 @@ def _permissions(src: SourceDocument, path: Loc, value: Any) -> frozenset[str]:
     granted: set[str] = set()
     for index, permission in enumerate(value):
         if permission not in PERMISSIONS:
-            src.error((*path, index), f"{dotted(path)}[{index}] is not a permission; use one "
-                                      f"of: {', '.join(PERMISSIONS)}")
+            src.error(
+                (*path, index),
+                f"{dotted(path)}[{index}] is not a permission; use one "
+                f"of: {', '.join(PERMISSIONS)}",
+            )
         else:
             granted.add(permission)
     return frozenset(granted)
 
 
-def _connections(src: SourceDocument, run: _Run, org: str,
-                 members: Mapping[str, frozenset[str]], value: Any
-                 ) -> tuple[DesiredConnection, ...]:
+def _connections(
+    src: SourceDocument, run: _Run, org: str, members: Mapping[str, frozenset[str]], value: Any
+) -> tuple[DesiredConnection, ...]:
     path: Loc = ("spec", "connections")
     items = src.items(path, value)
     listed: dict[str, int | None] = {}
@@ -232,9 +256,11 @@ def _connections(src: SourceDocument, run: _Run, org: str,
         provider = item.get("provider") if isinstance(item, dict) else None
         if isinstance(provider, str):
             if provider in listed:
-                src.error((*path, index, "provider"),
-                          f"provider {provider} is listed twice for {org} (first at line "
-                          f"{listed[provider]}); an organization connects a provider once")
+                src.error(
+                    (*path, index, "provider"),
+                    f"provider {provider} is listed twice for {org} (first at line "
+                    f"{listed[provider]}); an organization connects a provider once",
+                )
             else:
                 listed[provider] = src.line((*path, index))
     found: list[DesiredConnection] = []
@@ -247,9 +273,15 @@ def _connections(src: SourceDocument, run: _Run, org: str,
     return tuple(found)
 
 
-def _connection(src: SourceDocument, run: _Run, org: str,
-                members: Mapping[str, frozenset[str]], listed: set[str], path: Loc,
-                item: Any) -> DesiredConnection | None:
+def _connection(
+    src: SourceDocument,
+    run: _Run,
+    org: str,
+    members: Mapping[str, frozenset[str]],
+    listed: set[str],
+    path: Loc,
+    item: Any,
+) -> DesiredConnection | None:
     """One entry of spec.connections, checked against the catalog, members and environment."""
     entry = src.fields(path, item, allowed=CONNECTION_FIELDS, required=("provider", "owner"))
     if entry is None:
@@ -259,29 +291,51 @@ def _connection(src: SourceDocument, run: _Run, org: str,
     provider = _provider(src, run, org, listed, path, name)
     owner = _owner(src, org, members, (*path, "owner"), entry.get("owner"))
     active = _active(src, label, provider, path, entry)
-    creds = read_credentials(src, (*path, "credentials"), entry.get("credentials"),
-                             provider_name=label, provider=provider,
-                             address=f"{org}/{label}", environ=run.environ,
-                             resolve=run.resolve_secrets)
-    resources = (read_resources(src, (*path, "resources"), provider, entry.get("resources"))
-                 if provider is not None else ())
+    creds = read_credentials(
+        src,
+        (*path, "credentials"),
+        entry.get("credentials"),
+        provider_name=label,
+        provider=provider,
+        address=f"{org}/{label}",
+        environ=run.environ,
+        resolve=run.resolve_secrets,
+    )
+    resources = (
+        read_resources(src, (*path, "resources"), provider, entry.get("resources"))
+        if provider is not None
+        else ()
+    )
     adopt = src.boolean((*path, "adopt"), entry.get("adopt"), False)
     prevent = src.boolean((*path, "preventDestroy"), entry.get("preventDestroy"), False)
     policy = entry.get("deletionPolicy", "delete")
     if policy not in DELETION_POLICIES:
-        src.error((*path, "deletionPolicy"),
-                  f"{dotted(path)}.deletionPolicy must be one of: {', '.join(DELETION_POLICIES)}")
+        src.error(
+            (*path, "deletionPolicy"),
+            f"{dotted(path)}.deletionPolicy must be one of: {', '.join(DELETION_POLICIES)}",
+        )
         policy = "delete"
     if name is None or owner is None:
         return None
     return DesiredConnection(
-        organization=org, provider=name, owner=owner, credentials=creds.values,
-        credential_vars=creds.variables, active=active, resources=resources, adopt=adopt,
-        deletion_policy=policy, prevent_destroy=prevent, file=src.file, line=src.line(path))
+        organization=org,
+        provider=name,
+        owner=owner,
+        credentials=creds.values,
+        credential_vars=creds.variables,
+        active=active,
+        resources=resources,
+        adopt=adopt,
+        deletion_policy=policy,
+        prevent_destroy=prevent,
+        file=src.file,
+        line=src.line(path),
+    )
 
 
-def _provider(src: SourceDocument, run: _Run, org: str, listed: set[str], path: Loc,
-              name: str | None) -> Provider | None:
+def _provider(
+    src: SourceDocument, run: _Run, org: str, listed: set[str], path: Loc, name: str | None
+) -> Provider | None:
     """The catalog entry, after the unknown / inactive / dependency checks (None if unknown)."""
     if name is None:
         return None
@@ -293,32 +347,42 @@ def _provider(src: SourceDocument, run: _Run, org: str, listed: set[str], path: 
         return None
     connected = run.existing
     if not provider.active and (org, name) not in connected:
-        src.error(where, f"provider {name} is inactive in the catalog and cannot be newly "
-                         f"connected; remove it from {org}'s manifest")
+        src.error(
+            where,
+            f"provider {name} is inactive in the catalog and cannot be newly "
+            f"connected; remove it from {org}'s manifest",
+        )
     missing = [d for d in provider.depends_on if d not in listed and (org, d) not in connected]
     if missing:
         names = ", ".join(missing)
-        src.error(where, f"provider {name} depends on {names}, which {org} has neither "
-                         f"connected nor in its manifest; add {names} to spec.connections")
+        src.error(
+            where,
+            f"provider {name} depends on {names}, which {org} has neither "
+            f"connected nor in its manifest; add {names} to spec.connections",
+        )
     return provider
 
 
-def _owner(src: SourceDocument, org: str, members: Mapping[str, frozenset[str]], path: Loc,
-           value: Any) -> str | None:
+def _owner(
+    src: SourceDocument, org: str, members: Mapping[str, frozenset[str]], path: Loc, value: Any
+) -> str | None:
     owner = src.text(path, value)
     if owner is None:
         return None
     if owner not in members:
-        src.error(path, f"owner {owner} is not a member of {org}; add them to spec.members "
-                        f"with {EDIT}")
+        src.error(
+            path, f"owner {owner} is not a member of {org}; add them to spec.members with {EDIT}"
+        )
     elif EDIT not in members[owner]:
-        src.error(path, f"owner {owner} does not hold {EDIT} in {org}; a connection's owner "
-                        f"needs {EDIT}")
+        src.error(
+            path, f"owner {owner} does not hold {EDIT} in {org}; a connection's owner needs {EDIT}"
+        )
     return owner
 
 
-def _active(src: SourceDocument, label: str, provider: Provider | None, path: Loc,
-            entry: Mapping[str, Any]) -> bool:
+def _active(
+    src: SourceDocument, label: str, provider: Provider | None, path: Loc, entry: Mapping[str, Any]
+) -> bool:
     """The mapping providers' on/off switch; only providers with ``toggle: true`` have it."""
     if "active" not in entry:
         return True

@@ -34,21 +34,33 @@ class SourceDocument:
     def error(self, path: Loc, message: str) -> None:
         self.diags.add(self.file, self.line(path), message)
 
-    def fields(self, path: Loc, value: Any, *, allowed: Sequence[str],
-               required: Sequence[str] = (), what: str = "") -> dict[str, Any] | None:
+    def fields(
+        self,
+        path: Loc,
+        value: Any,
+        *,
+        allowed: Sequence[str],
+        required: Sequence[str] = (),
+        what: str = "",
+    ) -> dict[str, Any] | None:
         """Check that ``value`` is a mapping with only ``allowed`` and all ``required`` fields.
 
         Returns the mapping (unknown fields included, already reported) or None when it is not
         a mapping at all.
         """
         if not isinstance(value, dict):
-            self.error(path, f"{what or dotted(path)} must be a mapping with the fields: "
-                             f"{', '.join(allowed)}")
+            self.error(
+                path,
+                f"{what or dotted(path)} must be a mapping with the fields: {', '.join(allowed)}",
+            )
             return None
         for key in value:
             if key not in allowed:
-                self.error((*path, key), f"unknown field {key!r} in {what or dotted(path)}; the "
-                                         f"allowed fields are: {', '.join(allowed)}")
+                self.error(
+                    (*path, key),
+                    f"unknown field {key!r} in {what or dotted(path)}; the "
+                    f"allowed fields are: {', '.join(allowed)}",
+                )
         for key in required:
             if key not in value:
                 self.error(path, f"{what or dotted(path)} is missing the required field {key!r}")

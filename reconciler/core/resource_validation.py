@@ -19,21 +19,25 @@ from reconciler.core.desired import DesiredResource
 from reconciler.core.manifest_source import SourceDocument
 from reconciler.core.yamlsafe import Loc
 
-EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-                   r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 # Query parameter names that carry credentials; a webhook URL is stored and shown in plans.
 SECRET_QUERY = re.compile(r"key|token|secret|passw|pwd|auth|sig|credential|session", re.I)
 
 
-def read_resources(src: SourceDocument, path: Loc, provider: Provider,
-                   value: Any) -> tuple[DesiredResource, ...]:
+def read_resources(
+    src: SourceDocument, path: Loc, provider: Provider, value: Any
+) -> tuple[DesiredResource, ...]:
     """Every resource under a connection's ``resources:``; problems reported to ``src``."""
     if value is None:
         return ()
     if not isinstance(value, dict):
-        src.error(path, f"resources of {provider.name} must be a mapping of resource kind to "
-                        "its settings")
+        src.error(
+            path, f"resources of {provider.name} must be a mapping of resource kind to its settings"
+        )
         return ()
     found: list[DesiredResource] = []
     for kind_name, kind_value in value.items():
@@ -42,8 +46,9 @@ def read_resources(src: SourceDocument, path: Loc, provider: Provider,
         if kind is None:
             kinds = ", ".join(k.name for k in provider.resources)
             has = f"it has: {kinds}" if kinds else "it has no resources"
-            src.error(kind_path, f"provider {provider.name} has no resource kind {kind_name!r}; "
-                                 f"{has}")
+            src.error(
+                kind_path, f"provider {provider.name} has no resource kind {kind_name!r}; {has}"
+            )
         elif kind.shape == "list":
             found.extend(_list_kind(src, kind_path, provider, kind, kind_value))
         elif kind.shape == "object":
@@ -53,8 +58,9 @@ def read_resources(src: SourceDocument, path: Loc, provider: Provider,
     return tuple(found)
 
 
-def _list_kind(src: SourceDocument, path: Loc, provider: Provider, kind: ResourceKind,
-               value: Any) -> list[DesiredResource]:
+def _list_kind(
+    src: SourceDocument, path: Loc, provider: Provider, kind: ResourceKind, value: Any
+) -> list[DesiredResource]:
     """A list of items keyed by the identity field; duplicates and default rule checked."""
     if not isinstance(value, list):
         src.error(path, f"{kind.name} of {provider.name} must be a list")
@@ -67,8 +73,7 @@ def _list_kind(src: SourceDocument, path: Loc, provider: Provider, kind: Resourc
         item_path = (*path, index)
         label = f"{kind.name}[{index}]"
         is_default = isinstance(item, dict) and item.get("default") is True
-        unreadable |= not isinstance(item, dict) or not isinstance(item.get("default", False),
-                                                                   bool)
+        unreadable |= not isinstance(item, dict) or not isinstance(item.get("default", False), bool)
         if is_default:
             defaults.append(src.line(item_path))  # counted even when the item has problems
         spec = _fields(src, item_path, provider, kind, item, label)
@@ -79,39 +84,56 @@ def _list_kind(src: SourceDocument, path: Loc, provider: Provider, kind: Resourc
             continue
         key = _identity_key(kind, identity)
         if key in seen:
-            src.error(item_path, f"{label} of {provider.name} repeats the {kind.identity} of the "
-                                 f"item at line {seen[key]}; each {kind.identity} appears once")
+            src.error(
+                item_path,
+                f"{label} of {provider.name} repeats the {kind.identity} of the "
+                f"item at line {seen[key]}; each {kind.identity} appears once",
+            )
             continue
         seen[key] = src.line(item_path)
-        found.append(DesiredResource(kind.name, str(identity), spec, is_default,
-                                     src.line(item_path)))
+        found.append(
+            DesiredResource(kind.name, str(identity), spec, is_default, src.line(item_path))
+        )
     if kind.default == "exactly_one" and value and (defaults or not unreadable):
         _exactly_one_default(src, path, provider, kind, defaults)
     return found
 
 
-def _exactly_one_default(src: SourceDocument, path: Loc, provider: Provider,
-                         kind: ResourceKind, defaults: list[int | None]) -> None:
+def _exactly_one_default(
+    src: SourceDocument,
+    path: Loc,
+    provider: Provider,
+    kind: ResourceKind,
+    defaults: list[int | None],
+) -> None:
     if not defaults:
-        src.error(path, f"{kind.name} of {provider.name} needs exactly one item with "
-                        "default: true; none has it")
+        src.error(
+            path,
+            f"{kind.name} of {provider.name} needs exactly one item with "
+            "default: true; none has it",
+        )
     elif len(defaults) > 1:
         lines = ", ".join(str(n) for n in defaults)
-        src.diags.add(src.file, defaults[1],
-                      f"{kind.name} of {provider.name} has {len(defaults)} items with "
-                      f"default: true (lines {lines}); exactly one may be the default")
+        src.diags.add(
+            src.file,
+            defaults[1],
+            f"{kind.name} of {provider.name} has {len(defaults)} items with "
+            f"default: true (lines {lines}); exactly one may be the default",
+        )
 
 
-def _object_kind(src: SourceDocument, path: Loc, provider: Provider, kind: ResourceKind,
-                 value: Any) -> list[DesiredResource]:
+def _object_kind(
+    src: SourceDocument, path: Loc, provider: Provider, kind: ResourceKind, value: Any
+) -> list[DesiredResource]:
     spec = _fields(src, path, provider, kind, value, kind.name)
     if spec is None:
         return []
     return [DesiredResource(kind.name, kind.name, spec, False, src.line(path))]
 
 
-def _value_kind(src: SourceDocument, path: Loc, provider: Provider, kind: ResourceKind,
-                value: Any) -> list[DesiredResource]:
+def _value_kind(
+    src: SourceDocument, path: Loc, provider: Provider, kind: ResourceKind, value: Any
+) -> list[DesiredResource]:
     assert kind.value is not None  # guaranteed by ResourceKind's own validation
     label = f"{kind.name} of {provider.name}"
     if value is None:
@@ -157,8 +179,9 @@ def _shape(kind: ResourceKind) -> _Shape:
     return shape
 
 
-def _fields(src: SourceDocument, path: Loc, provider: Provider, kind: ResourceKind,
-            item: Any, label: str) -> dict[str, Any] | None:
+def _fields(
+    src: SourceDocument, path: Loc, provider: Provider, kind: ResourceKind, item: Any, label: str
+) -> dict[str, Any] | None:
     """Check one mapping of a kind's fields; its spec (sorted keys) when all is well."""
     shape = _shape(kind)
     allowed = shape.allowed
@@ -200,15 +223,18 @@ def _check(src: SourceDocument, path: Loc, field: ResourceField, value: Any, lab
     return problem is None
 
 
-def _check_list(src: SourceDocument, path: Loc, field: ResourceField, value: Any,
-                label: str) -> bool:
+def _check_list(
+    src: SourceDocument, path: Loc, field: ResourceField, value: Any, label: str
+) -> bool:
     if not isinstance(value, list):
         src.error(path, f"{label} must be a list")
         return False
     ok = True
     if field.min_items is not None and len(value) < field.min_items:
-        src.error(path, f"{label} needs at least {field.min_items} "
-                        f"item{'s' if field.min_items != 1 else ''}")
+        src.error(
+            path,
+            f"{label} needs at least {field.min_items} item{'s' if field.min_items != 1 else ''}",
+        )
         ok = False
     for index, item in enumerate(value):
         problem = _problem(field.items or "string", field, item)
@@ -240,12 +266,13 @@ def _email(field: ResourceField, value: Any) -> str | None:
 
 def _phone(field: ResourceField, value: Any) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
-        return ('was read as a number: write the E.164 phone number in quotes, '
-                'e.g. "+15555550100"')
+        return 'was read as a number: write the E.164 phone number in quotes, e.g. "+15555550100"'
     if isinstance(value, str) and E164.match(value):
         return None
-    return ("is not an E.164 phone number ('+', country code and number, digits only, "
-            "e.g. +15555550100)")
+    return (
+        "is not an E.164 phone number ('+', country code and number, digits only, "
+        "e.g. +15555550100)"
+    )
 
 
 def _https_url(field: ResourceField, value: Any) -> str | None:
@@ -264,8 +291,10 @@ def _https_url(field: ResourceField, value: Any) -> str | None:
         return "must not carry a user name or password; the URL is stored and shown in plans"
     for name, _value in parse_qsl(parts.query, keep_blank_values=True):
         if SECRET_QUERY.search(name):
-            return (f"carries a credential in its query string (parameter {name!r}); the URL is "
-                    "stored and shown in plans: authenticate the endpoint another way")
+            return (
+                f"carries a credential in its query string (parameter {name!r}); the URL is "
+                "stored and shown in plans: authenticate the endpoint another way"
+            )
     return None
 
 

@@ -101,9 +101,12 @@ def load_yaml_documents(raw: bytes | str, filename: str) -> list[YamlDocument]:
     """Parse every document of ``raw``; raise ``YamlError`` naming each problem found."""
     data = raw.encode("utf-8") if isinstance(raw, str) else raw
     if len(data) > MAX_BYTES:
-        problem = Diagnostic(filename, None,
-                             f"the file is {len(data)} bytes, over the {MAX_BYTES}-byte limit for "
-                             "YAML input; split it into several files")
+        problem = Diagnostic(
+            filename,
+            None,
+            f"the file is {len(data)} bytes, over the {MAX_BYTES}-byte limit for "
+            "YAML input; split it into several files",
+        )
         raise YamlError([problem])
     if not any(indicator in data for indicator in _INDICATORS):
         quick = _quick_documents(data)
@@ -200,8 +203,9 @@ def _plain(node: Any, path: Loc, lines: dict[Loc, int]) -> Any:
         for index, item in enumerate(node.value):
             where = (*path, index)
             lines[where] = item.start_mark.line + 1
-            items.append(_scalar_value(item) if item.__class__ is _ScalarNode
-                         else _plain(item, where, lines))
+            items.append(
+                _scalar_value(item) if item.__class__ is _ScalarNode else _plain(item, where, lines)
+            )
         return items
     mapping: dict[str, Any] = {}
     for key_node, value_node in node.value:
@@ -212,8 +216,11 @@ def _plain(node: Any, path: Loc, lines: dict[Loc, int]) -> Any:
             raise _GiveUp  # duplicate: the careful reader gives both lines
         where = (*path, key)
         lines[where] = key_node.start_mark.line + 1
-        mapping[key] = (_scalar_value(value_node) if value_node.__class__ is _ScalarNode
-                        else _plain(value_node, where, lines))
+        mapping[key] = (
+            _scalar_value(value_node)
+            if value_node.__class__ is _ScalarNode
+            else _plain(value_node, where, lines)
+        )
     return mapping
 
 
@@ -320,8 +327,12 @@ class _Builder:
             line = self.lines.get((), self.doc_line)  # where its content starts, as the quick
             self.documents.append(YamlDocument(self.root, self.lines, line))  # reader says
         elif isinstance(event, events.AliasEvent):
-            self._once("alias", line, "an alias (*name) is not allowed; write the value out "
-                                      "instead of referring to an anchor")
+            self._once(
+                "alias",
+                line,
+                "an alias (*name) is not allowed; write the value out "
+                "instead of referring to an anchor",
+            )
             self._attach(None, line)
         elif isinstance(event, events.NodeEvent):
             self._node(event, line)
@@ -331,13 +342,20 @@ class _Builder:
 
     def _node(self, event: events.NodeEvent, line: int) -> None:
         if event.anchor is not None:
-            self._once("anchor", line, "an anchor (&name) is not allowed; anchors and aliases "
-                                       "are refused, write each value out")
+            self._once(
+                "anchor",
+                line,
+                "an anchor (&name) is not allowed; anchors and aliases "
+                "are refused, write each value out",
+            )
         tag = getattr(event, "tag", None)
         if tag is not None:
-            self._once(f"tag {tag}", line,
-                       f"the tag {_tag_text(tag)} is not allowed; remove it and write a plain "
-                       "value (text, number, true/false, list or mapping)")
+            self._once(
+                f"tag {tag}",
+                line,
+                f"the tag {_tag_text(tag)} is not allowed; remove it and write a plain "
+                "value (text, number, true/false, list or mapping)",
+            )
         if isinstance(event, events.ScalarEvent):
             self._attach(_scalar(event), line)
         elif len(self.stack) >= MAX_DEPTH:
@@ -381,12 +399,18 @@ class _Builder:
         assert isinstance(parent.data, dict)
         parent.key = (None, line)
         if not isinstance(key, str):
-            self._add(line, f"the key {_describe_key(key)} is not text; mapping keys must be "
-                            "text: put it in quotes")
+            self._add(
+                line,
+                f"the key {_describe_key(key)} is not text; mapping keys must be "
+                "text: put it in quotes",
+            )
         elif key in parent.data:
             first = self.lines.get((*parent.path, key), line)
-            self._add(line, f"duplicate key {key!r} (first at line {first}, again at line "
-                            f"{line}); keep only one")
+            self._add(
+                line,
+                f"duplicate key {key!r} (first at line {first}, again at line "
+                f"{line}); keep only one",
+            )
         else:
             parent.key = (key, line)
             self.lines[(*parent.path, key)] = line
@@ -409,11 +433,14 @@ class _Builder:
             if count > 1:
                 d = self.problems[index]
                 self.problems[index] = Diagnostic(
-                    d.file, d.line, f"{d.message} (first of {count} in this file)")
+                    d.file, d.line, f"{d.message} (first of {count} in this file)"
+                )
         if len(self.problems) > MAX_PROBLEMS:
             extra = len(self.problems) - MAX_PROBLEMS
-            self.problems = [*self.problems[:MAX_PROBLEMS],
-                             Diagnostic(self.filename, None, f"... and {extra} more problems")]
+            self.problems = [
+                *self.problems[:MAX_PROBLEMS],
+                Diagnostic(self.filename, None, f"... and {extra} more problems"),
+            ]
         return self.problems
 
 

@@ -51,26 +51,32 @@ def observe_in(s: Session, organizations: Collection[str] | None = None) -> Obse
     records of ``reconciler.core.state``.
     """
     meta = s.get(StateMeta, 1)
-    iq = select(_I.id, _I.organization, _I.provider, _I.status,
-                _I.managed_by)
+    iq = select(_I.id, _I.organization, _I.provider, _I.status, _I.managed_by)
     if organizations is not None:
         iq = iq.where(_I.organization.in_(sorted(organizations)))
     instances = s.execute(iq).all()
     ids = [row[0] for row in instances]
     inst_filter = organizations is not None
 
-    cq = select(_C.id, _C.instance_id, _C.user_email, _C.status,
-                _C.managed_by, _C.deletion_policy, _C.prevent_destroy,
-                _C.identity)
-    rq = select(_R.id, _R.instance_id, _R.kind, _R.identity,
-                _R.spec, _R.is_default, _R.managed_by)
+    cq = select(
+        _C.id,
+        _C.instance_id,
+        _C.user_email,
+        _C.status,
+        _C.managed_by,
+        _C.deletion_policy,
+        _C.prevent_destroy,
+        _C.identity,
+    )
+    rq = select(_R.id, _R.instance_id, _R.kind, _R.identity, _R.spec, _R.is_default, _R.managed_by)
     if inst_filter:
         cq = cq.where(_C.instance_id.in_(ids))
         rq = rq.where(_R.instance_id.in_(ids))
     connections = s.execute(cq).all()
     conn_ids = [row[0] for row in connections]
-    crq = select(_CR.connection_id, _CR.id, _CR.field, _CR.key_id,
-                 _CR.fingerprint, _CR.fingerprint_key_id)
+    crq = select(
+        _CR.connection_id, _CR.id, _CR.field, _CR.key_id, _CR.fingerprint, _CR.fingerprint_key_id
+    )
     if inst_filter:
         crq = crq.where(_CR.connection_id.in_(conn_ids))
     creds: dict[int, dict[str, ObservedCredential]] = defaultdict(dict)
@@ -129,9 +135,7 @@ def _json_object(text: str | None) -> dict[str, object]:
 def _last_health(s: Session, conn_ids: list[int] | None) -> dict[int, ObservedHealth]:
     """Last health row per connection, and since when it has been failing (two queries,
     three when some are failing)."""
-    last_id = select(_H.connection_id, func.max(_H.id).label("last")).group_by(
-        _H.connection_id
-    )
+    last_id = select(_H.connection_id, func.max(_H.id).label("last")).group_by(_H.connection_id)
     last_ok = (
         select(_H.connection_id, func.max(_H.id).label("ok"))
         .where(_H.status == "healthy")
@@ -142,9 +146,9 @@ def _last_health(s: Session, conn_ids: list[int] | None) -> dict[int, ObservedHe
         last_ok = last_ok.where(_H.connection_id.in_(conn_ids))
     lasts = last_id.subquery()
     rows = s.execute(
-        select(_H.connection_id, _H.status, _H.failure_type, _H.message,
-               _H.response_ms, _H.checked_at)
-        .join(lasts, _H.id == lasts.c.last)
+        select(
+            _H.connection_id, _H.status, _H.failure_type, _H.message, _H.response_ms, _H.checked_at
+        ).join(lasts, _H.id == lasts.c.last)
     ).all()
     ok = {cid: hid for cid, hid in s.execute(last_ok).all() if cid is not None}
     failing = [row[0] for row in rows if row[1] != "healthy" and row[0] is not None]

@@ -51,7 +51,10 @@ def make_client(policy: RetryPolicy, parallelism: int) -> httpx.AsyncClient:
     )
     limits = httpx.Limits(max_connections=parallelism, max_keepalive_connections=parallelism)
     return httpx.AsyncClient(
-        timeout=timeout, limits=limits, trust_env=False, follow_redirects=False,
+        timeout=timeout,
+        limits=limits,
+        trust_env=False,
+        follow_redirects=False,
         verify=tls_context(),
     )
 
@@ -115,7 +118,11 @@ async def attempt_until_final(
         verdict, hint = judge(answer)
         log.debug(
             "%s attempt %d: %s in %d ms -> %s",
-            label, attempts, answer.status or answer.error, ms, verdict.outcome,
+            label,
+            attempts,
+            answer.status or answer.error,
+            ms,
+            verdict.outcome,
         )
         wait = budget.wait_before_retry(verdict.outcome, answer.status, hint)
         if wait is None or loop.time() + wait >= deadline:

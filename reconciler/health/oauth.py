@@ -53,8 +53,11 @@ def _tokens(answer: Answer, old_refresh: Secret | str, attempts: int, ms: int) -
         expires_at = datetime.now(UTC) + timedelta(seconds=float(expires_in))
     new_refresh = document.get("refresh_token")
     refresh = (
-        Secret(new_refresh) if isinstance(new_refresh, str) and new_refresh
-        else old_refresh if isinstance(old_refresh, Secret) else Secret(old_refresh)
+        Secret(new_refresh)
+        if isinstance(new_refresh, str) and new_refresh
+        else old_refresh
+        if isinstance(old_refresh, Secret)
+        else Secret(old_refresh)
     )
     scope = document.get("scope")
     return TokenResult(
@@ -109,9 +112,7 @@ async def exchange_refresh_token_async(
         return token_verdict(answer, secrets), hinted_wait(answer.headers, ["Retry-After"], [])
 
     async with make_client(policy, 1) as client:
-        attempted = await attempt_until_final(
-            send, judge, policy, label=f"{provider.name} token"
-        )
+        attempted = await attempt_until_final(send, judge, policy, label=f"{provider.name} token")
     if attempted.verdict.outcome == "healthy" and last:
         return _tokens(last[0], refresh_token, attempted.attempts, attempted.response_ms)
     return build_result(

@@ -54,8 +54,11 @@ async def check_one(
     check = request.provider.health_check
     if not prepared.sendable:
         return build_result(
-            key=request.key, provider=request.provider, outcome="invalid_credentials",
-            response_ms=0, attempts=0,
+            key=request.key,
+            provider=request.provider,
+            outcome="invalid_credentials",
+            response_ms=0,
+            attempts=0,
             detail="the credential holds characters an HTTP header cannot carry",
         )
     secrets = [reveal(v) for v in request.credentials.values()]

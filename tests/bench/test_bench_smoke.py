@@ -36,14 +36,32 @@ def test_bench_runs_on_five_organizations(
     out_json = tmp_path / "results.json"
     work = tmp_path / "work"
     code = main(
-        ["--orgs", "5", "--backends", "sqlite", "--latency-ms", "5", "--floor-repeat", "1",
-         "--timeout", "60", "--json", str(out_json), "--workdir", str(work)]
+        [
+            "--orgs",
+            "5",
+            "--backends",
+            "sqlite",
+            "--latency-ms",
+            "5",
+            "--floor-repeat",
+            "1",
+            "--timeout",
+            "60",
+            "--json",
+            str(out_json),
+            "--workdir",
+            str(work),
+        ]
     )
     printed = capsys.readouterr().out
     doc = json.loads(out_json.read_text())
     rows = doc["results"]
     assert [r["step"] for r in rows] == [
-        "validate", "plan (first)", "apply (first)", "plan (no-op)", "apply (no-op)",
+        "validate",
+        "plan (first)",
+        "apply (first)",
+        "plan (no-op)",
+        "apply (no-op)",
         "plan (rotated)",
     ]
     assert all(r["ok"] for r in rows), [(r["step"], r["summary"]) for r in rows]
@@ -60,11 +78,20 @@ def test_bench_runs_on_five_organizations(
 
 def test_targets_are_judged_at_a_thousand_organizations() -> None:
     def row(step: str, orgs: int, wall: float, ratio: float) -> dict[str, object]:
-        return {"backend": "sqlite", "step": step, "orgs": orgs, "wall_s": wall,
-                "ratio": ratio, "max_rss_mb": 100.0}
+        return {
+            "backend": "sqlite",
+            "step": step,
+            "orgs": orgs,
+            "wall_s": wall,
+            "ratio": ratio,
+            "max_rss_mb": 100.0,
+        }
 
-    rows = [row("plan (no-op)", 100, 1.0, 1.2), row("plan (no-op)", 1000, 13.0, 1.4),
-            row("apply (first)", 1000, 9.0, 1.29)]
+    rows = [
+        row("plan (no-op)", 100, 1.0, 1.2),
+        row("plan (no-op)", 1000, 13.0, 1.4),
+        row("apply (first)", 1000, 9.0, 1.29),
+    ]
     grown = report.growth(rows)
     assert grown[0]["time_ratio"] == 13.0 and not grown[0]["ok"]
     judged = {t["target"]: t["ok"] for t in report.targets(rows, grown)}

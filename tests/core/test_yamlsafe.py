@@ -21,9 +21,15 @@ def refused(text: str | bytes) -> list[str]:
 def test_plain_data_with_yaml_types():
     (doc,) = load_yaml_documents(
         b"a: 1\nb: [x, 2.5, true, null]\nc: {d: '07'}\nwhen: 2024-01-01\nphone: +15555550100\n",
-        "m.yaml")
-    assert doc.plain() == {"a": 1, "b": ["x", 2.5, True, None], "c": {"d": "07"},
-                           "when": "2024-01-01", "phone": 15555550100}
+        "m.yaml",
+    )
+    assert doc.plain() == {
+        "a": 1,
+        "b": ["x", 2.5, True, None],
+        "c": {"d": "07"},
+        "when": "2024-01-01",
+        "phone": 15555550100,
+    }
     assert doc.value == doc.plain()
     doc.plain()["a"] = 2
     assert doc.value["a"] == 1  # plain() is a private copy
@@ -38,7 +44,8 @@ def test_multi_document_files_and_empty_documents():
 
 def test_line_of_finds_values_and_nearest_parent():
     (doc,) = load_yaml_documents(
-        b"top: 1\nspec:\n  items:\n    - name: a\n    - name: b\n      extra: c\n", "m.yaml")
+        b"top: 1\nspec:\n  items:\n    - name: a\n    - name: b\n      extra: c\n", "m.yaml"
+    )
     assert doc.line_of(("top",)) == 1
     assert doc.line_of(("spec", "items")) == 3
     assert doc.line_of(("spec", "items", 1)) == 5
@@ -60,13 +67,24 @@ def test_python_tag_is_refused_and_never_runs(tmp_path: Path):
     target = tmp_path / "pwned"
     problems = refused(f'a: !!python/object/apply:os.system ["touch {target}"]\n')
     assert not target.exists()
-    assert problems == ["m.yaml:1: the tag !!python/object/apply:os.system is not allowed; "
-                        "remove it and write a plain value (text, number, true/false, list or "
-                        "mapping)"]
+    assert problems == [
+        "m.yaml:1: the tag !!python/object/apply:os.system is not allowed; "
+        "remove it and write a plain value (text, number, true/false, list or "
+        "mapping)"
+    ]
 
 
-@pytest.mark.parametrize("tagged", ["!!str 3", "!foo x", "! 3", "!!map {a: 1}",
-                                    "!!python/name:os.system ''", "!<tag:x.org,1:y> z"])
+@pytest.mark.parametrize(
+    "tagged",
+    [
+        "!!str 3",
+        "!foo x",
+        "! 3",
+        "!!map {a: 1}",
+        "!!python/name:os.system ''",
+        "!<tag:x.org,1:y> z",
+    ],
+)
 def test_every_explicit_tag_is_refused(tagged: str):
     (problem,) = refused(f"ok: 1\nvalue: {tagged}\n")
     assert problem.startswith("m.yaml:2: the tag ")
@@ -93,11 +111,13 @@ def test_billion_laughs_is_refused_fast():
 
 
 def test_nesting_limit():
-    assert load_yaml_documents(("a: " + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1)).encode(),
-                               "m.yaml")
+    assert load_yaml_documents(
+        ("a: " + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1)).encode(), "m.yaml"
+    )
     deep = "a: " + "[" * MAX_DEPTH + "]" * MAX_DEPTH
-    assert refused(deep) == [f"m.yaml:1: the data is nested deeper than {MAX_DEPTH} levels; "
-                             "flatten it"]
+    assert refused(deep) == [
+        f"m.yaml:1: the data is nested deeper than {MAX_DEPTH} levels; flatten it"
+    ]
     block = "".join("  " * i + f"k{i}:\n" for i in range(40)) + "  " * 40 + "leaf\n"
     assert refused(block)[0].startswith(f"m.yaml:{MAX_DEPTH + 1}: the data is nested deeper")
 
@@ -110,8 +130,10 @@ def test_very_deep_nesting_is_cheap():
 
 def test_oversized_file_is_refused_before_parsing():
     raw = b"a: [" + b"x" * MAX_BYTES  # also invalid YAML: only the size is reported
-    assert refused(raw) == [f"m.yaml: the file is {len(raw)} bytes, over the {MAX_BYTES}-byte "
-                            "limit for YAML input; split it into several files"]
+    assert refused(raw) == [
+        f"m.yaml: the file is {len(raw)} bytes, over the {MAX_BYTES}-byte "
+        "limit for YAML input; split it into several files"
+    ]
 
 
 def test_keys_must_be_text():

@@ -217,8 +217,11 @@ def test_a_settings_change_does_not_clear_an_error(env: Env, sim) -> None:
     sim.revoke(env.vars["GLOBEX_STRIPE_SECRET_KEY"])
     assert env.run("health", "--org", "globex").exit_code == 1
     path = env.cwd / "manifests" / "globex.yaml"
-    path.write_text(path.read_text().replace(
-        "    - provider: stripe\n", "    - provider: stripe\n      preventDestroy: true\n"))
+    path.write_text(
+        path.read_text().replace(
+            "    - provider: stripe\n", "    - provider: stripe\n      preventDestroy: true\n"
+        )
+    )
     r = env.run("plan", "--format", "json")
     assert [c["reason_code"] for c in json.loads(r.stdout)["changes"]] == ["settings_changed"]
     assert env.run("apply").exit_code == 0

@@ -37,8 +37,14 @@ ROOT = Path(__file__).resolve().parents[2]
 CATALOG = load_catalog(ROOT / "catalog")
 OAUTH = load_catalog(ROOT / "tests" / "fixtures" / "catalog_oauth").providers["oauthdemo"]
 FAST = RetryPolicy(
-    connect_timeout=0.5, read_timeout=1.0, deadline=3.0, backoff_base=0.01, backoff_cap=0.02,
-    default_rate_limit_wait=0.01, max_rate_limit_wait=0.05, max_total_rate_limit_wait=0.1,
+    connect_timeout=0.5,
+    read_timeout=1.0,
+    deadline=3.0,
+    backoff_base=0.01,
+    backoff_cap=0.02,
+    default_rate_limit_wait=0.01,
+    max_rate_limit_wait=0.05,
+    max_total_rate_limit_wait=0.1,
 )
 
 
@@ -82,8 +88,13 @@ class ScriptedServer:
             def _serve(self) -> None:
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
-                seen = Seen(self.command, parts.path, parse_qs(parts.query),
-                            dict(self.headers.items()), self.rfile.read(length))
+                seen = Seen(
+                    self.command,
+                    parts.path,
+                    parse_qs(parts.query),
+                    dict(self.headers.items()),
+                    self.rfile.read(length),
+                )
                 with server.lock:
                     server.seen.append(seen)
                     count = sum(1 for s in server.seen if s.path == seen.path)
@@ -118,8 +129,9 @@ def serve() -> Iterator[Callable[..., tuple[str, ScriptedServer]]]:
         scripted = ScriptedServer(script, delay=delay)
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), scripted.handler())
         httpd.daemon_threads = True
-        threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01},
-                         daemon=True).start()
+        threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        ).start()
         started.append(httpd)
         return f"http://127.0.0.1:{httpd.server_address[1]}", scripted
 
@@ -148,81 +160,210 @@ HTML_403 = (403, {"Content-Type": "text/html"}, b"<html><body>403 Forbidden</bod
 CASES: list[tuple[str, str, Reply, str, str | None]] = [
     # provider, case, answer, outcome, provider_code
     ("postmark", "ok", js(200, {"ID": 1, "Name": "Acme", "DeliveryType": "Live"}), "healthy", None),
-    ("postmark", "401 code 10", js(401, {"ErrorCode": 10, "Message": "Bad token"}),
-     "invalid_credentials", "10"),
-    ("postmark", "403 code 10", js(403, {"ErrorCode": 10, "Message": "Bad token"}),
-     "invalid_credentials", "10"),
+    (
+        "postmark",
+        "401 code 10",
+        js(401, {"ErrorCode": 10, "Message": "Bad token"}),
+        "invalid_credentials",
+        "10",
+    ),
+    (
+        "postmark",
+        "403 code 10",
+        js(403, {"ErrorCode": 10, "Message": "Bad token"}),
+        "invalid_credentials",
+        "10",
+    ),
     ("postmark", "403 html network layer", HTML_403, "unreachable", None),
     ("postmark", "429", js(429, {"ErrorCode": 429, "Message": "Slow"}), "rate_limited", "429"),
     ("postmark", "500", js(500, {"ErrorCode": 500}), "unreachable", "500"),
     ("postmark", "503", (503, {}, b""), "unreachable", None),
     ("stripe", "ok", js(200, {"id": "acct_1A", "charges_enabled": True}), "healthy", None),
-    ("stripe", "401 invalid", js(401, {"error": {"type": "invalid_request_error",
-                                                 "message": "Invalid API Key provided: sk_****"}}),
-     "invalid_credentials", "invalid_request_error"),
-    ("stripe", "401 expired", js(401, {"error": {"type": "invalid_request_error",
-                                                 "code": "api_key_expired"}}),
-     "invalid_credentials", "api_key_expired"),
-    ("stripe", "403 restricted", js(403, {"error": {"type": "invalid_request_error"}}),
-     "invalid_credentials", "invalid_request_error"),
-    ("stripe", "429", js(429, {"error": {"type": "rate_limit_error"}}, **{"Retry-After": "0"}),
-     "rate_limited", "rate_limit_error"),
+    (
+        "stripe",
+        "401 invalid",
+        js(
+            401,
+            {
+                "error": {
+                    "type": "invalid_request_error",
+                    "message": "Invalid API Key provided: sk_****",
+                }
+            },
+        ),
+        "invalid_credentials",
+        "invalid_request_error",
+    ),
+    (
+        "stripe",
+        "401 expired",
+        js(401, {"error": {"type": "invalid_request_error", "code": "api_key_expired"}}),
+        "invalid_credentials",
+        "api_key_expired",
+    ),
+    (
+        "stripe",
+        "403 restricted",
+        js(403, {"error": {"type": "invalid_request_error"}}),
+        "invalid_credentials",
+        "invalid_request_error",
+    ),
+    (
+        "stripe",
+        "429",
+        js(429, {"error": {"type": "rate_limit_error"}}, **{"Retry-After": "0"}),
+        "rate_limited",
+        "rate_limit_error",
+    ),
     ("stripe", "500", js(500, {"error": {"type": "api_error"}}), "unreachable", "api_error"),
     ("mapbox", "ok", js(200, {"code": "TokenValid", "token": {"user": "acme"}}), "healthy", None),
-    *[("mapbox", code, js(200, {"code": code}), "invalid_credentials", code)
-      for code in ("TokenInvalid", "TokenMalformed", "TokenExpired", "TokenRevoked")],
+    *[
+        ("mapbox", code, js(200, {"code": code}), "invalid_credentials", code)
+        for code in ("TokenInvalid", "TokenMalformed", "TokenExpired", "TokenRevoked")
+    ],
     ("mapbox", "200 unknown code", js(200, {"code": "Weird"}), "unreachable", "Weird"),
-    ("mapbox", "401", js(401, {"message": "Not Authorized - Invalid Token"}),
-     "invalid_credentials", None),
-    ("mapbox", "429 reset", js(429, {"message": "Too Many Requests"},
-                               **{"X-Rate-Limit-Reset": str(int(time.time()))}),
-     "rate_limited", None),
+    (
+        "mapbox",
+        "401",
+        js(401, {"message": "Not Authorized - Invalid Token"}),
+        "invalid_credentials",
+        None,
+    ),
+    (
+        "mapbox",
+        "429 reset",
+        js(429, {"message": "Too Many Requests"}, **{"X-Rate-Limit-Reset": str(int(time.time()))}),
+        "rate_limited",
+        None,
+    ),
     ("mapbox", "500", js(500, {"message": "oops"}), "unreachable", None),
-    *[("google_maps", s, js(200, {"status": s, "results": []}), "healthy", None)
-      for s in ("OK", "ZERO_RESULTS")],
-    *[("google_maps", s, js(200, {"status": s, "error_message": "no"}), "invalid_credentials", s)
-      for s in ("REQUEST_DENIED", "OVER_DAILY_LIMIT")],
-    ("google_maps", "OVER_QUERY_LIMIT", js(200, {"status": "OVER_QUERY_LIMIT"}),
-     "rate_limited", "OVER_QUERY_LIMIT"),
-    ("google_maps", "UNKNOWN_ERROR", js(200, {"status": "UNKNOWN_ERROR"}),
-     "unreachable", "UNKNOWN_ERROR"),
+    *[
+        ("google_maps", s, js(200, {"status": s, "results": []}), "healthy", None)
+        for s in ("OK", "ZERO_RESULTS")
+    ],
+    *[
+        ("google_maps", s, js(200, {"status": s, "error_message": "no"}), "invalid_credentials", s)
+        for s in ("REQUEST_DENIED", "OVER_DAILY_LIMIT")
+    ],
+    (
+        "google_maps",
+        "OVER_QUERY_LIMIT",
+        js(200, {"status": "OVER_QUERY_LIMIT"}),
+        "rate_limited",
+        "OVER_QUERY_LIMIT",
+    ),
+    (
+        "google_maps",
+        "UNKNOWN_ERROR",
+        js(200, {"status": "UNKNOWN_ERROR"}),
+        "unreachable",
+        "UNKNOWN_ERROR",
+    ),
     ("google_maps", "500", (500, {}, b"Server Error"), "unreachable", None),
     ("google_maps", "504", (504, {}, b""), "unreachable", None),
     ("geoapify", "ok", js(200, {"ip": "1.2.3.4", "country": {"name": "X"}}), "healthy", None),
-    ("geoapify", "401", js(401, {"statusCode": 401, "error": "Unauthorized",
-                                 "message": "Invalid apiKey"}),
-     "invalid_credentials", "Unauthorized"),
-    ("geoapify", "429", js(429, {"statusCode": 429, "error": "Too Many Requests"}),
-     "rate_limited", "TooManyRequests"),
+    (
+        "geoapify",
+        "401",
+        js(401, {"statusCode": 401, "error": "Unauthorized", "message": "Invalid apiKey"}),
+        "invalid_credentials",
+        "Unauthorized",
+    ),
+    (
+        "geoapify",
+        "429",
+        js(429, {"statusCode": 429, "error": "Too Many Requests"}),
+        "rate_limited",
+        "TooManyRequests",
+    ),
     ("geoapify", "500", js(500, {"statusCode": 500}), "unreachable", "500"),
-    ("anthropic", "ok", js(200, {"data": [{"type": "model", "id": "claude-x"}],
-                                 "has_more": True}), "healthy", None),
-    ("anthropic", "401", js(401, {"type": "error", "error": {"type": "authentication_error"}}),
-     "invalid_credentials", "authentication_error"),
-    ("anthropic", "403", js(403, {"type": "error", "error": {"type": "permission_error"}}),
-     "invalid_credentials", "permission_error"),
-    ("anthropic", "429", js(429, {"type": "error", "error": {"type": "rate_limit_error"}},
-                            **{"retry-after": "0"}),
-     "rate_limited", "rate_limit_error"),
-    ("anthropic", "500", js(500, {"type": "error", "error": {"type": "api_error"}}),
-     "unreachable", "api_error"),
-    ("anthropic", "529", js(529, {"type": "error", "error": {"type": "overloaded_error"}}),
-     "unreachable", "overloaded_error"),
+    (
+        "anthropic",
+        "ok",
+        js(200, {"data": [{"type": "model", "id": "claude-x"}], "has_more": True}),
+        "healthy",
+        None,
+    ),
+    (
+        "anthropic",
+        "401",
+        js(401, {"type": "error", "error": {"type": "authentication_error"}}),
+        "invalid_credentials",
+        "authentication_error",
+    ),
+    (
+        "anthropic",
+        "403",
+        js(403, {"type": "error", "error": {"type": "permission_error"}}),
+        "invalid_credentials",
+        "permission_error",
+    ),
+    (
+        "anthropic",
+        "429",
+        js(429, {"type": "error", "error": {"type": "rate_limit_error"}}, **{"retry-after": "0"}),
+        "rate_limited",
+        "rate_limit_error",
+    ),
+    (
+        "anthropic",
+        "500",
+        js(500, {"type": "error", "error": {"type": "api_error"}}),
+        "unreachable",
+        "api_error",
+    ),
+    (
+        "anthropic",
+        "529",
+        js(529, {"type": "error", "error": {"type": "overloaded_error"}}),
+        "unreachable",
+        "overloaded_error",
+    ),
     ("quo", "ok", js(200, {"data": [{"id": "PN1", "number": "+15555550100"}]}), "healthy", None),
-    ("quo", "401", js(401, {"message": "Missing or invalid API key", "code": "0100401",
-                            "status": 401, "title": "Unauthorized", "trace": "t1"}),
-     "invalid_credentials", "0100401"),
+    (
+        "quo",
+        "401",
+        js(
+            401,
+            {
+                "message": "Missing or invalid API key",
+                "code": "0100401",
+                "status": 401,
+                "title": "Unauthorized",
+                "trace": "t1",
+            },
+        ),
+        "invalid_credentials",
+        "0100401",
+    ),
     ("quo", "429", js(429, {"message": "Too many", "status": 429}), "rate_limited", None),
     ("quo", "500", js(500, {"message": "boom", "trace": "t2"}), "unreachable", None),
-    *[(n, "403 html network layer", HTML_403, "unreachable", None)
-      for n in ("stripe", "mapbox", "google_maps", "geoapify", "anthropic", "quo")],
+    *[
+        (n, "403 html network layer", HTML_403, "unreachable", None)
+        for n in ("stripe", "mapbox", "google_maps", "geoapify", "anthropic", "quo")
+    ],
     ("mapbox", "403 json", js(403, {"message": "Forbidden"}), "invalid_credentials", None),
-    ("geoapify", "403 json", js(403, {"statusCode": 403, "error": "Forbidden"}),
-     "invalid_credentials", "Forbidden"),
-    ("quo", "403 json", js(403, {"message": "Forbidden", "code": "0100403"}),
-     "invalid_credentials", "0100403"),
-    ("stripe", "302 redirect", (302, {"Location": "http://127.0.0.1:1/x"}, b""),
-     "unreachable", None),
+    (
+        "geoapify",
+        "403 json",
+        js(403, {"statusCode": 403, "error": "Forbidden"}),
+        "invalid_credentials",
+        "Forbidden",
+    ),
+    (
+        "quo",
+        "403 json",
+        js(403, {"message": "Forbidden", "code": "0100403"}),
+        "invalid_credentials",
+        "0100403",
+    ),
+    (
+        "stripe",
+        "302 redirect",
+        (302, {"Location": "http://127.0.0.1:1/x"}, b""),
+        "unreachable",
+        None,
+    ),
 ]
 
 
@@ -241,10 +382,8 @@ def test_answers_are_classified_per_provider(
     display = CATALOG.providers[name].display_name
     expected = {
         "healthy": f"{display} connected successfully",
-        "invalid_credentials":
-            "The API key you entered is invalid. Please check your credentials.",
-        "unreachable":
-            f"Could not reach {display}. The service may be temporarily unavailable.",
+        "invalid_credentials": "The API key you entered is invalid. Please check your credentials.",
+        "unreachable": f"Could not reach {display}. The service may be temporarily unavailable.",
         "rate_limited": "Connection test was rate limited. Please wait a moment.",
     }[outcome]
     assert result.message == expected
@@ -274,14 +413,30 @@ def test_request_reaches_the_path_with_auth_where_the_api_expects_it(serve: Any)
 @pytest.mark.parametrize(
     ("name", "key", "reply", "identity"),
     [
-        ("stripe", "sk_test_abc", js(200, {"id": "acct_9"}), {"account_id": "acct_9",
-                                                              "mode": "test"}),
-        ("stripe", "sk_live_abc", js(200, {"id": "acct_9"}), {"account_id": "acct_9",
-                                                              "mode": "live"}),
-        ("postmark", "pm", js(200, {"ID": 3, "Name": "Acme Mail", "DeliveryType": "Sandbox"}),
-         {"server_name": "Acme Mail", "delivery_type": "Sandbox"}),
-        ("mapbox", "pk.x", js(200, {"code": "TokenValid", "token": {"user": "acme-maps"}}),
-         {"token_user": "acme-maps"}),
+        (
+            "stripe",
+            "sk_test_abc",
+            js(200, {"id": "acct_9"}),
+            {"account_id": "acct_9", "mode": "test"},
+        ),
+        (
+            "stripe",
+            "sk_live_abc",
+            js(200, {"id": "acct_9"}),
+            {"account_id": "acct_9", "mode": "live"},
+        ),
+        (
+            "postmark",
+            "pm",
+            js(200, {"ID": 3, "Name": "Acme Mail", "DeliveryType": "Sandbox"}),
+            {"server_name": "Acme Mail", "delivery_type": "Sandbox"},
+        ),
+        (
+            "mapbox",
+            "pk.x",
+            js(200, {"code": "TokenValid", "token": {"user": "acme-maps"}}),
+            {"token_user": "acme-maps"},
+        ),
     ],
 )
 def test_identity_is_read_from_a_successful_answer(
@@ -399,18 +554,31 @@ def test_drip_and_black_hole_fail_at_the_deadline_without_holding_up_others(
     good_base, _ = serve(lambda seen, n: js(200, {"data": []}))
     quo = CATALOG.providers["quo"]
     requests = [
-        CheckRequest(key="drip", provider=quo, credentials={"api_key": Secret("k1")},
-                     base_url=drip_base),
-        CheckRequest(key="hole", provider=quo, credentials={"api_key": Secret("k2")},
-                     base_url=black_hole),
-        *[CheckRequest(key=f"good{i}", provider=quo, credentials={"api_key": Secret("k3")},
-                       base_url=good_base) for i in range(5)],
+        CheckRequest(
+            key="drip", provider=quo, credentials={"api_key": Secret("k1")}, base_url=drip_base
+        ),
+        CheckRequest(
+            key="hole", provider=quo, credentials={"api_key": Secret("k2")}, base_url=black_hole
+        ),
+        *[
+            CheckRequest(
+                key=f"good{i}",
+                provider=quo,
+                credentials={"api_key": Secret("k3")},
+                base_url=good_base,
+            )
+            for i in range(5)
+        ],
     ]
     finished: list[tuple[object, float]] = []
     started = time.monotonic()
     policy = RetryPolicy(connect_timeout=0.5, read_timeout=0.8, deadline=1.5, backoff_base=0.05)
-    results = run_checks(requests, parallelism=10, policy=policy,
-                         on_result=lambda r: finished.append((r.key, time.monotonic())))
+    results = run_checks(
+        requests,
+        parallelism=10,
+        policy=policy,
+        on_result=lambda r: finished.append((r.key, time.monotonic())),
+    )
     elapsed = time.monotonic() - started
     by_key = {r.key: r for r in results}
     assert [r.key for r in results] == [r.key for r in requests]  # request order
@@ -427,13 +595,17 @@ def test_refused_connection_and_dns_failure_are_unreachable() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed on exit: nothing listens there
-    refused = check("stripe", f"http://127.0.0.1:{port}",
-                    policy=RetryPolicy(max_attempts=2, backoff_base=0.01, deadline=3))
+    refused = check(
+        "stripe",
+        f"http://127.0.0.1:{port}",
+        policy=RetryPolicy(max_attempts=2, backoff_base=0.01, deadline=3),
+    )
     assert refused.failure_type == "unreachable"
     assert refused.detail == "ConnectError"
     assert refused.attempts == 2
-    dns = check("stripe", "http://no-such-host.invalid",
-                policy=RetryPolicy(max_attempts=1, deadline=3))
+    dns = check(
+        "stripe", "http://no-such-host.invalid", policy=RetryPolicy(max_attempts=1, deadline=3)
+    )
     assert dns.failure_type == "unreachable"
 
 
@@ -449,8 +621,10 @@ def test_redirect_is_not_followed_and_the_key_not_resent(serve: Any) -> None:
 def test_parallelism_bounds_checks_in_flight(serve: Any) -> None:
     base, server = serve(lambda seen, n: js(200, {"data": []}), delay=0.15)
     quo = CATALOG.providers["quo"]
-    requests = [CheckRequest(key=i, provider=quo, credentials={"api_key": Secret(f"k{i}")},
-                             base_url=base) for i in range(12)]
+    requests = [
+        CheckRequest(key=i, provider=quo, credentials={"api_key": Secret(f"k{i}")}, base_url=base)
+        for i in range(12)
+    ]
     seen_results: list[CheckResult] = []
     results = run_checks(requests, parallelism=3, policy=FAST, on_result=seen_results.append)
     assert all(r.status == "healthy" for r in results)
@@ -464,8 +638,11 @@ def test_no_key_in_logs_results_or_errors(serve: Any, caplog: pytest.LogCaptureF
     caplog.set_level(logging.DEBUG, logger="httpcore")
     key = "pk.CANARYSECRET123"
     base, _ = serve(lambda seen, n: js(200, {"code": "TokenInvalid", "echo": key}))
-    results = [check("mapbox", base, key=key), check("google_maps", base, key=key),
-               check("mapbox", "http://127.0.0.1:1", key=key)]
+    results = [
+        check("mapbox", base, key=key),
+        check("google_maps", base, key=key),
+        check("mapbox", "http://127.0.0.1:1", key=key),
+    ]
     for r in results:
         assert r.status == "unhealthy"
         assert key not in repr(r)
@@ -488,8 +665,15 @@ def oauth_script(seen: Seen, n: int) -> Reply:
             return js(400, {"error": "invalid_grant", "error_description": "revoked"})
         if "denied" in token:
             return js(400, {"error": "access_denied"})
-        return js(200, {"access_token": "at_new", "token_type": "Bearer", "expires_in": 3600,
-                        "refresh_token": "rt_rotated"})
+        return js(
+            200,
+            {
+                "access_token": "at_new",
+                "token_type": "Bearer",
+                "expires_in": 3600,
+                "refresh_token": "rt_rotated",
+            },
+        )
     if seen.headers.get("Authorization") == "Bearer at_new":
         return js(200, {"id": "user_1"})
     return js(401, {"error": "invalid_token"})
@@ -497,8 +681,9 @@ def oauth_script(seen: Seen, n: int) -> Reply:
 
 def test_oauth_refresh_then_check_with_the_access_token(serve: Any) -> None:
     base, server = serve(oauth_script)
-    tokens = exchange_refresh_token(OAUTH, base, Secret("cid"), Secret("cs"), Secret("rt_1"),
-                                    policy=FAST)
+    tokens = exchange_refresh_token(
+        OAUTH, base, Secret("cid"), Secret("cs"), Secret("rt_1"), policy=FAST
+    )
     assert isinstance(tokens, TokenResult)
     assert tokens.access_token.reveal() == "at_new"
     assert tokens.refresh_token.reveal() == "rt_rotated"
@@ -512,14 +697,17 @@ def test_oauth_refresh_then_check_with_the_access_token(serve: Any) -> None:
 
 @pytest.mark.parametrize(
     ("refresh", "secret", "outcome"),
-    [("rt_revoked", "cs", "oauth_denied"), ("rt_denied", "cs", "oauth_denied"),
-     ("rt_1", "wrong", "invalid_credentials")],
+    [
+        ("rt_revoked", "cs", "oauth_denied"),
+        ("rt_denied", "cs", "oauth_denied"),
+        ("rt_1", "wrong", "invalid_credentials"),
+    ],
 )
-def test_oauth_token_endpoint_refusals(serve: Any, refresh: str, secret: str,
-                                       outcome: str) -> None:
+def test_oauth_token_endpoint_refusals(serve: Any, refresh: str, secret: str, outcome: str) -> None:
     base, _ = serve(oauth_script)
-    result = exchange_refresh_token(OAUTH, base, Secret("cid"), Secret(secret), Secret(refresh),
-                                    key="k", policy=FAST)
+    result = exchange_refresh_token(
+        OAUTH, base, Secret("cid"), Secret(secret), Secret(refresh), key="k", policy=FAST
+    )
     assert isinstance(result, CheckResult)
     assert result.failure_type == outcome
     assert result.key == "k"

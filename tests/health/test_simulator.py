@@ -31,8 +31,13 @@ ROOT = Path(__file__).resolve().parents[2]
 CATALOG = load_catalog(ROOT / "catalog")
 OAUTH = load_catalog(ROOT / "tests" / "fixtures" / "catalog_oauth").providers["oauthdemo"]
 POLICY = RetryPolicy(
-    connect_timeout=1.0, read_timeout=2.0, deadline=5.0, backoff_base=0.01, backoff_cap=0.05,
-    max_rate_limit_wait=0.05, max_total_rate_limit_wait=0.2,
+    connect_timeout=1.0,
+    read_timeout=2.0,
+    deadline=5.0,
+    backoff_base=0.01,
+    backoff_cap=0.05,
+    max_rate_limit_wait=0.05,
+    max_total_rate_limit_wait=0.2,
 )
 PREFIX = {"stripe": "sk_test_", "google_maps": "AIza", "mapbox": "pk.", "anthropic": "sk-ant-"}
 
@@ -66,8 +71,9 @@ def request(sim: simulator.Simulator, name: str, word: str) -> CheckRequest:
     base, overridden = base_url_for(provider, sim.env())
     assert overridden
     key = f"{PREFIX.get(name, '')}{word}_0123456789abcdef"
-    return CheckRequest(key=(name, word), provider=provider,
-                        credentials={"api_key": Secret(key)}, base_url=base)
+    return CheckRequest(
+        key=(name, word), provider=provider, credentials={"api_key": Secret(key)}, base_url=base
+    )
 
 
 def test_every_shipped_check_reads_every_simulated_answer(sim: simulator.Simulator) -> None:
@@ -88,8 +94,9 @@ def test_every_shipped_check_reads_every_simulated_answer(sim: simulator.Simulat
 
 def test_identity_from_simulated_success(sim: simulator.Simulator) -> None:
     names = ["stripe", "postmark", "mapbox"]
-    results = {r.provider: r for r in run_checks([request(sim, n, "good") for n in names],
-                                                 policy=POLICY)}
+    results = {
+        r.provider: r for r in run_checks([request(sim, n, "good") for n in names], policy=POLICY)
+    }
     assert results["stripe"].identity["account_id"].startswith("acct_")
     assert results["stripe"].identity["mode"] == "test"
     assert {"server_name", "delivery_type"} <= set(results["postmark"].identity)
@@ -106,16 +113,26 @@ def test_a_revoked_key_fails_then_recovers(sim: simulator.Simulator) -> None:
 
 
 def oauth(sim: simulator.Simulator, refresh: str) -> TokenResult | CheckResult:
-    return exchange_refresh_token(OAUTH, sim.base_url("oauthdemo"), Secret("client_demo"),
-                                  Secret("secret_demo"), Secret(refresh), policy=POLICY)
+    return exchange_refresh_token(
+        OAUTH,
+        sim.base_url("oauthdemo"),
+        Secret("client_demo"),
+        Secret("secret_demo"),
+        Secret(refresh),
+        policy=POLICY,
+    )
 
 
 def test_oauth_provider_connects_from_a_refresh_token(sim: simulator.Simulator) -> None:
     tokens = oauth(sim, "rt_good_0123")
     assert isinstance(tokens, TokenResult)
     assert tokens.expires_at is not None and tokens.expires_at > datetime.now(UTC)
-    req = CheckRequest(key="o", provider=OAUTH, credentials={"access_token": tokens.access_token},
-                       base_url=sim.base_url("oauthdemo"))
+    req = CheckRequest(
+        key="o",
+        provider=OAUTH,
+        credentials={"access_token": tokens.access_token},
+        base_url=sim.base_url("oauthdemo"),
+    )
     [result] = run_checks([req], policy=POLICY)
     assert result.status == "healthy", result
     assert result.message == "OAuth Demo connected successfully"

@@ -32,10 +32,16 @@ def provider(name: str):
     ("outcome", "display", "expected"),
     [
         ("healthy", "Stripe", "Stripe connected successfully"),
-        ("invalid_credentials", "Stripe",
-         "The API key you entered is invalid. Please check your credentials."),
-        ("unreachable", "Quo (OpenPhone)",
-         "Could not reach Quo (OpenPhone). The service may be temporarily unavailable."),
+        (
+            "invalid_credentials",
+            "Stripe",
+            "The API key you entered is invalid. Please check your credentials.",
+        ),
+        (
+            "unreachable",
+            "Quo (OpenPhone)",
+            "Could not reach Quo (OpenPhone). The service may be temporarily unavailable.",
+        ),
         ("rate_limited", "Mapbox", "Connection test was rate limited. Please wait a moment."),
         ("oauth_denied", "OAuth Demo", "Connection was cancelled. You denied access."),
     ],
@@ -71,15 +77,22 @@ def test_bad_override_is_a_config_error_naming_the_variable(value: str) -> None:
 @pytest.mark.parametrize(
     ("name", "path", "headers", "params"),
     [
-        ("postmark", "/server",
-         {"X-Postmark-Server-Token": "K", "Accept": "application/json"}, {}),
+        ("postmark", "/server", {"X-Postmark-Server-Token": "K", "Accept": "application/json"}, {}),
         ("stripe", "/v1/account", {"Authorization": "Bearer K"}, {}),
         ("mapbox", "/tokens/v2", {}, {"access_token": "K"}),
-        ("google_maps", "/maps/api/geocode/json", {},
-         {"key": "K", "address": "1600 Amphitheatre Parkway, Mountain View, CA"}),
+        (
+            "google_maps",
+            "/maps/api/geocode/json",
+            {},
+            {"key": "K", "address": "1600 Amphitheatre Parkway, Mountain View, CA"},
+        ),
         ("geoapify", "/v1/ipinfo", {}, {"apiKey": "K"}),
-        ("anthropic", "/v1/models", {"x-api-key": "K", "anthropic-version": "2023-06-01"},
-         {"limit": "1"}),
+        (
+            "anthropic",
+            "/v1/models",
+            {"x-api-key": "K", "anthropic-version": "2023-06-01"},
+            {"limit": "1"},
+        ),
         ("quo", "/v1/phone-numbers", {"Authorization": "K"}, {}),
     ],
 )
@@ -94,8 +107,9 @@ def test_each_provider_request_is_built_the_way_its_api_expects(
 
 
 def test_redacted_url_hides_only_the_key() -> None:
-    prepared = prepare_request(provider("google_maps"), "https://m.example",
-                               {"api_key": Secret("AIzaSECRET")})
+    prepared = prepare_request(
+        provider("google_maps"), "https://m.example", {"api_key": Secret("AIzaSECRET")}
+    )
     shown = prepared.redacted_url
     assert "AIzaSECRET" not in shown
     assert "key=(sensitive)" in shown
@@ -178,8 +192,14 @@ def test_backoff_is_capped_jittered_and_limited_in_attempts() -> None:
 
 @pytest.mark.parametrize(
     ("outcome", "status"),
-    [("invalid_credentials", 401), ("invalid_credentials", 403), ("unreachable", 500),
-     ("unreachable", 302), ("unreachable", 200), ("healthy", 200)],
+    [
+        ("invalid_credentials", 401),
+        ("invalid_credentials", 403),
+        ("unreachable", 500),
+        ("unreachable", 302),
+        ("unreachable", 200),
+        ("healthy", 200),
+    ],
 )
 def test_final_answers_are_not_retried(outcome: str, status: int) -> None:
     assert RetryBudget(RetryPolicy()).wait_before_retry(outcome, status, 1.0) is None
@@ -191,10 +211,11 @@ def test_final_answers_are_not_retried(outcome: str, status: int) -> None:
 def test_query_values_are_redacted_in_transport_logs() -> None:
     text = 'HTTP Request: GET http://h/tokens/v2?access_token=pk.abc&x=1 "HTTP/1.1 200 OK"'
     assert redact_query_strings(text) == (
-        'HTTP Request: GET http://h/tokens/v2?access_token=(sensitive)&x=(sensitive) '
+        "HTTP Request: GET http://h/tokens/v2?access_token=(sensitive)&x=(sensitive) "
         '"HTTP/1.1 200 OK"'
     )
-    record = logging.LogRecord("httpx", logging.INFO, "f", 1, "GET %s", ("http://h/?key=AIzaS",),
-                               None)
+    record = logging.LogRecord(
+        "httpx", logging.INFO, "f", 1, "GET %s", ("http://h/?key=AIzaS",), None
+    )
     QueryRedactingFilter().filter(record)
     assert "AIzaS" not in record.getMessage()
