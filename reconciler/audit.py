@@ -89,8 +89,10 @@ def _entries(session: Session) -> Iterator[ScalarResult[AuditEntry]]:
 class AuditWriter:
     """Appends entries inside the caller's transaction and bumps the state serial once.
 
-    The state row is locked for update, so concurrent writers append one after the other and
-    the chain stays linear.
+    Entries are chained when the transaction commits: only then is the state row locked for
+    update (``lock``), so concurrent writers append one after the other and the chain stays
+    linear, while their writes before that (an organization's rows) run side by side. The
+    row lock is held from the append to the commit, a moment.
     """
 
     session: Session
@@ -100,22 +102,39 @@ class AuditWriter:
     git_commit: str | None = None
 
     def __post_init__(self) -> None:
-        meta = self.session.scalar(select(StateMeta).where(StateMeta.id == 1).with_for_update())
-        assert meta is not None, "the schema is created before anything is written"
-        self._meta = meta
-        meta.serial += 1
+        self._meta: StateMeta | None = None
         self._pending: list[AuditEntry] = []
         # entries are inserted together, in order, when the transaction commits: one
         # statement for an organization's whole apply instead of one per entry
         event.listen(self.session, "before_commit", self._before_commit, once=True)
 
+    def lock(self) -> StateMeta:
+        """Lock the state row (FOR UPDATE on PostgreSQL; SQLite's write lock once flushed) and
+        bump the serial, once per transaction: the state has moved on when this commits."""
+        if self._meta is None:
+            meta = self.session.scalar(select(StateMeta).where(StateMeta.id == 1).with_for_update())
+            assert meta is not None, "the schema is created before anything is written"
+            meta.serial += 1
+            self._meta = meta
+        return self._meta
+
     def _before_commit(self, session: Session) -> None:
         self.write()
+        self.lock()  # a transaction that wrote rows but no entry still moves the state on
 
     def write(self) -> None:
-        """Insert the entries recorded so far (in order: their ids follow their sequence)."""
+        """Chain the entries recorded so far and insert them (their ids follow their
+        sequence)."""
         if not self._pending:
             return
+        meta = self.lock()
+        for entry in self._pending:
+            entry.seq = meta.audit_seq + 1
+            entry.hmac = _mac(
+                self.keyring.audit_key(entry.key_id), entry, meta.audit_head or GENESIS
+            )
+            meta.audit_seq = entry.seq
+            meta.audit_head = entry.hmac
         cols = (
             "seq",
             "organization",
@@ -136,9 +155,9 @@ class AuditWriter:
     def record(
         self, organization: str, action: str, target: str, details: Mapping[str, Any] | None = None
     ) -> AuditEntry:
-        meta = self._meta
+        """Record an entry; its sequence number and HMAC are set when it is written."""
         entry = AuditEntry(
-            seq=meta.audit_seq + 1,
+            seq=0,
             organization=organization,
             actor=self.actor,
             action=action,
@@ -150,10 +169,7 @@ class AuditWriter:
             key_id=self.keyring.primary_id,
             hmac="",
         )
-        entry.hmac = _mac(self.keyring.audit_key(entry.key_id), entry, meta.audit_head or GENESIS)
         self._pending.append(entry)
-        meta.audit_seq = entry.seq
-        meta.audit_head = entry.hmac
         return entry
 
     def attest_rotation(

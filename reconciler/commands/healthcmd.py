@@ -21,6 +21,7 @@ from reconciler.commands.inputs import Selection, keyring, policy_from_env
 from reconciler.core.catalog import load_catalog
 from reconciler.core.secret import Secret
 from reconciler.crypto import CredentialAddress, KeyRing
+from reconciler.db.locking import lock_organizations
 from reconciler.db.schema import Connection, Credential, Instance
 from reconciler.health import (
     CheckRequest,
@@ -32,6 +33,7 @@ from reconciler.health import (
 )
 
 REFRESH_MARGIN = timedelta(seconds=30)
+HEALTH_LOCK_TIMEOUT = 30.0  # seconds to wait for an apply of the same organization
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,10 @@ def _record(
     if not results:
         return out
     with _session(environ) as s, s.begin():
+        # the organizations' locks, as an apply takes them: token refreshes and status
+        # changes never interleave with an apply's writes of the same rows
+        orgs = {r.key.address.split("/", 1)[0] for r in results if isinstance(r.key, Target)}
+        lock_organizations(s, orgs, timeout=HEALTH_LOCK_TIMEOUT, holder=f"health by {actor}")
         w = AuditWriter(s, ring, actor, "health")
         for r in results:
             t = r.key

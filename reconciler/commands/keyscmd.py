@@ -11,7 +11,10 @@ from reconciler.commands.auditcmd import _session
 from reconciler.commands.inputs import keyring
 from reconciler.core.errors import CryptoError
 from reconciler.crypto import CredentialAddress
+from reconciler.db.locking import lock_all_organizations
 from reconciler.db.schema import Connection, Credential, Instance
+
+ROTATE_LOCK_TIMEOUT = 60.0  # seconds to wait for applies in progress to finish
 
 
 def key_status(environ: Mapping[str, str]) -> str:
@@ -46,10 +49,12 @@ def rotate(environ: Mapping[str, str], actor: str) -> str:
     Returns counts only: never a value, a ciphertext or a fingerprint."""
     ring = keyring(environ)
     with _session(environ) as s, s.begin():
-        # Take the write lock first (the state row, FOR UPDATE on PostgreSQL; flushing the
-        # serial bump takes SQLite's write lock), so no apply writes a credential between our
-        # read and our commit.
+        # Take the write lock first (every organization's on PostgreSQL, then the state row;
+        # flushing the serial bump takes SQLite's write lock), so no apply writes a credential
+        # between our read and our commit.
+        lock_all_organizations(s, timeout=ROTATE_LOCK_TIMEOUT, holder=f"keys rotate by {actor}")
         w = AuditWriter(s, ring, actor, "keys rotate")
+        w.lock()
         s.flush()
         rows = s.execute(
             select(Credential, Connection.user_email, Instance.organization, Instance.provider)

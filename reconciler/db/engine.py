@@ -11,7 +11,6 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from reconciler.core.errors import ConfigError
-from reconciler.db import killpoints
 from reconciler.db.schema_version import check_schema, upgrade_schema
 
 DEFAULT_URL = "sqlite:///reconciler.db"
@@ -91,11 +90,8 @@ def _new_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
-        killpoints.install(engine)
         return engine
-    engine = create_engine(norm, hide_parameters=True, pool_pre_ping=True, future=True)
-    killpoints.install(engine)
-    return engine
+    return create_engine(norm, hide_parameters=True, pool_pre_ping=True, future=True)
 
 
 def has_schema(engine: Engine) -> bool:

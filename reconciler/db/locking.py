@@ -4,8 +4,10 @@ PostgreSQL: a transaction-level advisory lock keyed by (a constant namespace, a 
 organization). COMMIT or ROLLBACK releases it, and so does the server when the connection
 dies, so a crashed process never leaves a lock behind; no session state outlives the
 transaction, so it is safe behind a transaction-pooling pooler (PgBouncer). Applies of
-different organizations do not contend. Who holds a lock is read from ``pg_locks`` and
-``pg_stat_activity`` (the holder names itself in a transaction-local ``application_name``).
+different organizations do not contend: each also takes a shared lock on the whole state,
+which only ``keys rotate`` takes exclusively (it rewrites every organization's credentials).
+Who holds a lock is read from ``pg_locks`` and ``pg_stat_activity`` (the holder names itself
+in a transaction-local ``application_name``).
 
 SQLite: the database's own write lock, taken at once (an empty UPDATE) and waited for up to the
 timeout; the operating system releases it when a process dies. SQLite cannot say who holds
@@ -22,7 +24,7 @@ import socket
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -31,11 +33,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from reconciler.core.errors import LockError
-from reconciler.db import killpoints
 from reconciler.db.engine import on_dispose
 from reconciler.db.schema import LockHolder
 
 NAMESPACE = 0x5EC0  # the first key of our advisory locks: "reconciler"
+STATE_LOCK = (0x5EC1, 2)  # shared by every organization's write, exclusive for a key rotation
 SQLITE_BUSY_TIMEOUT_MS = 30000  # engine.py's default, restored once the lock is held
 # a holder row from another host cannot be checked for liveness: forget it after this long
 FOREIGN_ROW_TTL = timedelta(hours=12)
@@ -56,7 +58,39 @@ def lock_organization(session: Session, organization: str, *, timeout: float, ho
         _lock_postgresql(session, organization, timeout, holder)
     elif bind.dialect.name == "sqlite":
         _lock_sqlite(session, organization, timeout, holder)
-    killpoints.reached("locked")
+
+
+def lock_organizations(
+    session: Session, organizations: Iterable[str], *, timeout: float, holder: str
+) -> None:
+    """Take several organizations' locks in one transaction, in name order (so two callers
+    never wait for each other in a cycle). PostgreSQL only: on SQLite the first write takes
+    the database's write lock, which serializes the writers already."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for organization in sorted(set(organizations)):
+        lock_organization(session, organization, timeout=timeout, holder=holder)
+
+
+def lock_all_organizations(session: Session, *, timeout: float, holder: str) -> None:
+    """Wait until no organization is being written, and keep every write out until the
+    transaction ends (a key rotation). SQLite's write lock, taken by the first write, already
+    does this."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    _set_lock_timeout(session, timeout, holder)
+    try:
+        with session.begin_nested():
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(:ns, :key)"),
+                {"ns": STATE_LOCK[0], "key": STATE_LOCK[1]},
+            )
+    except OperationalError:
+        raise LockError(
+            f"an apply is writing; waited {timeout:g} s. Nothing was changed; try again "
+            "when it has finished."
+        ) from None
+    session.execute(text("SELECT set_config('lock_timeout', '0', true)"))
 
 
 def _timeout_words(timeout: float) -> str:
@@ -66,7 +100,7 @@ def _timeout_words(timeout: float) -> str:
 # -- PostgreSQL ------------------------------------------------------------------------------
 
 
-def _lock_postgresql(session: Session, organization: str, timeout: float, holder: str) -> None:
+def _set_lock_timeout(session: Session, timeout: float, holder: str) -> None:
     session.execute(
         text("SELECT set_config('application_name', :name, true)"),
         {"name": f"reconciler: {holder}"[:63]},
@@ -75,9 +109,17 @@ def _lock_postgresql(session: Session, organization: str, timeout: float, holder
         text("SELECT set_config('lock_timeout', :t, true)"),
         {"t": f"{max(int(timeout * 1000), 1)}ms"},
     )
+
+
+def _lock_postgresql(session: Session, organization: str, timeout: float, holder: str) -> None:
+    _set_lock_timeout(session, timeout, holder)
     key = organization_key(organization)
     try:
         with session.begin_nested():
+            session.execute(
+                text("SELECT pg_advisory_xact_lock_shared(:ns, :key)"),
+                {"ns": STATE_LOCK[0], "key": STATE_LOCK[1]},
+            )
             session.execute(
                 text("SELECT pg_advisory_xact_lock(:ns, :key)"), {"ns": NAMESPACE, "key": key}
             )

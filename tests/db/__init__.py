@@ -24,6 +24,7 @@ from reconciler.db.schema import (
     Resource,
 )
 from tests.conftest import REPO, Env
+from tests.faults import BOOTSTRAP
 
 FLEET_SECRETS = {"FLEET_STRIPE_KEY": "sk_test_fleet_0001", "FLEET_POSTMARK_KEY": "pm-fleet-0002"}
 
@@ -33,11 +34,12 @@ def is_postgresql(env: Env) -> bool:
 
 
 def spawn(env: Env, *args: str, **extra_env: str) -> subprocess.Popen[str]:
-    """`python -m reconciler ARGS` as a real process, in the env's folder, with its variables."""
+    """`reconciler ARGS` as a real process, in the env's folder, with its variables, and the
+    faults of ``tests.faults`` that the variables ask for (RECONCILER_TEST_KILL_POINT...)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
     variables = {**base, **env.vars, **extra_env, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
-        [sys.executable, "-m", "reconciler", *args],
+        [sys.executable, "-c", BOOTSTRAP, *args],
         cwd=env.cwd,
         env=variables,
         stdout=subprocess.PIPE,

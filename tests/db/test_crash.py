@@ -18,7 +18,7 @@ from reconciler.simulator import Simulator
 from tests.conftest import Env
 from tests.db import finish, invariants, spawn
 
-# RECONCILER_TEST_KILL_POINT values (reconciler/db/killpoints.py), in the order they are tried
+# RECONCILER_TEST_KILL_POINT values (tests/faults.py), in the order they are tried
 KILL_POINTS = [
     "sql=INSERT INTO integration_credentials:1",  # a connection row written, its key not yet
     "commit:1",  # the first organization committed, the next not begun

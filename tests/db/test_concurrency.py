@@ -1,0 +1,55 @@
+"""Applies of different organizations write at the same time on PostgreSQL.
+
+Two worker processes each apply one organization. A barrier (tests/faults.py) holds each
+inside its write transaction, just before it inserts its first connection, until both have
+arrived. If one waited for the other's writes, the second would arrive only after the first
+committed; so the trace shows overlap when both arrived before either committed. No timing
+assertion: the barrier makes the order of events the evidence.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Env
+from tests.db import FLEET_SECRETS, finish, invariants, spawn, write_fleet
+
+
+def read_trace(path: Path) -> dict[str, list[tuple[str, float]]]:
+    events: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for line in path.read_text().splitlines():
+        pid, point, when = line.split()
+        events[pid].append((point, float(when)))
+    return events
+
+
+@pytest.mark.databases("postgresql")
+def test_write_phases_of_two_organizations_overlap(env: Env, tmp_path: Path) -> None:
+    env.vars.update(FLEET_SECRETS)
+    write_fleet(env.cwd / "fleet", ["org-a", "org-b"])
+    assert env.run("db", "upgrade").exit_code == 0
+    barrier, trace = tmp_path / "barrier", tmp_path / "trace"
+    barrier.mkdir()
+    faults = {
+        "RECONCILER_TEST_BARRIER": f"sql=INSERT INTO integration_connections:{barrier}:2",
+        "RECONCILER_TEST_TRACE": str(trace),
+    }
+    workers = [spawn(env, "apply", "fleet", "--org", org, **faults) for org in ("org-a", "org-b")]
+    results = [finish(w) for w in workers]
+    assert [code for code, _ in results] == [0, 0], results
+
+    events = read_trace(trace)
+    arrived = {pid: t for pid, evs in events.items() for p, t in evs if p == "barrier-arrived"}
+    assert len(arrived) == 2, events  # both workers reached their write phase
+    for pid, at in arrived.items():
+        committed = min(t for p, t in events[pid] if p == "commit" and t > at)
+        # the other worker was inside its write transaction before this one committed
+        assert max(arrived.values()) < committed, events
+
+    assert env.run("plan", "fleet", "--detailed-exitcode").exit_code == 0
+    assert env.run("audit", "verify").exit_code == 0
+    with env.session() as s:
+        invariants(s)
