@@ -13,8 +13,16 @@ bring to the desired state:
    succeeded.
 """
 
-from reconciler.apply.outcome import ApplyOptions, ApplyReport, Outcome
-from reconciler.apply.records import health_row, token_envelopes
+from reconciler.apply.results import ApplyOptions, ApplyReport, ChangeResult, Status
+from reconciler.apply.rows import health_row, token_envelopes
 from reconciler.apply.runner import Applier
 
-__all__ = ["Applier", "ApplyOptions", "ApplyReport", "Outcome", "health_row", "token_envelopes"]
+__all__ = [
+    "Applier",
+    "ApplyOptions",
+    "ApplyReport",
+    "ChangeResult",
+    "Status",
+    "health_row",
+    "token_envelopes",
+]

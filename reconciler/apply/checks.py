@@ -18,12 +18,11 @@ from urllib.parse import quote
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from reconciler.apply.outcome import ApplyOptions
-from reconciler.apply.records import token_envelopes
+from reconciler.apply.results import ApplyOptions
+from reconciler.apply.rows import token_envelopes
 from reconciler.core.catalog import Catalog, Provider, ResourceField
-from reconciler.core.desired import Desired, DesiredConnection
+from reconciler.core.changes import Action, Attr, Change, ConnectionSpec, Kind, Plan, ResourceSpec
 from reconciler.core.endpoints import base_url_for
-from reconciler.core.plan import Action, Change, Plan
 from reconciler.core.secret import Secret
 from reconciler.crypto import CredentialAddress, KeyRing
 from reconciler.db.schema import Connection, Credential, Instance
@@ -32,19 +31,22 @@ from reconciler.health import CheckRequest, CheckResult, exchange_refresh_token,
 VERIFY = "verify:"  # prefix of the keys of value probes, beside connection addresses
 
 
-def needs_check(change: Change, conn: DesiredConnection) -> bool:
-    if change.kind != "connection" or not conn.active:
+def needs_check(change: Change) -> bool:
+    """A connection is checked when it is new, taken over, reactivated, or gets a new owner
+    or credential, and is active."""
+    conn = change.connection
+    if change.kind is not Kind.CONNECTION or conn is None or not conn.active:
         return False
     if change.action in (Action.CREATE, Action.ADOPT):
         return True
-    return change.action is Action.UPDATE and any(
-        c == "owner" or c == "active" or c.startswith("credentials.") for c in change.changed
+    return change.action is Action.UPDATE and bool(
+        change.changed & {Attr.OWNER, Attr.ACTIVE, Attr.CREDENTIALS}
     )
 
 
 def uses_new_credentials(change: Change) -> bool:
-    return change.action in (Action.CREATE, Action.ADOPT) or any(
-        c == "owner" or c.startswith("credentials.") for c in change.changed
+    return change.action in (Action.CREATE, Action.ADOPT) or bool(
+        change.changed & {Attr.OWNER, Attr.CREDENTIALS}
     )
 
 
@@ -64,14 +66,14 @@ class Checker:
         self,
         engine: Engine,
         catalog: Catalog,
-        desired: Desired,
+        secrets: Mapping[str, Secret],
         keyring: KeyRing,
         options: ApplyOptions,
         on_done: Callable[[str], None],
     ) -> None:
         self.engine = engine
         self.catalog = catalog
-        self.desired = desired
+        self.secrets = secrets  # environment variable -> value, for the plan's credentials
         self.keyring = keyring
         self.options = options
         self.on_done = on_done
@@ -79,21 +81,14 @@ class Checker:
         self._values: dict[str, dict[str, Secret]] = {}
         self._labels: dict[str, tuple[str, str]] = {}
 
-    def conn(self, change: Change) -> DesiredConnection | None:
-        org = self.desired.organizations.get(change.organization)
-        return org.connection(change.provider) if org else None
-
     # -- what has to be asked ----------------------------------------------------------------
 
-    def connection_work(self, plan: Plan) -> dict[str, tuple[Change, DesiredConnection]]:
+    def connection_work(self, plan: Plan) -> dict[str, tuple[Change, ConnectionSpec]]:
+        """Connections the plan creates, updates or adopts, with what the manifest wants."""
         todo = {}
         for ch in plan.changes:
-            conn = self.conn(ch)
-            if (
-                ch.kind == "connection"
-                and conn is not None
-                and ch.action in (Action.CREATE, Action.UPDATE, Action.ADOPT)
-            ):
+            conn = ch.connection
+            if ch.kind is Kind.CONNECTION and conn is not None:
                 todo[ch.address] = (ch, conn)
         return todo
 
@@ -101,16 +96,20 @@ class Checker:
         """Resource changes whose value the provider must confirm, by resource address."""
         out = {}
         for ch in plan.changes:
-            if ch.kind != "resource" or ch.action not in (Action.CREATE, Action.UPDATE):
+            after = ch.after
+            if not isinstance(after, ResourceSpec) or ch.action not in (
+                Action.CREATE,
+                Action.UPDATE,
+            ):
                 continue
-            kind = self.catalog.providers[ch.provider].resource_kind(ch.resource_kind or "")
-            if kind is None or ch.after is None:
+            kind = self.catalog.providers[ch.provider].resource_kind(after.kind)
+            if kind is None:
                 continue
             fields = [kind.value] if kind.value is not None else list(kind.fields)
             for f in fields:
                 if f is None or f.verify is None:
                     continue
-                value = ch.after.get("value" if kind.value is not None else f.name)
+                value = after.spec.get("value" if kind.value is not None else f.name)
                 if isinstance(value, str) and value not in (f.values or []):
                     out[ch.address] = (ch, f, value)
         return out
@@ -130,7 +129,7 @@ class Checker:
         todo = self.connection_work(plan)
         probes = self.probe_work(plan)
         if self.options.on_start is not None:
-            self.options.on_start(sum(1 for ch, conn in todo.values() if needs_check(ch, conn)))
+            self.options.on_start(sum(1 for ch, _ in todo.values() if needs_check(ch)))
         by_parent: dict[str, list[str]] = defaultdict(list)
         for address, (ch, _, _) in probes.items():
             by_parent[f"{ch.organization}/{ch.provider}"].append(address)
@@ -179,7 +178,7 @@ class Checker:
         return None
 
     def _connection_request(
-        self, address: str, ch: Change, conn: DesiredConnection
+        self, address: str, ch: Change, conn: ConnectionSpec
     ) -> CheckRequest | None:
         failed = self._failed_dependency(ch)
         if failed is not None:
@@ -189,30 +188,31 @@ class Checker:
         envelopes, values = self._prepare(ch, conn)
         self.phase.envelopes[address] = envelopes
         self._values[address] = values
-        if not needs_check(ch, conn):
+        if not needs_check(ch):
             self.on_done(address)
             return None
         provider = self.catalog.providers[ch.provider]
         base, _ = base_url_for(provider, self.options.environ)
         if provider.auth == "oauth2":
-            denied = self._exchange_tokens(address, conn, provider, base, values, envelopes)
+            denied = self._exchange_tokens(address, ch, conn, provider, base, values, envelopes)
             if denied is not None:
                 self._on_result(denied)
                 return None
         return CheckRequest(address, provider, values, base)
 
     def _prepare(
-        self, change: Change, conn: DesiredConnection
+        self, change: Change, conn: ConnectionSpec
     ) -> tuple[dict[str, str], dict[str, Secret]]:
         if not uses_new_credentials(change):
             return {}, self.stored_credentials(change)
         envelopes: dict[str, str] = {}
         values: dict[str, Secret] = {}
-        for name, secret in sorted(conn.credentials.items()):
-            addr = CredentialAddress(conn.organization, conn.provider, conn.owner, name)
+        for ref in conn.credentials:
+            secret = self.secrets[ref.variable]
+            addr = CredentialAddress(change.organization, change.provider, conn.owner, ref.field)
             env = self.keyring.encrypt(secret.reveal(), addr)
-            envelopes[name] = env
-            values[name] = Secret(self.keyring.decrypt(env, addr), secret.source)
+            envelopes[ref.field] = env
+            values[ref.field] = Secret(self.keyring.decrypt(env, addr), secret.source)
         return envelopes, values
 
     def stored_credentials(self, change: Change) -> dict[str, Secret]:
@@ -242,7 +242,8 @@ class Checker:
     def _exchange_tokens(
         self,
         address: str,
-        conn: DesiredConnection,
+        ch: Change,
+        conn: ConnectionSpec,
         provider: Provider,
         base: str,
         values: dict[str, Secret],
@@ -262,7 +263,7 @@ class Checker:
         if isinstance(got, CheckResult):
             return got
         envelopes.update(
-            token_envelopes(self.keyring, conn.organization, conn.provider, conn.owner, got)
+            token_envelopes(self.keyring, ch.organization, ch.provider, conn.owner, got)
         )
         values.update(access_token=got.access_token, refresh_token=got.refresh_token)
         self.phase.expiry[address] = got.expires_at
@@ -297,7 +298,7 @@ class Checker:
                 )
             }
         )
-        self._labels[address] = (ch.resource_kind or f.name, value)
+        self._labels[address] = (ch.resource.kind if ch.resource else f.name, value)
         return CheckRequest(VERIFY + address, probe, values, base)
 
     def _judge_probe(self, address: str, r: CheckResult) -> None:
@@ -312,7 +313,7 @@ class Checker:
         else:
             self.phase.rejected[address] = f"could not verify {kind} {value!r}: {r.message}"
 
-    def _waves(self, todo: Mapping[str, tuple[Change, DesiredConnection]]) -> list[list[str]]:
+    def _waves(self, todo: Mapping[str, tuple[Change, ConnectionSpec]]) -> list[list[str]]:
         depth: dict[str, int] = {}
 
         def d(address: str) -> int:

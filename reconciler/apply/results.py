@@ -1,10 +1,17 @@
-"""What apply is asked to do (options) and what it reports (outcomes)."""
+"""What apply is asked to do (options) and what it reports (one result per change).
+
+A result speaks the plan's vocabulary: a change carried out reports its ``Action`` in the
+past tense (``created``, ``updated``, ``deleted``, ``adopted``, ``orphaned``); one that was not
+reports why (``Status``).
+"""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from reconciler.core.changes import Action, Change
 from reconciler.health import CheckResult, RetryPolicy
 
 
@@ -21,28 +28,54 @@ class ApplyOptions:
     lock_timeout: float = 30.0
 
 
+class Status(enum.StrEnum):
+    DONE = "done"
+    FAILED = "failed"  # the check, the lock or the state refused it
+    BLOCKED = "blocked"  # a dependency did not connect
+    SKIPPED = "skipped"  # nothing to do, or not done because something else failed
+
+
 @dataclass(frozen=True)
-class Outcome:
-    """What happened to one change: ``created``, ``updated``, ``deleted``, ``adopted``,
-    ``orphaned``, ``failed``, ``blocked`` or ``skipped``."""
+class ChangeResult:
+    """What happened to one change. ``done`` is the action carried out (a resource update
+    whose row vanished is created again); ``result`` is how the CLI names it."""
 
     address: str
-    action: str
-    result: str
+    action: Action
+    status: Status
     message: str = ""
     failure_type: str | None = None
+    done: Action | None = None
+
+    @classmethod
+    def of(
+        cls,
+        change: Change,
+        status: Status,
+        message: str,
+        *,
+        done: Action | None = None,
+        failure_type: str | None = None,
+    ) -> ChangeResult:
+        return cls(change.address, change.action, status, message, failure_type, done)
+
+    @property
+    def result(self) -> str:
+        if self.status is Status.DONE:
+            return (self.done or self.action).past
+        return self.status.value
 
     @property
     def failed(self) -> bool:
-        return self.result in ("failed", "blocked")
+        return self.status in (Status.FAILED, Status.BLOCKED)
 
 
 @dataclass
 class ApplyReport:
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[ChangeResult] = field(default_factory=list)
 
     @property
-    def failed(self) -> list[Outcome]:
+    def failed(self) -> list[ChangeResult]:
         return [o for o in self.outcomes if o.failed]
 
     @property

@@ -9,18 +9,19 @@ import queue
 import socket
 import threading
 from collections import defaultdict
+from collections.abc import Mapping
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from reconciler.apply.checks import Checker
-from reconciler.apply.outcome import ApplyOptions, ApplyReport, Outcome
+from reconciler.apply.results import ApplyOptions, ApplyReport, ChangeResult, Status
 from reconciler.apply.writes import OrgRows, OrgWriter
 from reconciler.audit import AuditWriter
 from reconciler.core.catalog import Catalog
-from reconciler.core.desired import Desired
+from reconciler.core.changes import Action, Change, Kind, Plan
 from reconciler.core.errors import LockError
-from reconciler.core.plan import Action, Change, Plan
+from reconciler.core.secret import Secret
 from reconciler.core.state import Observed, plan_signature
 from reconciler.crypto import KeyRing
 from reconciler.db.locking import lock_organization
@@ -33,13 +34,12 @@ class Applier:
         self,
         engine: Engine,
         catalog: Catalog,
-        desired: Desired,
         keyring: KeyRing,
         options: ApplyOptions,
     ) -> None:
         self.engine = engine
         self.catalog = catalog
-        self.desired = desired
+        self.secrets: Mapping[str, Secret] = {}
         self.keyring = keyring
         self.options = options
         self.report = ApplyReport()
@@ -54,15 +54,17 @@ class Applier:
     def holder(self) -> str:
         return f"{self.options.actor} on {socket.gethostname()} pid {os.getpid()}"
 
-    def apply(self, plan: Plan, observed: Observed) -> ApplyReport:
-        """Carry out ``plan``, computed from ``observed``. Each organization is written under
-        its lock, and only if its state is still what the plan saw."""
+    def apply(self, plan: Plan, secrets: Mapping[str, Secret], observed: Observed) -> ApplyReport:
+        """Carry out ``plan``, computed from ``observed``, with ``secrets`` (environment
+        variable -> value) for the credentials its changes name. Each organization is written
+        under its lock, and only if its state is still what the plan saw."""
         self.observed = observed
+        self.secrets = secrets
         by_org: dict[str, list[Change]] = defaultdict(list)
         for ch in plan.changes:
             by_org[ch.organization].append(ch)
         checker = Checker(
-            self.engine, self.catalog, self.desired, self.keyring, self.options, on_done=self._done
+            self.engine, self.catalog, secrets, self.keyring, self.options, on_done=self._done
         )
         self._pending = checker.pending(plan)
         writer = threading.Thread(
@@ -112,9 +114,7 @@ class Applier:
             except LockError as e:
                 # one locked organization does not stop the others
                 for ch in by_org[org]:
-                    self.report.outcomes.append(
-                        Outcome(ch.address, ch.action.value, "failed", str(e))
-                    )
+                    self.report.outcomes.append(ChangeResult.of(ch, Status.FAILED, str(e)))
             except BaseException as e:  # re-raised in the main thread
                 self._error = e
 
@@ -122,23 +122,23 @@ class Applier:
         order = self.catalog.dependency_order({c.provider for c in changes})
         rank = {p: i for i, p in enumerate(order)}
         parent_gone = {
-            f"{c.organization}/{c.provider}"
+            c.parent
             for c in changes
-            if c.kind == "connection" and c.action in (Action.DELETE, Action.ORPHAN)
+            if c.kind is Kind.CONNECTION and c.action in (Action.DELETE, Action.ORPHAN)
         }
 
         def later(c: Change) -> bool:
-            if c.kind == "connection":
+            if c.kind is Kind.CONNECTION:
                 return c.action in (Action.DELETE, Action.ORPHAN)
-            return c.action is Action.DELETE and f"{c.organization}/{c.provider}" in parent_gone
+            return c.action is Action.DELETE and c.parent in parent_gone
 
         upserts = sorted(
             (c for c in changes if not later(c)),
-            key=lambda c: (rank[c.provider], c.kind != "connection", c.address),
+            key=lambda c: (rank[c.provider], c.kind is not Kind.CONNECTION, c.address),
         )
         teardown = sorted(
             (c for c in changes if later(c)),
-            key=lambda c: (-rank[c.provider], c.kind == "connection", c.address),
+            key=lambda c: (-rank[c.provider], c.kind is Kind.CONNECTION, c.address),
         )
         checked = False
         ok = True
@@ -155,10 +155,9 @@ class Applier:
         if not ok:
             for ch in teardown:
                 self.report.outcomes.append(
-                    Outcome(
-                        ch.address,
-                        ch.action.value,
-                        "skipped",
+                    ChangeResult.of(
+                        ch,
+                        Status.SKIPPED,
                         "not torn down: a create or update of this organization failed",
                     )
                 )
@@ -168,7 +167,7 @@ class Applier:
             if writer is None:
                 return
             for ch in teardown:
-                if ch.kind == "connection":
+                if ch.kind is Kind.CONNECTION:
                     writer.teardown(ch)
                 else:
                     writer.resource(ch)
@@ -185,10 +184,9 @@ class Applier:
         if check and plan_signature(rows.observed()) != plan_signature(self.observed.of(org)):
             for ch in changes:
                 self.report.outcomes.append(
-                    Outcome(
-                        ch.address,
-                        ch.action.value,
-                        "failed",
+                    ChangeResult.of(
+                        ch,
+                        Status.FAILED,
                         f"{org} changed in the database while this apply ran (another apply?); "
                         "nothing was written for it. Run plan and apply again.",
                     )
@@ -203,7 +201,7 @@ class Applier:
             rows,
             self.catalog,
             self.keyring,
+            self.secrets,
             checker.phase,
-            checker.conn,
             self.report.outcomes,
         )

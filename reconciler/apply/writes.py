@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,12 +19,20 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from reconciler.apply.checks import CheckPhase, uses_new_credentials
-from reconciler.apply.outcome import Outcome
-from reconciler.apply.records import health_row
+from reconciler.apply.results import ChangeResult, Status
+from reconciler.apply.rows import health_row
 from reconciler.audit import AuditWriter
 from reconciler.core.catalog import Catalog
-from reconciler.core.desired import DesiredConnection
-from reconciler.core.plan import Action, Change
+from reconciler.core.changes import (
+    Action,
+    Attr,
+    Change,
+    ConnectionSpec,
+    Kind,
+    ResourceSpec,
+    audit_action,
+)
+from reconciler.core.secret import Secret
 from reconciler.core.state import (
     ObservedConnection,
     ObservedCredential,
@@ -33,6 +41,7 @@ from reconciler.core.state import (
 )
 from reconciler.crypto import CredentialAddress, KeyRing
 from reconciler.db.schema import Connection, Credential, Health, Instance, Resource
+from reconciler.health import CheckResult
 
 log = logging.getLogger("reconciler.apply")
 
@@ -103,8 +112,27 @@ class OrgRows:
         return out
 
 
+@dataclass
+class Decision:
+    """What the check's verdict means for one connection change, before anything is written.
+
+    ``statuses`` is (instance status, connection status) to set, or None to keep both (a
+    failed rotation keeps the working credential). ``row`` is the connection row to write,
+    None until ``_create_connections`` makes it.
+    """
+
+    change: Change
+    conn: ConnectionSpec
+    result: CheckResult | None
+    row: Connection | None
+    had_working: bool
+    blocked: bool
+    failed: bool
+    statuses: tuple[str, str] | None
+
+
 class OrgWriter:
-    """Writes one organization's changes on its rows; appends outcomes to ``report``."""
+    """Writes one organization's changes on its rows; appends results to ``report``."""
 
     def __init__(
         self,
@@ -113,13 +141,13 @@ class OrgWriter:
         rows: OrgRows,
         catalog: Catalog,
         keyring: KeyRing,
+        secrets: Mapping[str, Secret],
         phase: CheckPhase,
-        conn_of: Callable[[Change], DesiredConnection | None],
-        report: list[Outcome],
+        report: list[ChangeResult],
     ) -> None:
         self.s, self.audit, self.rows = s, audit, rows
         self.catalog, self.keyring, self.phase = catalog, keyring, phase
-        self.conn_of, self.report = conn_of, report
+        self.secrets, self.report = secrets, report
         self.now = datetime.now(UTC)
         # new rows nothing else in this transaction refers to: inserted together by ``finish``
         self._new: dict[type, list[dict[str, Any]]] = {Credential: [], Health: [], Resource: []}
@@ -139,44 +167,38 @@ class OrgWriter:
         """Connections first (in the given, dependency, order), then resources. False when
         anything failed (its organization's deletions then wait)."""
         ok = True
-        conns = [c for c in changes if c.kind == "connection"]
-        plans = {c.address: self._decide(c) for c in conns}
-        self._create_instances(conns, plans)
-        self._create_connections(conns, plans)
+        decisions = [self._decide(c) for c in changes if c.kind is Kind.CONNECTION]
+        self._create_instances(decisions)
+        self._create_connections(decisions)
         failed: set[str] = set()
-        for ch in conns:
-            if not self._write_connection(ch, plans[ch.address]):
-                failed.add(ch.address)
+        for d in decisions:
+            if not self._write_connection(d):
+                failed.add(d.change.address)
                 ok = False
         for ch in changes:
-            if ch.kind != "resource":
+            if ch.kind is not Kind.RESOURCE:
                 continue
-            parent = f"{ch.organization}/{ch.provider}"
             if ch.address in self.phase.rejected:
                 ok = False
                 self.report.append(
-                    Outcome(ch.address, ch.action.value, "failed", self.phase.rejected[ch.address])
+                    ChangeResult.of(ch, Status.FAILED, self.phase.rejected[ch.address])
                 )
-            elif parent in failed:
+            elif ch.parent in failed:
                 self.report.append(
-                    Outcome(
-                        ch.address,
-                        ch.action.value,
-                        "skipped",
-                        f"not written: {parent} did not connect",
-                    )
+                    ChangeResult.of(ch, Status.SKIPPED, f"not written: {ch.parent} did not connect")
                 )
             else:
                 self.resource(ch)
         return ok
 
-    def _decide(self, ch: Change) -> dict[str, Any]:
-        """What the check's verdict means for this connection, before anything is written."""
+    def _decide(self, ch: Change) -> Decision:
+        """What the check's verdict means for this connection, before anything is written.
+        Pure: reads the phase's verdicts and the rows read under the lock."""
+        conn = ch.connection
+        assert conn is not None, "only creates, updates and adoptions are upserted"
         result = self.phase.results.get(ch.address)
         inst = self.rows.instances.get(ch.provider)
         row = self.rows.managed(inst) if inst is not None else None
-        conn = self.conn_of(ch)
-        assert conn is not None
         if ch.action is Action.ADOPT and inst is not None:
             row = next(
                 (c for c in self.rows.connections.get(inst.id, []) if c.user_email == conn.owner),
@@ -187,43 +209,36 @@ class OrgWriter:
             and row.status == "connected"
             and bool(self.rows.credentials.get(row.id))
         )
-        blocked = ch.address in self.phase.blocked
         failed = result is not None and not result.healthy
+        statuses: tuple[str, str] | None
         if failed and had_working:
-            status = None  # a failed rotation keeps the working credential and statuses
+            statuses = None  # a failed rotation keeps the working credential and statuses
         elif failed:
-            status = ("error", "error")
+            statuses = ("error", "error")
         elif result is not None:
-            status = ("active" if conn.active else "inactive", "connected")
+            statuses = ("active" if conn.active else "inactive", "connected")
         else:
             # nothing was checked (inactive, or only settings changed): no status is earned
             # here, so an existing one stands, and a deactivated instance is inactive
             kept = inst.status if inst is not None and inst.status != "inactive" else "active"
-            status = (
+            statuses = (
                 kept if conn.active else "inactive",
                 row.status if row is not None else "connected",
             )
-        return {
-            "conn": conn,
-            "result": result,
-            "row": row,
-            "had_working": had_working,
-            "blocked": blocked,
-            "failed": failed,
-            "status": status,
-        }
+        return Decision(
+            ch, conn, result, row, had_working, ch.address in self.phase.blocked, failed, statuses
+        )
 
-    def _create_instances(self, conns: list[Change], plans: dict[str, dict[str, Any]]) -> None:
+    def _create_instances(self, decisions: list[Decision]) -> None:
         new = []
-        for ch in conns:
-            p = plans[ch.address]
-            if p["blocked"] or ch.provider in self.rows.instances:
+        for d in decisions:
+            ch = d.change
+            if d.blocked or ch.provider in self.rows.instances:
                 continue
-            inst_status = p["status"][0] if p["status"] else "error"
             inst = Instance(
                 organization=ch.organization,
                 provider=ch.provider,
-                status=inst_status,
+                status=d.statuses[0] if d.statuses else "error",
                 managed_by="manifest",
                 created_at=self.now,
                 updated_at=self.now,
@@ -234,56 +249,53 @@ class OrgWriter:
             self.s.add_all(new)
             self.s.flush()
 
-    def _create_connections(self, conns: list[Change], plans: dict[str, dict[str, Any]]) -> None:
+    def _create_connections(self, decisions: list[Decision]) -> None:
         new = []
-        for ch in conns:
-            p = plans[ch.address]
-            if p["blocked"] or p["row"] is not None:
+        for d in decisions:
+            if d.blocked or d.row is not None:
                 continue
-            inst = self.rows.instances[ch.provider]
+            inst = self.rows.instances[d.change.provider]
             row = Connection(
                 instance_id=inst.id,
-                user_email=p["conn"].owner,
-                status=p["status"][1] if p["status"] else "error",
+                user_email=d.conn.owner,
+                status=d.statuses[1] if d.statuses else "error",
                 managed_by="manifest",
                 created_at=self.now,
                 updated_at=self.now,
             )
             self.rows.connections.setdefault(inst.id, []).append(row)
-            p["row"] = row
+            d.row = row
             new.append(row)
         if new:
             self.s.add_all(new)
             self.s.flush()
 
-    def _write_connection(self, ch: Change, p: dict[str, Any]) -> bool:
-        conn: DesiredConnection = p["conn"]
-        if p["blocked"]:
+    def _write_connection(self, d: Decision) -> bool:
+        ch, conn, result = d.change, d.conn, d.result
+        if d.blocked:
             dep = self.phase.blocked[ch.address]
             self.audit.record(
                 ch.organization, "connection.blocked", ch.address, {"dependency": dep}
             )
             self.report.append(
-                Outcome(
-                    ch.address,
-                    ch.action.value,
-                    "blocked",
+                ChangeResult.of(
+                    ch,
+                    Status.BLOCKED,
                     f"blocked: {ch.organization}/{dep} did not connect, so {ch.address}, which "
                     "depends on it, was not connected",
                 )
             )
             return False
         inst = self.rows.instances[ch.provider]
-        row: Connection = p["row"]
-        result = p["result"]
+        row = d.row
+        assert row is not None
         if ch.action is Action.ADOPT:
             inst.managed_by = "manifest"
             row.managed_by = "manifest"
         row.deletion_policy = conn.deletion_policy
         row.prevent_destroy = conn.prevent_destroy
         row.updated_at = self.now
-        verb = {Action.CREATE: "create", Action.UPDATE: "update", Action.ADOPT: "adopt"}[ch.action]
-        rotating = p["had_working"] and any(c.startswith("credentials.") for c in ch.changed)
+        rotating = d.had_working and Attr.CREDENTIALS in ch.changed
         if rotating and result is not None:
             # verify before swap: the new credential was checked while the old one kept
             # working; the attempt and its outcome are audited separately
@@ -291,34 +303,30 @@ class OrgWriter:
                 ch.organization,
                 "credential.rotation_attempt",
                 ch.address,
-                {
-                    "fields": sorted(
-                        c.split(".", 1)[1] for c in ch.changed if c.startswith("credentials.")
-                    ),
-                    "health": result.status,
-                },
+                {"fields": sorted(ch.credentials), "health": result.status},
             )
         if result is not None:
             self._new[Health].append(_columns(health_row(inst.id, row.id, result)))
-        if p["failed"]:
+        if d.failed:
+            assert result is not None
             self.audit.record(
                 ch.organization,
-                f"connection.{verb}_failed",
+                audit_action(ch.kind, ch.action, failed=True),
                 ch.address,
                 {
                     "failure_type": result.failure_type,
                     "message": result.message,
                     "provider_code": result.provider_code,
-                    "changed": list(ch.changed),
+                    "changed": list(ch.changed_names()),
                 },
             )
-            if p["status"] is not None:
+            if d.statuses is not None:
                 # a failed first connection keeps no credentials; its statuses say error
                 for cr in self.rows.credentials.pop(row.id, []):
                     self.s.delete(cr)
-                inst.status, row.status = p["status"]
+                inst.status, row.status = d.statuses
             self.report.append(
-                Outcome(ch.address, ch.action.value, "failed", result.message, result.failure_type)
+                ChangeResult.of(ch, Status.FAILED, result.message, failure_type=result.failure_type)
             )
             return False
         envelopes = self.phase.envelopes.get(ch.address) or {}
@@ -326,33 +334,36 @@ class OrgWriter:
             row.user_email = conn.owner
             self._store_credentials(
                 row,
+                ch,
                 conn,
                 envelopes,
                 replace_all=uses_new_credentials(ch),
                 expires_at=self.phase.expiry.get(ch.address),
             )
-        inst.status, row.status = p["status"]
+        assert d.statuses is not None
+        inst.status, row.status = d.statuses
         inst.updated_at = self.now
         if result is not None:
             row.identity = json.dumps(dict(result.identity), sort_keys=True)
-        details: dict[str, Any] = {"changed": list(ch.changed), "reason": ch.reason}
+        details: dict[str, Any] = {"changed": list(ch.changed_names()), "reason": ch.reason}
         if result is not None:
             details["health"] = result.message
             details["response_ms"] = result.response_ms
-        self.audit.record(ch.organization, f"connection.{verb}", ch.address, details)
+        self.audit.record(ch.organization, audit_action(ch.kind, ch.action), ch.address, details)
         display = self.catalog.providers[ch.provider].display_name
         msg = (
             result.message
             if result is not None
             else (f"{display} is inactive" if not conn.active else ch.reason)
         )
-        self.report.append(Outcome(ch.address, ch.action.value, f"{verb}d", msg))
+        self.report.append(ChangeResult.of(ch, Status.DONE, msg))
         return True
 
     def _store_credentials(
         self,
         row: Connection,
-        conn: DesiredConnection,
+        ch: Change,
+        conn: ConnectionSpec,
         envelopes: dict[str, str],
         *,
         replace_all: bool,
@@ -368,9 +379,13 @@ class OrgWriter:
             else:
                 keep.append(cr)
         for name, env in sorted(envelopes.items()):
-            addr = CredentialAddress(conn.organization, conn.provider, conn.owner, name)
-            named = conn.credentials.get(name)
-            value = named.reveal() if named is not None else self.keyring.decrypt(env, addr)
+            addr = CredentialAddress(ch.organization, ch.provider, conn.owner, name)
+            ref = conn.credential(name)
+            value = (
+                self.secrets[ref.variable].reveal()
+                if ref is not None
+                else self.keyring.decrypt(env, addr)
+            )
             self._new[Credential].append(
                 {
                     "connection_id": row.id,
@@ -388,52 +403,57 @@ class OrgWriter:
     # -- resources -------------------------------------------------------------------------------
 
     def resource(self, ch: Change) -> None:
-        assert ch.resource_kind is not None and ch.identity is not None
+        spec = ch.resource
+        assert spec is not None
         inst = self.rows.instances.get(ch.provider)
-        key = (inst.id, ch.resource_kind, ch.identity) if inst is not None else None
+        key = (inst.id, spec.kind, spec.identity) if inst is not None else None
         existing = self.rows.resources.get(key) if key else None
         if ch.action is Action.DELETE:
             if existing is not None and key is not None:
                 self.s.delete(existing)
                 del self.rows.resources[key]
-            self.audit.record(ch.organization, "resource.delete", ch.address, {"reason": ch.reason})
-            self.report.append(Outcome(ch.address, "delete", "deleted", ch.reason))
+            self.audit.record(
+                ch.organization,
+                audit_action(ch.kind, Action.DELETE),
+                ch.address,
+                {"reason": ch.reason},
+            )
+            self.report.append(ChangeResult.of(ch, Status.DONE, ch.reason, done=Action.DELETE))
             return
-        assert inst is not None and key is not None and ch.after is not None
-        spec = json.dumps(dict(ch.after), sort_keys=True)
-        is_default = bool(ch.after.get("default", False))
+        assert inst is not None and key is not None and isinstance(ch.after, ResourceSpec)
+        stored = json.dumps(dict(ch.after.spec), sort_keys=True)
         if existing is None:
             self._new[Resource].append(
                 {
                     "instance_id": inst.id,
-                    "kind": ch.resource_kind,
-                    "identity": ch.identity,
-                    "spec": spec,
-                    "is_default": is_default,
+                    "kind": spec.kind,
+                    "identity": spec.identity,
+                    "spec": stored,
+                    "is_default": ch.after.is_default,
                     "managed_by": "manifest",
                     "created_at": self.now,
                     "updated_at": self.now,
                 }
             )
-            verb = "create"
+            done = Action.CREATE
         else:
-            existing.spec, existing.is_default = spec, is_default
+            existing.spec, existing.is_default = stored, ch.after.is_default
             existing.managed_by, existing.updated_at = "manifest", self.now
-            verb = "update"
+            done = Action.UPDATE
         self.audit.record(
             ch.organization,
-            f"resource.{verb}",
+            audit_action(ch.kind, done),
             ch.address,
-            {"reason": ch.reason, "changed": list(ch.changed)},
+            {"reason": ch.reason, "changed": list(ch.changed_names())},
         )
-        self.report.append(Outcome(ch.address, ch.action.value, f"{verb}d", ch.reason))
+        self.report.append(ChangeResult.of(ch, Status.DONE, ch.reason, done=done))
 
     # -- teardown --------------------------------------------------------------------------------
 
     def teardown(self, ch: Change) -> None:
         inst = self.rows.instances.get(ch.provider)
         if inst is None:
-            self.report.append(Outcome(ch.address, ch.action.value, "skipped", "already gone"))
+            self.report.append(ChangeResult.of(ch, Status.SKIPPED, "already gone"))
             return
         row = self.rows.managed(inst)
         if ch.action is Action.ORPHAN:
@@ -445,9 +465,12 @@ class OrgWriter:
                     if iid == inst.id:
                         r.managed_by = "orphaned"
             self.audit.record(
-                ch.organization, "connection.orphan", ch.address, {"reason": ch.reason}
+                ch.organization,
+                audit_action(ch.kind, Action.ORPHAN),
+                ch.address,
+                {"reason": ch.reason},
             )
-            self.report.append(Outcome(ch.address, "orphan", "orphaned", ch.reason))
+            self.report.append(ChangeResult.of(ch, Status.DONE, ch.reason, done=Action.ORPHAN))
             return
         # statements in dependency order, not the unit of work: rows that ON DELETE CASCADE
         # removes must not be deleted a second time (pending unit-of-work deletes go first)
@@ -468,8 +491,13 @@ class OrgWriter:
                 self.s.expunge(self.rows.resources.pop(key))
             self.s.expunge(inst)
             del self.rows.instances[ch.provider]
-        self.audit.record(ch.organization, "connection.delete", ch.address, {"reason": ch.reason})
-        self.report.append(Outcome(ch.address, "delete", "deleted", ch.reason))
+        self.audit.record(
+            ch.organization,
+            audit_action(ch.kind, Action.DELETE),
+            ch.address,
+            {"reason": ch.reason},
+        )
+        self.report.append(ChangeResult.of(ch, Status.DONE, ch.reason, done=Action.DELETE))
 
 
 def _columns(row: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from reconciler.commands.fingerprints import fingerprints_for
@@ -16,8 +16,11 @@ from reconciler.commands.inputs import (
     open_database,
     policy_from_env,
 )
+from reconciler.core.catalog import Catalog
+from reconciler.core.desired import Desired
 from reconciler.core.endpoints import base_url_for
 from reconciler.core.plan import Plan, plan
+from reconciler.core.secret import Secret
 from reconciler.core.state import Observed
 from reconciler.crypto import KeyRing
 from reconciler.db.engine import database_url, ensure_schema, make_engine
@@ -29,15 +32,40 @@ if TYPE_CHECKING:  # apply pulls in the HTTP stack, which plan never needs
 log = logging.getLogger("reconciler.plan")
 
 
+CredentialKey = tuple[str, str, str, str]  # organization, provider, user, field
+
+
 @dataclass
 class Planned:
+    """A plan and what apply needs beside it: the catalog, the state it was made from, the
+    secrets its changes name (by environment variable) and the keyring. ``inputs`` (the
+    manifests) is there only when the plan was just made, to plan again; apply never reads it.
+    """
+
     plan: Plan
-    inputs: Inputs
+    catalog: Catalog
     observed: Observed
     keyring: KeyRing
-    fingerprints: dict[tuple[str, str, str, str], dict[str, str]]
+    fingerprints: dict[CredentialKey, dict[str, str]]
+    variables: dict[CredentialKey, str]  # the environment variable of each fingerprinted secret
+    secrets: dict[str, Secret]  # environment variable -> its value
     overrides: dict[str, str]
+    git_commit: str | None = None
+    inputs: Inputs | None = None
     selection: Selection = field(default_factory=Selection)
+
+
+def named_secrets(desired: Desired) -> tuple[dict[CredentialKey, str], dict[str, Secret]]:
+    """Each resolved credential's environment variable, and each variable's secret."""
+    variables: dict[CredentialKey, str] = {}
+    secrets: dict[str, Secret] = {}
+    for org in desired.organizations.values():
+        for conn in org.connections:
+            for fname, secret in conn.credentials.items():
+                var = conn.credential_vars.get(fname, secret.source)
+                variables[(org.name, conn.provider, conn.owner, fname)] = var
+                secrets[var] = secret
+    return variables, secrets
 
 
 def make_plan(
@@ -69,7 +97,20 @@ def make_plan(
         url, overridden = base_url_for(provider, environ)
         if overridden:
             overrides[name] = url
-    return Planned(p, inputs, observed, ring, fps, overrides, selection)
+    variables, secrets = named_secrets(inputs.desired)
+    return Planned(
+        p,
+        inputs.catalog,
+        observed,
+        ring,
+        fps,
+        variables,
+        secrets,
+        overrides,
+        inputs.desired.git_commit,
+        inputs,
+        selection,
+    )
 
 
 def run_apply(
@@ -90,7 +131,7 @@ def run_apply(
     options = ApplyOptions(
         actor=actor,
         method=method,
-        git_commit=planned.inputs.desired.git_commit,
+        git_commit=planned.git_commit,
         parallelism=parallelism,
         environ=environ,
         on_check=on_check,
@@ -98,25 +139,19 @@ def run_apply(
         lock_timeout=lock_timeout,
         policy=policy_from_env(environ),
     )
-    applier = Applier(
-        engine, planned.inputs.catalog, planned.inputs.desired, planned.keyring, options
-    )
-    return applier.apply(planned.plan, planned.observed)
+    applier = Applier(engine, planned.catalog, planned.keyring, options)
+    return applier.apply(planned.plan, planned.secrets, planned.observed)
 
 
 def replan_after_schema(planned: Planned, environ: Mapping[str, str]) -> Planned:
     """Observe again once the schema exists (the first apply on a new SQLite file)."""
+    assert planned.inputs is not None, "only a plan just made is made again"
     engine = make_engine(database_url(environ))
     observed = observe(engine)
-    fps = fingerprints_for(planned.keyring, planned.inputs.desired, observed)
+    desired = planned.inputs.desired
+    fps = fingerprints_for(planned.keyring, desired, observed)
     p, diags = plan(
-        planned.inputs.catalog,
-        planned.inputs.desired,
-        observed,
-        fps,
-        providers=planned.selection.provider_filter,
+        planned.catalog, desired, observed, fps, providers=planned.selection.provider_filter
     )
     diags.raise_if_errors()
-    return Planned(
-        p, planned.inputs, observed, planned.keyring, fps, planned.overrides, planned.selection
-    )
+    return replace(planned, plan=p, observed=observed, fingerprints=fps)

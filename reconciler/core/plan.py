@@ -7,142 +7,29 @@ field. The reason of a change explains it; apply decides on ``action`` and ``cha
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from reconciler.core.catalog import Catalog
+from reconciler.core.changes import (
+    Action,
+    Attr,
+    Change,
+    ConnectionSpec,
+    CredentialRef,
+    Kind,
+    Note,
+    Plan,
+    ResourceSpec,
+    Unmanaged,
+    resource_address,
+)
 from reconciler.core.desired import Desired, DesiredConnection, DesiredOrganization
 from reconciler.core.errors import Diagnostics
 from reconciler.core.state import Observed, ObservedConnection, ObservedInstance
 
-SENSITIVE = "(sensitive)"
-
 # (organization, provider, user, field) -> {key_id: fingerprint} of the value the manifest names
 Fingerprints = Mapping[tuple[str, str, str, str], Mapping[str, str]]
-
-
-class Action(enum.StrEnum):
-    CREATE = "create"
-    UPDATE = "update"
-    DELETE = "delete"
-    ADOPT = "adopt"
-    ORPHAN = "orphan"
-
-    @property
-    def symbol(self) -> str:
-        return {"create": "+", "update": "~", "delete": "-", "adopt": "<", "orphan": ">"}[
-            self.value
-        ]
-
-
-@dataclass(frozen=True)
-class Change:
-    """One difference between desired and observed.
-
-    ``kind`` is ``connection`` (address ORG/PROVIDER; covers the instance, the connection and
-    its credentials) or ``resource`` (ORG/PROVIDER/KIND/IDENTITY). ``changed`` lists what
-    differs (``credentials.api_key``, ``owner``, ``active``, ``status``, ``settings``,
-    ``spec``, ``default``); apply acts on it.
-    """
-
-    address: str
-    action: Action
-    kind: str
-    organization: str
-    provider: str
-    reason: str
-    reason_code: str
-    before: Mapping[str, Any] | None = None
-    after: Mapping[str, Any] | None = None
-    changed: tuple[str, ...] = ()
-    resource_kind: str | None = None
-    identity: str | None = None
-
-    @property
-    def sort_key(self) -> tuple[str, str, int, str]:
-        return (
-            self.organization,
-            self.provider,
-            0 if self.kind == "connection" else 1,
-            self.address,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "address": self.address,
-            "action": self.action.value,
-            "kind": self.kind,
-            "organization": self.organization,
-            "provider": self.provider,
-            "reason": self.reason,
-            "reason_code": self.reason_code,
-            "before": _plain(self.before),
-            "after": _plain(self.after),
-            "changed": list(self.changed),
-        }
-        if self.kind == "resource":
-            out["resource_kind"] = self.resource_kind
-            out["identity"] = self.identity
-        return out
-
-
-@dataclass(frozen=True)
-class Note:
-    """Context for reviewers that is not a change: unmanaged objects, drift, skipped teardown."""
-
-    address: str
-    kind: str  # unmanaged | unhealthy | empty_manifest | inactive | override
-    message: str
-    since: str | None = None
-
-
-@dataclass(frozen=True)
-class Plan:
-    changes: tuple[Change, ...]
-    notes: tuple[Note, ...] = ()
-    organizations: tuple[str, ...] = ()
-    lineage: str = ""
-    serial: int = 0
-
-    @property
-    def summary(self) -> dict[str, int]:
-        counts = {a.value: 0 for a in Action}
-        for c in self.changes:
-            counts[c.action.value] += 1
-        return counts
-
-    @property
-    def has_changes(self) -> bool:
-        return bool(self.changes)
-
-    def of(self, organization: str) -> list[Change]:
-        return [c for c in self.changes if c.organization == organization]
-
-    def deletions(self) -> list[Change]:
-        return [c for c in self.changes if c.kind == "connection" and c.action is Action.DELETE]
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, Mapping):
-        return {str(k): _plain(x) for k, x in sorted(v.items())}
-    if isinstance(v, list | tuple):
-        return [_plain(x) for x in v]
-    return v
-
-
-def connection_view(
-    *, owner: str, active: bool, status: str, credentials: list[str], settings: Mapping[str, Any]
-) -> dict[str, Any]:
-    """What a plan shows of a connection; credential values are always ``(sensitive)``."""
-    return {
-        "owner": owner,
-        "active": active,
-        "status": status,
-        "credentials": {f: SENSITIVE for f in sorted(credentials)},
-        **settings,
-    }
 
 
 def plan(
@@ -253,8 +140,35 @@ def _plan_organization(
     return changes, notes
 
 
-def _settings(conn: DesiredConnection) -> dict[str, Any]:
-    return {"deletion_policy": conn.deletion_policy, "prevent_destroy": conn.prevent_destroy}
+def _wanted(conn: DesiredConnection, fingerprints: Fingerprints) -> ConnectionSpec:
+    """The connection as the manifest wants it, with its credentials' variables and keyed
+    fingerprints (never their values)."""
+    return ConnectionSpec(
+        owner=conn.owner,
+        active=conn.active,
+        status="active" if conn.active else "inactive",
+        deletion_policy=conn.deletion_policy,
+        prevent_destroy=conn.prevent_destroy,
+        credentials=tuple(
+            CredentialRef(
+                f,
+                conn.credential_vars.get(f, ""),
+                dict(fingerprints.get((conn.organization, conn.provider, conn.owner, f), {})),
+            )
+            for f in sorted(conn.credentials)
+        ),
+    )
+
+
+def _stored(inst: ObservedInstance, existing: ObservedConnection) -> ConnectionSpec:
+    return ConnectionSpec(
+        owner=existing.user_email,
+        active=inst.status != "inactive",
+        status=inst.status,
+        deletion_policy=existing.deletion_policy,
+        prevent_destroy=existing.prevent_destroy,
+        credentials=tuple(CredentialRef(f) for f in sorted(existing.credentials)),
+    )
 
 
 def _credential_changes(
@@ -271,8 +185,35 @@ def _credential_changes(
             or fname not in conn.credentials
             or want.get(have.fingerprint_key_id) != have.fingerprint
         ):
-            out.append(f"credentials.{fname}")
+            out.append(fname)
     return out
+
+
+def _connection_change(
+    conn: DesiredConnection,
+    action: Action,
+    reason: str,
+    code: str,
+    before: ConnectionSpec | Unmanaged | None,
+    after: ConnectionSpec,
+    changed: set[Attr],
+    credentials: list[str],
+) -> Change:
+    if credentials:
+        changed = changed | {Attr.CREDENTIALS}
+    return Change(
+        conn.address,
+        action,
+        Kind.CONNECTION,
+        conn.organization,
+        conn.provider,
+        reason,
+        code,
+        before,
+        after,
+        frozenset(changed),
+        tuple(credentials),
+    )
 
 
 def _plan_connection(
@@ -282,33 +223,20 @@ def _plan_connection(
     fingerprints: Fingerprints,
     diags: Diagnostics,
 ) -> list[Change]:
-    status_after = "active" if conn.active else "inactive"
-    after = connection_view(
-        owner=conn.owner,
-        active=conn.active,
-        status=status_after,
-        credentials=list(conn.credentials),
-        settings=_settings(conn),
-    )
+    after = _wanted(conn, fingerprints)
     existing = inst.managed_connection if inst else None
     if inst is None or (
         existing is None and not inst.connections and inst.managed_by == "manifest"
     ):
-        change = Change(
-            conn.address,
+        change = _connection_change(
+            conn,
             Action.CREATE,
-            "connection",
-            conn.organization,
-            conn.provider,
             "not in the database",
             "new",
             None,
             after,
-            changed=(
-                "instance",
-                "connection",
-                *[f"credentials.{f}" for f in sorted(conn.credentials)],
-            ),
+            {Attr.INSTANCE, Attr.CONNECTION},
+            sorted(conn.credentials),
         )
         return [change, *_plan_resources(conn, inst, force_create=True)]
     if existing is None:
@@ -322,89 +250,96 @@ def _plan_connection(
                 "the manifest",
             )
             return []
-        before = {
-            "managed_by": inst.managed_by,
-            "status": inst.status,
-            "owners": [c.user_email for c in inst.connections],
-        }
-        change = Change(
-            conn.address,
+        before = Unmanaged(
+            inst.managed_by, inst.status, tuple(c.user_email for c in inst.connections)
+        )
+        change = _connection_change(
+            conn,
             Action.ADOPT,
-            "connection",
-            conn.organization,
-            conn.provider,
             "exists unmanaged; the manifest says adopt: true",
             "adopt",
             before,
             after,
-            changed=("managed_by", *[f"credentials.{f}" for f in sorted(conn.credentials)]),
+            {Attr.MANAGED_BY},
+            sorted(conn.credentials),
         )
         return [change, *_plan_resources(conn, inst, force_create=False)]
 
-    before = connection_view(
-        owner=existing.user_email,
-        active=inst.status != "inactive",
-        status=inst.status,
-        credentials=list(existing.credentials),
-        settings={
-            "deletion_policy": existing.deletion_policy,
-            "prevent_destroy": existing.prevent_destroy,
-        },
-    )
-    changed: list[str] = []
+    changed: set[Attr] = set()
     reasons: list[str] = []
     codes: list[str] = []
-    if existing.user_email != conn.owner:
-        changed.append("owner")
+    owner_changed = existing.user_email != conn.owner
+    if owner_changed:
+        changed.add(Attr.OWNER)
         reasons.append(f"owner changes from {existing.user_email} to {conn.owner}")
         codes.append("owner_changed")
-    cred_changes = (
-        _credential_changes(conn, existing, fingerprints)
-        if "owner" not in changed
-        else [f"credentials.{f}" for f in sorted(conn.credentials)]
-    )
-    if cred_changes and "owner" not in changed and not existing.credentials:
-        # a failed first connection kept no credentials: the next apply retries it
-        changed.extend(cred_changes)
-        last = existing.last_health.message if existing.last_health else "no working credential"
-        reasons.append(f"retry: the last attempt failed ({last})")
-        codes.append("retry_failed")
-    elif cred_changes and "owner" not in changed:
-        changed.extend(cred_changes)
-        reasons.append(", ".join(c.split(".", 1)[1] for c in cred_changes) + " changed")
-        codes.append("credentials_changed")
-    elif "owner" in changed:
-        changed.extend(cred_changes)
+        # credentials are encrypted for their owner: a new owner re-stores every one
+        creds = sorted(conn.credentials)
+    else:
+        creds = _credential_changes(conn, existing, fingerprints)
+        if creds and not existing.credentials:
+            # a failed first connection kept no credentials: the next apply retries it
+            last = existing.last_health.message if existing.last_health else "no working credential"
+            reasons.append(f"retry: the last attempt failed ({last})")
+            codes.append("retry_failed")
+        elif creds:
+            reasons.append(", ".join(creds) + " changed")
+            codes.append("credentials_changed")
     was_active = inst.status != "inactive"
     if conn.active != was_active:
-        changed.append("active")
+        changed.add(Attr.ACTIVE)
         reasons.append("reactivated" if conn.active else "deactivated")
         codes.append("reactivated" if conn.active else "deactivated")
     if (existing.deletion_policy, existing.prevent_destroy) != (
         conn.deletion_policy,
         conn.prevent_destroy,
     ):
-        changed.append("settings")
+        changed.add(Attr.SETTINGS)
         reasons.append("deletion settings changed")
         codes.append("settings_changed")
     out: list[Change] = []
-    if changed:
+    if changed or creds:
         out.append(
-            Change(
-                conn.address,
+            _connection_change(
+                conn,
                 Action.UPDATE,
-                "connection",
-                conn.organization,
-                conn.provider,
                 "; ".join(reasons),
                 codes[0],
-                before,
+                _stored(inst, existing),
                 after,
-                changed=tuple(changed),
+                changed,
+                creds,
             )
         )
     out.extend(_plan_resources(conn, inst, force_create=False))
     return out
+
+
+def _resource_change(
+    conn_address: str,
+    organization: str,
+    provider: str,
+    action: Action,
+    reason: str,
+    code: str,
+    before: ResourceSpec | None,
+    after: ResourceSpec | None,
+    changed: frozenset[Attr] = frozenset({Attr.SPEC}),
+) -> Change:
+    side = after if after is not None else before
+    assert side is not None
+    return Change(
+        resource_address(conn_address, side.kind, side.identity),
+        action,
+        Kind.RESOURCE,
+        organization,
+        provider,
+        reason,
+        code,
+        before,
+        after,
+        changed,
+    )
 
 
 def _plan_resources(
@@ -417,91 +352,78 @@ def _plan_resources(
     )
     want = {(r.kind, r.identity): r for r in conn.resources}
     out: list[Change] = []
+    org, provider = conn.organization, conn.provider
     for key in sorted(set(want) | set(have)):
         kind, ident = key
-        addr = resource_address(conn.address, kind, ident)
         w, h = want.get(key), have.get(key)
-        if w is not None and h is None:
+        after = _resource(kind, ident, w.spec, w.is_default) if w is not None else None
+        before = _resource(kind, ident, h.spec, h.is_default) if h is not None else None
+        if after is not None and before is None:
             out.append(
-                Change(
-                    addr,
+                _resource_change(
+                    conn.address,
+                    org,
+                    provider,
                     Action.CREATE,
-                    "resource",
-                    conn.organization,
-                    conn.provider,
                     "not in the database",
                     "new",
                     None,
-                    _resource_view(w.spec, w.is_default),
-                    ("spec",),
-                    kind,
-                    ident,
+                    after,
                 )
             )
-        elif w is None and h is not None:
+        elif after is None and before is not None:
             out.append(
-                Change(
-                    addr,
+                _resource_change(
+                    conn.address,
+                    org,
+                    provider,
                     Action.DELETE,
-                    "resource",
-                    conn.organization,
-                    conn.provider,
                     "no longer in the manifest",
                     "removed",
-                    _resource_view(h.spec, h.is_default),
+                    before,
                     None,
-                    ("spec",),
-                    kind,
-                    ident,
                 )
             )
         elif w is not None and h is not None:
-            changed = []
+            changed: list[Attr] = []
             if _bare(w.spec) != _bare(h.spec):
-                changed.append("spec")
+                changed.append(Attr.SPEC)
             if w.is_default != h.is_default:
-                changed.append("default")
+                changed.append(Attr.DEFAULT)
             if changed:
                 reason = (
                     f"becomes the default {kind}"
-                    if w.is_default and "default" in changed
+                    if w.is_default and Attr.DEFAULT in changed
                     else f"is no longer the default {kind}"
-                    if "default" in changed and changed == ["default"]
+                    if changed == [Attr.DEFAULT]
                     else "fields changed"
                 )
                 out.append(
-                    Change(
-                        addr,
+                    _resource_change(
+                        conn.address,
+                        org,
+                        provider,
                         Action.UPDATE,
-                        "resource",
-                        conn.organization,
-                        conn.provider,
                         reason,
-                        "default_changed" if changed == ["default"] else "spec_changed",
-                        _resource_view(h.spec, h.is_default),
-                        _resource_view(w.spec, w.is_default),
-                        tuple(changed),
-                        kind,
-                        ident,
+                        "default_changed" if changed == [Attr.DEFAULT] else "spec_changed",
+                        before,
+                        after,
+                        frozenset(changed),
                     )
                 )
     return out
-
-
-def resource_address(connection: str, kind: str, identity: str) -> str:
-    """ORG/PROVIDER/KIND/IDENTITY; a kind with a single value (model) is ORG/PROVIDER/KIND."""
-    return f"{connection}/{kind}" if identity == kind else f"{connection}/{kind}/{identity}"
 
 
 def _bare(spec: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in spec.items() if k != "default"}
 
 
-def _resource_view(spec: Mapping[str, Any], is_default: bool) -> dict[str, Any]:
-    """A resource as a plan shows it: its fields, and ``default`` where the kind has one."""
-    return (
+def _resource(kind: str, identity: str, spec: Mapping[str, Any], is_default: bool) -> ResourceSpec:
+    """A resource as it is stored: its fields, and ``default`` where the kind has one."""
+    stored = (
         {**_bare(spec), "default": is_default} if "default" in spec or is_default else _bare(spec)
     )
+    return ResourceSpec(kind, identity, stored, is_default)
 
 
 def _plan_teardown(
@@ -514,26 +436,20 @@ def _plan_teardown(
 ) -> list[Change]:
     conn = inst.managed_connection
     assert conn is not None
-    before = connection_view(
-        owner=conn.user_email,
-        active=inst.status != "inactive",
-        status=inst.status,
-        credentials=list(conn.credentials),
-        settings={"deletion_policy": conn.deletion_policy, "prevent_destroy": conn.prevent_destroy},
-    )
+    before = _stored(inst, conn)
     if conn.deletion_policy == "orphan":
         return [
             Change(
                 inst.address,
                 Action.ORPHAN,
-                "connection",
+                Kind.CONNECTION,
                 inst.organization,
                 inst.provider,
                 "no longer in the manifest; deletionPolicy orphan keeps its data",
                 "orphaned",
                 before,
                 None,
-                ("managed_by",),
+                frozenset({Attr.MANAGED_BY}),
             )
         ]
     if conn.prevent_destroy:
@@ -558,32 +474,29 @@ def _plan_teardown(
         Change(
             inst.address,
             Action.DELETE,
-            "connection",
+            Kind.CONNECTION,
             inst.organization,
             inst.provider,
             "no longer in the manifest",
             "removed",
             before,
             None,
-            ("instance", "connection", *[f"credentials.{f}" for f in sorted(conn.credentials)]),
+            frozenset({Attr.INSTANCE, Attr.CONNECTION, Attr.CREDENTIALS}),
+            tuple(sorted(conn.credentials)),
         )
     ]
     for r in inst.resources:
         if r.managed_by == "manifest":
             out.append(
-                Change(
-                    resource_address(inst.address, r.kind, r.identity),
-                    Action.DELETE,
-                    "resource",
+                _resource_change(
+                    inst.address,
                     inst.organization,
                     inst.provider,
+                    Action.DELETE,
                     "its connection is torn down",
                     "parent_removed",
-                    _resource_view(r.spec, r.is_default),
+                    _resource(r.kind, r.identity, r.spec, r.is_default),
                     None,
-                    ("spec",),
-                    r.kind,
-                    r.identity,
                 )
             )
     return out
@@ -610,12 +523,11 @@ def _drift_notes(
 
 
 __all__ = [
-    "SENSITIVE",
     "Action",
     "Change",
     "Fingerprints",
     "Note",
     "Plan",
-    "connection_view",
     "plan",
+    "resource_address",
 ]

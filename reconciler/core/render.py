@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from reconciler.core.plan import Action, Change, Plan
+from reconciler.core.changes import Action, Change, Plan
+from reconciler.core.planfile import SENSITIVE, dumps, plan_to_json, view
 
-FORMAT_VERSION = "1.0"
 MARKDOWN_LIMIT = 65_000
 
 _VERB = {
@@ -33,47 +35,83 @@ def summary_line(plan: Plan) -> str:
     return line + (" " + ", ".join(extra) + "." if extra else "")
 
 
-def _value(v: Any) -> str:
-    return json.dumps(v, sort_keys=True, ensure_ascii=False)
-
-
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict):
+    if not isinstance(d, Mapping):
         return {prefix or "value": d}
     out: dict[str, Any] = {}
-    for k, v in sorted(d.items()):
+    for k, v in sorted(d.items(), key=lambda kv: str(kv[0])):
         key = f"{prefix}.{k}" if prefix else str(k)
-        if isinstance(v, dict) and v:
+        if isinstance(v, Mapping) and v:
             out.update(_flatten(v, key))
         else:
             out[key] = v
     return out
 
 
+def is_sensitive(name: str) -> bool:
+    return name == "credentials" or name.startswith("credentials.")
+
+
+def _shown(name: str, value: Any) -> str:
+    if is_sensitive(name) or value == SENSITIVE:
+        return SENSITIVE
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class AttributeRow:
+    """One flattened attribute of a change, before and after, as every renderer shows it."""
+
+    name: str
+    before: str | None  # None: the attribute is absent on that side
+    after: str | None
+    changed: bool
+    sensitive: bool
+    value_changed: bool = False  # equal as shown, different in fact (a credential's value)
+
+
+def attribute_rows(change: Change) -> tuple[AttributeRow, ...]:
+    """Before/after side by side, one row per flattened attribute. Pure.
+
+    Only an update marks rows as changed: in a create or a delete every row is new or gone,
+    and marking them all would hide nothing but the signal.
+    """
+    b_view, a_view = view(change.before), view(change.after)
+    b = _flatten(b_view) if b_view is not None else {}
+    a = _flatten(a_view) if a_view is not None else {}
+    named = set(change.changed_names())
+    is_update = b_view is not None and a_view is not None
+    rows = []
+    for name in sorted({*b, *a}):
+        same = name in b and name in a and b[name] == a[name]
+        differs = is_update and (not same or name in named)
+        rows.append(
+            AttributeRow(
+                name=name,
+                before=_shown(name, b[name]) if name in b else None,
+                after=_shown(name, a[name]) if name in a else None,
+                changed=differs,
+                sensitive=is_sensitive(name),
+                value_changed=differs and same,
+            )
+        )
+    return tuple(rows)
+
+
 def _attribute_lines(change: Change, indent: str) -> list[str]:
-    before = _flatten(change.before) if change.before is not None else {}
-    after = _flatten(change.after) if change.after is not None else {}
+    rows = attribute_rows(change)
+    width = max((len(r.name) for r in rows), default=0)
     lines = []
-    width = max((len(k) for k in {*before, *after}), default=0)
-    for key in sorted({*before, *after}):
-        b, a = before.get(key), after.get(key)
-        name = key.ljust(width)
-        if change.before is None:
-            lines.append(f"{indent}+ {name} = {_show(a)}")
-        elif change.after is None:
-            lines.append(f"{indent}- {name} = {_show(b)}")
-        elif key not in before:
-            lines.append(f"{indent}+ {name} = {_show(a)}")
-        elif key not in after:
-            lines.append(f"{indent}- {name} = {_show(b)}")
-        elif a != b or (key.startswith("credentials.") and key in change.changed):
-            note = "  (value changed)" if key in change.changed and a == b else ""
-            lines.append(f"{indent}~ {name} = {_show(b)} -> {_show(a)}{note}")
+    for r in rows:
+        name = r.name.ljust(width)
+        if r.before is None:
+            lines.append(f"{indent}+ {name} = {r.after}")
+        elif r.after is None:
+            lines.append(f"{indent}- {name} = {r.before}")
+        elif r.changed:
+            note = "  (value changed)" if r.value_changed else ""
+            lines.append(f"{indent}~ {name} = {r.before} -> {r.after}{note}")
     return lines
-
-
-def _show(v: Any) -> str:
-    return "(sensitive)" if v == "(sensitive)" else _value(v)
 
 
 def render_text(plan: Plan, *, overrides: dict[str, str] | None = None) -> str:
@@ -99,26 +137,9 @@ def render_text(plan: Plan, *, overrides: dict[str, str] | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
-def plan_to_json(plan: Plan, **extra: Any) -> dict[str, Any]:
-    s = plan.summary
-    return {
-        "format_version": FORMAT_VERSION,
-        "changes": [c.to_json() for c in plan.changes],
-        "summary": {k: s[k] for k in ("create", "update", "delete", "adopt", "orphan")},
-        "notes": [
-            {"address": n.address, "kind": n.kind, "message": n.message, "since": n.since}
-            for n in plan.notes
-        ],
-        "organizations": list(plan.organizations),
-        "state": {"lineage": plan.lineage, "serial": plan.serial},
-        **extra,
-    }
-
-
-def render_json(plan: Plan, **extra: Any) -> str:
-    return (
-        json.dumps(plan_to_json(plan, **extra), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-    )
+def render_json(plan: Plan, *, overrides: Mapping[str, str] | None = None) -> str:
+    """``plan --format json``: the documented plan format (docs/plan-format.md)."""
+    return dumps(plan_to_json(plan, overrides=overrides or {}))
 
 
 def render_markdown(

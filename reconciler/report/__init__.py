@@ -5,7 +5,7 @@ provider catalog with each organization's connection states, one "Connected Apps
 organization with response-time charts, the audit log, and (with ``--plan FILE``) a saved
 plan a reviewer can read change by change.
 
-Modules: ``records`` reads health history and audit entries; ``chart`` is the SVG chart's
+Modules: ``entries`` reads health history and audit entries; ``chart`` is the SVG chart's
 geometry; ``pages`` decides what each page shows; ``planfile`` reads a saved plan's public
 parts; ``site`` renders the Jinja2 templates and writes the files.
 """

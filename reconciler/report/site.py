@@ -23,13 +23,13 @@ from markupsafe import Markup
 from reconciler.commands.inputs import open_database
 from reconciler.core.catalog import load_catalog
 from reconciler.core.state import Observed
+from reconciler.report.entries import AuditPage, audit_entries, health_history
 from reconciler.report.pages import (
     STATES,
     catalog_cards,
     organization_pages,
 )
 from reconciler.report.planfile import ACTIONS, PlanView, read_plan
-from reconciler.report.records import AuditPage, audit_entries, health_history
 
 # Pages a previous run may have written that this run may not write again; removed so a
 # report folder never shows a stale plan or a deleted organization.

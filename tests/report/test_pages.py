@@ -6,11 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from reconciler.core.planfile import change_from_json
+from reconciler.core.render import attribute_rows
 from reconciler.core.state import ObservedConnection, ObservedInstance
+from reconciler.db.history import HealthPoint
 from reconciler.report.chart import nice_ceiling, response_chart
 from reconciler.report.pages import instance_state, logo_uri, organization_filename
-from reconciler.report.planfile import attribute_rows
-from reconciler.report.records import HealthPoint
 
 
 def _instance(status: str, *connections: str) -> ObservedInstance:
@@ -114,21 +115,28 @@ def test_chart_of_one_check_is_centred() -> None:
     assert chart.last_label == "" and "last 1 check:" in chart.summary
 
 
+def _rows(before: object, after: object, changed: list[str]) -> dict[str, tuple[object, ...]]:
+    raw = {"address": "a/b", "action": "update", "before": before, "after": after}
+    change = change_from_json({**raw, "changed": changed}, "test")
+    return {r.name: (r.before, r.after, r.changed) for r in attribute_rows(change)}
+
+
 def test_plan_rows_mark_changes_and_hide_credentials() -> None:
-    rows = attribute_rows(
+    table = _rows(
         {"owner": "a@x", "credentials": {"api_key": "(sensitive)"}, "active": True},
         {"owner": "b@x", "credentials": {"api_key": "sk_live_oops"}, "active": True},
-        frozenset({"credentials.api_key", "owner"}),
+        ["credentials.api_key", "owner"],
     )
-    table = {r.name: (r.before, r.after, r.changed) for r in rows}
-    assert table == {
-        "active": ("true", "true", False),
-        "credentials.api_key": ("(sensitive)", "(sensitive)", True),
-        "owner": ('"a@x"', '"b@x"', True),
-    }
-    created = attribute_rows(None, {"email": "e@x"})
-    assert [(r.before, r.after, r.changed) for r in created] == [(None, '"e@x"', False)]
-    assert attribute_rows(None, {"credentials": {}})[0].after == "(sensitive)"
+    assert table["active"] == ("true", "true", False)
+    assert table["credentials.api_key"] == ("(sensitive)", "(sensitive)", True)
+    assert table["owner"] == ('"a@x"', '"b@x"', True)
+    assert "sk_live_oops" not in str(table)
+    created = change_from_json(
+        {"address": "a/b/sender_emails/e@x", "action": "create", "after": {"email": "e@x"}}, "t"
+    )
+    assert [(r.before, r.after, r.changed) for r in attribute_rows(created)] == [
+        (None, '"e@x"', False)
+    ]
 
 
 def test_chart_axis_labels_show_seconds_only_for_short_spans() -> None:

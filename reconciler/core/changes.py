@@ -1,0 +1,243 @@
+"""The Plan and its changes: what apply will do, as immutable typed values.
+
+One verb vocabulary, ``Action``, names what a plan does to an object (``create``, ``update``,
+``delete``, ``adopt``, ``orphan``), what apply reports it did (``Action.past``: ``created``...)
+and what the audit log records (``audit_action``: ``connection.create``...).
+
+A ``Change`` is an address, an action, a kind and a typed payload for each side: ``before``
+(what the plan saw; ``None`` for a create) and ``after`` (what apply makes; ``None`` for a
+delete or an orphan). Apply reads ``action``, ``kind``, ``changed`` and ``after`` (and the rows
+it reads under the lock); ``reason`` explains, it never decides. A new kind of change (a
+provider-side resource with remote effects) is a new ``Kind``, a new payload class, and one
+more branch where apply dispatches on ``kind``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class Action(enum.StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    ADOPT = "adopt"
+    ORPHAN = "orphan"
+
+    @property
+    def symbol(self) -> str:
+        return _SYMBOLS[self]
+
+    @property
+    def past(self) -> str:
+        """How apply reports the action once done: ``created``, ``updated``, ``orphaned``..."""
+        return self.value.removesuffix("e") + "ed"
+
+
+_SYMBOLS = {
+    Action.CREATE: "+",
+    Action.UPDATE: "~",
+    Action.DELETE: "-",
+    Action.ADOPT: "<",
+    Action.ORPHAN: ">",
+}
+
+
+def audit_action(kind: Kind, action: Action, *, failed: bool = False) -> str:
+    """The audit log's name for an action on a kind: ``connection.create``,
+    ``connection.update_failed``, ``resource.delete``."""
+    return f"{kind.value}.{action.value}{'_failed' if failed else ''}"
+
+
+class Kind(enum.StrEnum):
+    CONNECTION = "connection"  # ORG/PROVIDER: the instance, the owner's connection, credentials
+    RESOURCE = "resource"  # ORG/PROVIDER/KIND[/IDENTITY]: a row of the resources table
+
+
+class Attr(enum.StrEnum):
+    """What differs between before and after (``Change.changed``). A changed credential is
+    ``CREDENTIALS`` with the field names in ``Change.credentials``."""
+
+    INSTANCE = "instance"
+    CONNECTION = "connection"
+    MANAGED_BY = "managed_by"
+    OWNER = "owner"
+    CREDENTIALS = "credentials"
+    ACTIVE = "active"
+    SETTINGS = "settings"
+    SPEC = "spec"
+    DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class CredentialRef:
+    """A credential field as the manifest names it: the environment variable that holds the
+    secret and the keyed fingerprints of the value the plan saw (key id -> HMAC), never the
+    value. A stored credential (a ``before``) has only its field."""
+
+    field: str
+    variable: str = ""
+    fingerprints: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConnectionSpec:
+    """A connection as it is (``before``) or will be (``after``). ``status`` is the
+    instance's: ``active``, ``inactive`` or ``error``."""
+
+    owner: str
+    active: bool
+    status: str
+    deletion_policy: str = "delete"
+    prevent_destroy: bool = False
+    credentials: tuple[CredentialRef, ...] = ()
+
+    def credential(self, name: str) -> CredentialRef | None:
+        return next((c for c in self.credentials if c.field == name), None)
+
+
+@dataclass(frozen=True)
+class Unmanaged:
+    """The ``before`` of an adoption: an instance made outside any manifest."""
+
+    managed_by: str
+    status: str
+    owners: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    """A resource as the database stores it: its fields as JSON data (``default`` included
+    for kinds that have one) and whether it is the default of its list."""
+
+    kind: str
+    identity: str
+    spec: Mapping[str, Any]
+    is_default: bool = False
+
+
+Payload = ConnectionSpec | Unmanaged | ResourceSpec
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference between desired and observed. Immutable; apply acts on ``action``,
+    ``kind``, ``changed``, ``credentials`` and ``after``."""
+
+    address: str
+    action: Action
+    kind: Kind
+    organization: str
+    provider: str
+    reason: str
+    reason_code: str
+    before: Payload | None = None
+    after: Payload | None = None
+    changed: frozenset[Attr] = frozenset()
+    credentials: tuple[str, ...] = ()  # the credential fields whose value changes
+
+    @property
+    def sort_key(self) -> tuple[str, str, int, str]:
+        return (self.organization, self.provider, list(Kind).index(self.kind), self.address)
+
+    @property
+    def parent(self) -> str:
+        """The connection's address (ORG/PROVIDER), for a connection and its resources."""
+        return f"{self.organization}/{self.provider}"
+
+    @property
+    def resource(self) -> ResourceSpec | None:
+        side = self.after if self.after is not None else self.before
+        return side if isinstance(side, ResourceSpec) else None
+
+    @property
+    def connection(self) -> ConnectionSpec | None:
+        """The connection as the manifest wants it (creates, updates, adoptions)."""
+        return self.after if isinstance(self.after, ConnectionSpec) else None
+
+    def changed_names(self) -> tuple[str, ...]:
+        """``changed`` as the plan shows it: ``instance``, ``credentials.api_key``... in the
+        order of ``Attr``, a changed credential by its field."""
+        out: list[str] = []
+        for a in Attr:
+            if a is Attr.CREDENTIALS:
+                out.extend(f"credentials.{f}" for f in self.credentials)
+            elif a in self.changed:
+                out.append(a.value)
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class Note:
+    """Context for reviewers that is not a change: unmanaged objects, drift, skipped teardown."""
+
+    address: str
+    kind: str  # unmanaged | unhealthy | empty_manifest
+    message: str
+    since: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything apply will do, and what it was computed from (state lineage and serial)."""
+
+    changes: tuple[Change, ...]
+    notes: tuple[Note, ...] = ()
+    organizations: tuple[str, ...] = ()
+    lineage: str = ""
+    serial: int = 0
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = {a.value: 0 for a in Action}
+        for c in self.changes:
+            counts[c.action.value] += 1
+        return counts
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    def of(self, organization: str) -> list[Change]:
+        return [c for c in self.changes if c.organization == organization]
+
+    def deletions(self) -> list[Change]:
+        return [c for c in self.changes if c.kind is Kind.CONNECTION and c.action is Action.DELETE]
+
+    def variables(self) -> list[str]:
+        """The environment variables whose secrets apply needs, sorted."""
+        return sorted(
+            {
+                ref.variable
+                for c in self.changes
+                if c.connection is not None
+                for ref in c.connection.credentials
+                if ref.variable
+            }
+        )
+
+
+def resource_address(connection: str, kind: str, identity: str) -> str:
+    """ORG/PROVIDER/KIND/IDENTITY; a kind with a single value (model) is ORG/PROVIDER/KIND."""
+    return f"{connection}/{kind}" if identity == kind else f"{connection}/{kind}/{identity}"
+
+
+__all__ = [
+    "Action",
+    "Attr",
+    "Change",
+    "ConnectionSpec",
+    "CredentialRef",
+    "Kind",
+    "Note",
+    "Payload",
+    "Plan",
+    "ResourceSpec",
+    "Unmanaged",
+    "audit_action",
+    "resource_address",
+]
