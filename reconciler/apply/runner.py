@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from reconciler.apply.checks import Checker
 from reconciler.apply.results import ApplyOptions, ApplyReport, ChangeResult, Status
-from reconciler.apply.writes import OrgRows, OrgWriter
+from reconciler.apply.writes import OrgWriter
 from reconciler.audit import AuditWriter
 from reconciler.core.catalog import Catalog
 from reconciler.core.changes import Action, Change, Kind, Plan
@@ -25,6 +25,7 @@ from reconciler.core.secret import Secret
 from reconciler.core.state import Observed, plan_signature
 from reconciler.crypto import KeyRing
 from reconciler.db.locking import lock_organization
+from reconciler.db.records import OrgRows
 
 log = logging.getLogger("reconciler.apply")
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
 from reconciler.apply.checks import CheckPhase, uses_new_credentials
+from reconciler.apply.decisions import Decision, decide
 from reconciler.apply.results import ChangeResult, Status
 from reconciler.apply.rows import health_row
 from reconciler.audit import AuditWriter
@@ -33,102 +33,11 @@ from reconciler.core.changes import (
     audit_action,
 )
 from reconciler.core.secret import Secret
-from reconciler.core.state import (
-    ObservedConnection,
-    ObservedCredential,
-    ObservedInstance,
-    ObservedResource,
-)
 from reconciler.crypto import CredentialAddress, KeyRing
+from reconciler.db.records import OrgRows
 from reconciler.db.schema import Connection, Credential, Health, Instance, Resource
-from reconciler.health import CheckResult
 
 log = logging.getLogger("reconciler.apply")
-
-
-@dataclass
-class OrgRows:
-    """An organization's rows, read once inside its locked transaction."""
-
-    instances: dict[str, Instance] = field(default_factory=dict)  # by provider
-    connections: dict[int, list[Connection]] = field(default_factory=dict)  # by instance id
-    credentials: dict[int, list[Credential]] = field(default_factory=dict)  # by connection id
-    resources: dict[tuple[int, str, str], Resource] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, s: Session, organization: str) -> OrgRows:
-        rows = cls()
-        for inst in s.scalars(select(Instance).where(Instance.organization == organization)):
-            rows.instances[inst.provider] = inst
-        ids = [i.id for i in rows.instances.values()]
-        if not ids:
-            return rows
-        for c in s.scalars(select(Connection).where(Connection.instance_id.in_(ids))):
-            rows.connections.setdefault(c.instance_id, []).append(c)
-        conn_ids = [c.id for cs in rows.connections.values() for c in cs]
-        if conn_ids:
-            for cr in s.scalars(select(Credential).where(Credential.connection_id.in_(conn_ids))):
-                rows.credentials.setdefault(cr.connection_id, []).append(cr)
-        for r in s.scalars(select(Resource).where(Resource.instance_id.in_(ids))):
-            rows.resources[(r.instance_id, r.kind, r.identity)] = r
-        return rows
-
-    def managed(self, inst: Instance) -> Connection | None:
-        return next(
-            (c for c in self.connections.get(inst.id, []) if c.managed_by == "manifest"), None
-        )
-
-    def observed(self) -> list[ObservedInstance]:
-        """These rows as the planner's records (only what ``plan_signature`` compares)."""
-        out = []
-        for provider, i in sorted(self.instances.items()):
-            conns = tuple(
-                ObservedConnection(
-                    id=c.id,
-                    user_email=c.user_email,
-                    status=c.status,
-                    managed_by=c.managed_by,
-                    deletion_policy=c.deletion_policy,
-                    prevent_destroy=c.prevent_destroy,
-                    credentials={
-                        x.field: ObservedCredential(
-                            x.id, x.field, x.key_id, x.fingerprint, x.fingerprint_key_id
-                        )
-                        for x in self.credentials.get(c.id, [])
-                    },
-                )
-                for c in self.connections.get(i.id, [])
-            )
-            res = tuple(
-                ObservedResource(
-                    r.id, r.kind, r.identity, json.loads(r.spec), r.is_default, r.managed_by
-                )
-                for (iid, _, _), r in self.resources.items()
-                if iid == i.id
-            )
-            out.append(
-                ObservedInstance(i.id, i.organization, provider, i.status, i.managed_by, conns, res)
-            )
-        return out
-
-
-@dataclass
-class Decision:
-    """What the check's verdict means for one connection change, before anything is written.
-
-    ``statuses`` is (instance status, connection status) to set, or None to keep both (a
-    failed rotation keeps the working credential). ``row`` is the connection row to write,
-    None until ``_create_connections`` makes it.
-    """
-
-    change: Change
-    conn: ConnectionSpec
-    result: CheckResult | None
-    row: Connection | None
-    had_working: bool
-    blocked: bool
-    failed: bool
-    statuses: tuple[str, str] | None
 
 
 class OrgWriter:
@@ -167,7 +76,7 @@ class OrgWriter:
         """Connections first (in the given, dependency, order), then resources. False when
         anything failed (its organization's deletions then wait)."""
         ok = True
-        decisions = [self._decide(c) for c in changes if c.kind is Kind.CONNECTION]
+        decisions = [decide(c, self.phase, self.rows) for c in changes if c.kind is Kind.CONNECTION]
         self._create_instances(decisions)
         self._create_connections(decisions)
         failed: set[str] = set()
@@ -190,44 +99,6 @@ class OrgWriter:
             else:
                 self.resource(ch)
         return ok
-
-    def _decide(self, ch: Change) -> Decision:
-        """What the check's verdict means for this connection, before anything is written.
-        Pure: reads the phase's verdicts and the rows read under the lock."""
-        conn = ch.connection
-        assert conn is not None, "only creates, updates and adoptions are upserted"
-        result = self.phase.results.get(ch.address)
-        inst = self.rows.instances.get(ch.provider)
-        row = self.rows.managed(inst) if inst is not None else None
-        if ch.action is Action.ADOPT and inst is not None:
-            row = next(
-                (c for c in self.rows.connections.get(inst.id, []) if c.user_email == conn.owner),
-                None,
-            )
-        had_working = (
-            row is not None
-            and row.status == "connected"
-            and bool(self.rows.credentials.get(row.id))
-        )
-        failed = result is not None and not result.healthy
-        statuses: tuple[str, str] | None
-        if failed and had_working:
-            statuses = None  # a failed rotation keeps the working credential and statuses
-        elif failed:
-            statuses = ("error", "error")
-        elif result is not None:
-            statuses = ("active" if conn.active else "inactive", "connected")
-        else:
-            # nothing was checked (inactive, or only settings changed): no status is earned
-            # here, so an existing one stands, and a deactivated instance is inactive
-            kept = inst.status if inst is not None and inst.status != "inactive" else "active"
-            statuses = (
-                kept if conn.active else "inactive",
-                row.status if row is not None else "connected",
-            )
-        return Decision(
-            ch, conn, result, row, had_working, ch.address in self.phase.blocked, failed, statuses
-        )
 
     def _create_instances(self, decisions: list[Decision]) -> None:
         new = []

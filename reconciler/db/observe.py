@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Collection
 from datetime import UTC, datetime
@@ -15,8 +14,13 @@ from reconciler.core.state import (
     ObservedConnection,
     ObservedCredential,
     ObservedHealth,
-    ObservedInstance,
     ObservedResource,
+)
+from reconciler.db.records import (
+    connection_record,
+    credential_record,
+    instance_record,
+    resource_record,
 )
 from reconciler.db.schema import Connection, Credential, Health, Instance, Resource, StateMeta
 from reconciler.db.schema_version import check_schema
@@ -46,16 +50,16 @@ def observe(engine: Engine, organizations: Collection[str] | None = None) -> Obs
 def observe_in(s: Session, organizations: Collection[str] | None = None) -> Observed:
     """The observed state read through ``s``, in the same constant number of queries.
 
-    Rows come back as plain tuples of the columns the records need (no ORM objects: building
+    Rows come back as plain rows of the columns the records need (no ORM objects: building
     and tracking 47,000 of them cost ten times the fetch), and go straight into the frozen
-    records of ``reconciler.core.state``.
+    records of ``reconciler.core.state`` through ``reconciler.db.records``.
     """
     meta = s.get(StateMeta, 1)
     iq = select(_I.id, _I.organization, _I.provider, _I.status, _I.managed_by)
     if organizations is not None:
         iq = iq.where(_I.organization.in_(sorted(organizations)))
     instances = s.execute(iq).all()
-    ids = [row[0] for row in instances]
+    ids = [row.id for row in instances]
     inst_filter = organizations is not None
 
     cq = select(
@@ -73,51 +77,29 @@ def observe_in(s: Session, organizations: Collection[str] | None = None) -> Obse
         cq = cq.where(_C.instance_id.in_(ids))
         rq = rq.where(_R.instance_id.in_(ids))
     connections = s.execute(cq).all()
-    conn_ids = [row[0] for row in connections]
+    conn_ids = [row.id for row in connections]
     crq = select(
         _CR.connection_id, _CR.id, _CR.field, _CR.key_id, _CR.fingerprint, _CR.fingerprint_key_id
     )
     if inst_filter:
         crq = crq.where(_CR.connection_id.in_(conn_ids))
     creds: dict[int, dict[str, ObservedCredential]] = defaultdict(dict)
-    for conn_id, *cred in s.execute(crq):
-        creds[conn_id][cred[1]] = ObservedCredential(*cred)
+    for cred in s.execute(crq):
+        creds[cred.connection_id][cred.field] = credential_record(cred)
     health = _last_health(s, conn_ids if inst_filter else None)
     resources: dict[int, list[ObservedResource]] = defaultdict(list)
-    for rid, instance_id, kind, identity, spec, is_default, managed_by in s.execute(
-        rq.order_by(_R.kind, _R.identity)
-    ):
-        resources[instance_id].append(
-            ObservedResource(rid, kind, identity, json.loads(spec), is_default, managed_by)
-        )
+    for res in s.execute(rq.order_by(_R.kind, _R.identity)):
+        resources[res.instance_id].append(resource_record(res))
     by_instance: dict[int, list[ObservedConnection]] = defaultdict(list)
-    for cid, instance_id, email, status, managed_by, policy, prevent, identity in sorted(
-        connections, key=lambda c: (c[1], c[2])
-    ):
-        by_instance[instance_id].append(
-            ObservedConnection(
-                id=cid,
-                user_email=email,
-                status=status,
-                managed_by=managed_by,
-                deletion_policy=policy,
-                prevent_destroy=prevent,
-                credentials=creds.get(cid, {}),
-                identity=_json_object(identity),
-                last_health=health.get(cid),
-            )
+    for conn in sorted(connections, key=lambda c: (c.instance_id, c.user_email)):
+        by_instance[conn.instance_id].append(
+            connection_record(conn, creds.get(conn.id, {}), health.get(conn.id))
         )
     out = {
-        (org, provider): ObservedInstance(
-            id=iid,
-            organization=org,
-            provider=provider,
-            status=status,
-            managed_by=managed_by,
-            connections=tuple(by_instance.get(iid, ())),
-            resources=tuple(resources.get(iid, ())),
+        (row.organization, row.provider): instance_record(
+            row, by_instance.get(row.id, ()), resources.get(row.id, ())
         )
-        for iid, org, provider, status, managed_by in instances
+        for row in instances
     }
     return Observed(
         instances=out,
@@ -125,11 +107,6 @@ def observe_in(s: Session, organizations: Collection[str] | None = None) -> Obse
         serial=meta.serial if meta else 0,
         exists=True,
     )
-
-
-def _json_object(text: str | None) -> dict[str, object]:
-    """A stored JSON object; most connections store an empty one."""
-    return {} if not text or text == "{}" else json.loads(text)
 
 
 def _last_health(s: Session, conn_ids: list[int] | None) -> dict[int, ObservedHealth]:
