@@ -8,7 +8,6 @@ field. The reason of a change explains it; apply decides on ``action`` and ``cha
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from reconciler.core.catalog import Catalog
 from reconciler.core.changes import (
@@ -20,12 +19,12 @@ from reconciler.core.changes import (
     Kind,
     Note,
     Plan,
-    ResourceSpec,
     Unmanaged,
     resource_address,
 )
 from reconciler.core.desired import Desired, DesiredConnection, DesiredOrganization
 from reconciler.core.errors import Diagnostics
+from reconciler.core.plan_resources import plan_resources, resource_change, resource_spec
 from reconciler.core.state import Observed, ObservedConnection, ObservedInstance
 
 # (organization, provider, user, field) -> {key_id: fingerprint} of the value the manifest names
@@ -238,7 +237,7 @@ def _plan_connection(
             {Attr.INSTANCE, Attr.CONNECTION},
             sorted(conn.credentials),
         )
-        return [change, *_plan_resources(conn, inst, force_create=True)]
+        return [change, *plan_resources(conn, inst, force_create=True)]
     if existing is None:
         if not conn.adopt:
             diags.add(
@@ -263,7 +262,7 @@ def _plan_connection(
             {Attr.MANAGED_BY},
             sorted(conn.credentials),
         )
-        return [change, *_plan_resources(conn, inst, force_create=False)]
+        return [change, *plan_resources(conn, inst, force_create=False)]
 
     changed: set[Attr] = set()
     reasons: list[str] = []
@@ -311,119 +310,8 @@ def _plan_connection(
                 creds,
             )
         )
-    out.extend(_plan_resources(conn, inst, force_create=False))
+    out.extend(plan_resources(conn, inst, force_create=False))
     return out
-
-
-def _resource_change(
-    conn_address: str,
-    organization: str,
-    provider: str,
-    action: Action,
-    reason: str,
-    code: str,
-    before: ResourceSpec | None,
-    after: ResourceSpec | None,
-    changed: frozenset[Attr] = frozenset({Attr.SPEC}),
-) -> Change:
-    side = after if after is not None else before
-    assert side is not None
-    return Change(
-        resource_address(conn_address, side.kind, side.identity),
-        action,
-        Kind.RESOURCE,
-        organization,
-        provider,
-        reason,
-        code,
-        before,
-        after,
-        changed,
-    )
-
-
-def _plan_resources(
-    conn: DesiredConnection, inst: ObservedInstance | None, *, force_create: bool
-) -> list[Change]:
-    have = (
-        {}
-        if (inst is None or force_create)
-        else {(r.kind, r.identity): r for r in inst.resources if r.managed_by == "manifest"}
-    )
-    want = {(r.kind, r.identity): r for r in conn.resources}
-    out: list[Change] = []
-    org, provider = conn.organization, conn.provider
-    for key in sorted(set(want) | set(have)):
-        kind, ident = key
-        w, h = want.get(key), have.get(key)
-        after = _resource(kind, ident, w.spec, w.is_default) if w is not None else None
-        before = _resource(kind, ident, h.spec, h.is_default) if h is not None else None
-        if after is not None and before is None:
-            out.append(
-                _resource_change(
-                    conn.address,
-                    org,
-                    provider,
-                    Action.CREATE,
-                    "not in the database",
-                    "new",
-                    None,
-                    after,
-                )
-            )
-        elif after is None and before is not None:
-            out.append(
-                _resource_change(
-                    conn.address,
-                    org,
-                    provider,
-                    Action.DELETE,
-                    "no longer in the manifest",
-                    "removed",
-                    before,
-                    None,
-                )
-            )
-        elif w is not None and h is not None:
-            changed: list[Attr] = []
-            if _bare(w.spec) != _bare(h.spec):
-                changed.append(Attr.SPEC)
-            if w.is_default != h.is_default:
-                changed.append(Attr.DEFAULT)
-            if changed:
-                reason = (
-                    f"becomes the default {kind}"
-                    if w.is_default and Attr.DEFAULT in changed
-                    else f"is no longer the default {kind}"
-                    if changed == [Attr.DEFAULT]
-                    else "fields changed"
-                )
-                out.append(
-                    _resource_change(
-                        conn.address,
-                        org,
-                        provider,
-                        Action.UPDATE,
-                        reason,
-                        "default_changed" if changed == [Attr.DEFAULT] else "spec_changed",
-                        before,
-                        after,
-                        frozenset(changed),
-                    )
-                )
-    return out
-
-
-def _bare(spec: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in spec.items() if k != "default"}
-
-
-def _resource(kind: str, identity: str, spec: Mapping[str, Any], is_default: bool) -> ResourceSpec:
-    """A resource as it is stored: its fields, and ``default`` where the kind has one."""
-    stored = (
-        {**_bare(spec), "default": is_default} if "default" in spec or is_default else _bare(spec)
-    )
-    return ResourceSpec(kind, identity, stored, is_default)
 
 
 def _plan_teardown(
@@ -488,14 +376,14 @@ def _plan_teardown(
     for r in inst.resources:
         if r.managed_by == "manifest":
             out.append(
-                _resource_change(
+                resource_change(
                     inst.address,
                     inst.organization,
                     inst.provider,
                     Action.DELETE,
                     "its connection is torn down",
                     "parent_removed",
-                    _resource(r.kind, r.identity, r.spec, r.is_default),
+                    resource_spec(r.kind, r.identity, r.spec, r.is_default),
                     None,
                 )
             )

@@ -1,0 +1,127 @@
+"""Planning a connection's resources (sender emails, phone numbers, webhooks, the model...).
+
+Set arithmetic on (kind, identity): desired minus stored is create, stored minus desired is
+delete, the intersection is compared field by field and by which item is the default. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from reconciler.core.changes import Action, Attr, Change, Kind, ResourceSpec, resource_address
+from reconciler.core.desired import DesiredConnection
+from reconciler.core.state import ObservedInstance
+
+
+def resource_change(
+    conn_address: str,
+    organization: str,
+    provider: str,
+    action: Action,
+    reason: str,
+    code: str,
+    before: ResourceSpec | None,
+    after: ResourceSpec | None,
+    changed: frozenset[Attr] = frozenset({Attr.SPEC}),
+) -> Change:
+    side = after if after is not None else before
+    assert side is not None
+    return Change(
+        resource_address(conn_address, side.kind, side.identity),
+        action,
+        Kind.RESOURCE,
+        organization,
+        provider,
+        reason,
+        code,
+        before,
+        after,
+        changed,
+    )
+
+
+def plan_resources(
+    conn: DesiredConnection, inst: ObservedInstance | None, *, force_create: bool
+) -> list[Change]:
+    have = (
+        {}
+        if (inst is None or force_create)
+        else {(r.kind, r.identity): r for r in inst.resources if r.managed_by == "manifest"}
+    )
+    want = {(r.kind, r.identity): r for r in conn.resources}
+    out: list[Change] = []
+    org, provider = conn.organization, conn.provider
+    for key in sorted(set(want) | set(have)):
+        kind, ident = key
+        w, h = want.get(key), have.get(key)
+        after = resource_spec(kind, ident, w.spec, w.is_default) if w is not None else None
+        before = resource_spec(kind, ident, h.spec, h.is_default) if h is not None else None
+        if after is not None and before is None:
+            out.append(
+                resource_change(
+                    conn.address,
+                    org,
+                    provider,
+                    Action.CREATE,
+                    "not in the database",
+                    "new",
+                    None,
+                    after,
+                )
+            )
+        elif after is None and before is not None:
+            out.append(
+                resource_change(
+                    conn.address,
+                    org,
+                    provider,
+                    Action.DELETE,
+                    "no longer in the manifest",
+                    "removed",
+                    before,
+                    None,
+                )
+            )
+        elif w is not None and h is not None:
+            changed: list[Attr] = []
+            if _bare(w.spec) != _bare(h.spec):
+                changed.append(Attr.SPEC)
+            if w.is_default != h.is_default:
+                changed.append(Attr.DEFAULT)
+            if changed:
+                reason = (
+                    f"becomes the default {kind}"
+                    if w.is_default and Attr.DEFAULT in changed
+                    else f"is no longer the default {kind}"
+                    if changed == [Attr.DEFAULT]
+                    else "fields changed"
+                )
+                out.append(
+                    resource_change(
+                        conn.address,
+                        org,
+                        provider,
+                        Action.UPDATE,
+                        reason,
+                        "default_changed" if changed == [Attr.DEFAULT] else "spec_changed",
+                        before,
+                        after,
+                        frozenset(changed),
+                    )
+                )
+    return out
+
+
+def _bare(spec: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in spec.items() if k != "default"}
+
+
+def resource_spec(
+    kind: str, identity: str, spec: Mapping[str, Any], is_default: bool
+) -> ResourceSpec:
+    """A resource as it is stored: its fields, and ``default`` where the kind has one."""
+    stored = (
+        {**_bare(spec), "default": is_default} if "default" in spec or is_default else _bare(spec)
+    )
+    return ResourceSpec(kind, identity, stored, is_default)
