@@ -37,13 +37,8 @@ def _since(value: str | None) -> datetime | None:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
-def _aware(ts: datetime) -> datetime:
-    """SQLite hands times back without a zone; the reconciler writes them in UTC."""
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-
-
 def _row(e: AuditEntry) -> dict[str, Any]:
-    created = _aware(e.created_at)
+    created = e.created_at
     return {
         "seq": e.seq,
         "organization": e.organization,
@@ -73,9 +68,7 @@ def list_entries(
             q = q.where(AuditEntry.organization.in_(orgs))
         if actions:
             q = q.where(AuditEntry.action.in_(actions))
-        rows = [
-            _row(e) for e in s.scalars(q) if since_ts is None or _aware(e.created_at) >= since_ts
-        ]
+        rows = [_row(e) for e in s.scalars(q) if since_ts is None or e.created_at >= since_ts]
     if fmt == "json":
         return json.dumps(rows, indent=2, sort_keys=True) + "\n"
     if not rows:

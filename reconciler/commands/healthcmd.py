@@ -50,10 +50,6 @@ class TokenUpdate:
     expires_at: datetime | None = None
 
 
-def _aware(ts: datetime | None) -> datetime | None:
-    return ts if ts is None or ts.tzinfo else ts.replace(tzinfo=UTC)
-
-
 def run_health(
     catalog_dir: str | None,
     environ: Mapping[str, str],
@@ -107,7 +103,7 @@ def run_health(
             }
             base, _ = base_url_for(provider, environ)
             if provider.auth == "oauth2":
-                expiry = {c.field: _aware(c.expires_at) for c in creds[conn.id]}
+                expiry = {c.field: c.expires_at for c in creds[conn.id]}
                 denied = _refresh_if_expired(
                     provider, base, target, values, expiry, ring, policy, tokens, inst.organization
                 )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -31,12 +31,6 @@ class History:
     consecutive_failures: int
     p50_ms: int | None
     p95_ms: int | None
-
-
-def _aware(ts: datetime) -> datetime:
-    """In UTC: SQLite hands back naive datetimes (the tool writes UTC), PostgreSQL hands them
-    back in the session's time zone."""
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def recent_checks(
@@ -73,7 +67,7 @@ def recent_checks(
     for row in s.execute(query):
         out[row.connection_id].append(
             HealthPoint(
-                checked_at=_aware(row.checked_at),
+                checked_at=row.checked_at,
                 response_ms=max(int(row.response_ms or 0), 0),
                 healthy=row.status == "healthy",
                 failure_type=row.failure_type,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -31,10 +31,6 @@ _C = Connection.__table__.c
 _CR = Credential.__table__.c
 _R = Resource.__table__.c
 _H = Health.__table__.c
-
-
-def _aware(ts: datetime) -> datetime:
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def observe(engine: Engine, organizations: Collection[str] | None = None) -> Observed:
@@ -136,7 +132,7 @@ def _last_health(s: Session, conn_ids: list[int] | None) -> dict[int, ObservedHe
             failure_type=failure_type,
             message=message,
             response_ms=response_ms,
-            checked_at=_aware(checked_at),
+            checked_at=checked_at,
             failing_since=failing_since.get(cid),
         )
         for cid, status, failure_type, message, response_ms, checked_at in rows
@@ -159,5 +155,5 @@ def _first_failures_after(
     for cid, hid, ts in s.execute(q):
         if cid is None or cid in out or hid <= last_ok.get(cid, 0):
             continue
-        out[cid] = _aware(ts)
+        out[cid] = ts
     return out

@@ -20,11 +20,32 @@ from sqlalchemy import (
     false,
     text,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def in_utc(ts: datetime) -> datetime:
+    """An aware date-time in UTC; a naive one is taken to be UTC (the tool writes UTC)."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A date-time column that always reads back aware and in UTC: SQLite hands back naive
+    datetimes, PostgreSQL hands them back in the session's time zone."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else in_utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else in_utc(value)
 
 
 class Base(DeclarativeBase):
@@ -46,10 +67,10 @@ class Instance(Base):
     # manifest (ours) | orphaned | anything else, e.g. ui: written by the SaaS, never touched
     managed_by: Mapped[str] = mapped_column(String(32), server_default="ui")
     created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+        UTCDateTime(), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
     )
     updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+        UTCDateTime(), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
     )
 
 
@@ -74,10 +95,10 @@ class Connection(Base):
         Text, default="{}", server_default="{}"
     )
     created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+        UTCDateTime(), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
     )
     updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+        UTCDateTime(), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
     )
 
 
@@ -96,9 +117,9 @@ class Credential(Base):
     key_id: Mapped[str] = mapped_column(String(64))
     fingerprint: Mapped[str] = mapped_column(String(128), server_default="")
     fingerprint_key_id: Mapped[str] = mapped_column(String(64), server_default="")
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+        UTCDateTime(), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
     )
 
 
@@ -120,10 +141,10 @@ class Resource(Base):
     is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     managed_by: Mapped[str] = mapped_column(String(32), server_default="ui")
     created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+        UTCDateTime(), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
     )
     updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+        UTCDateTime(), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
     )
 
 
@@ -146,7 +167,7 @@ class Health(Base):
     provider_code: Mapped[str | None] = mapped_column(String(128), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     checked_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+        UTCDateTime(), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
     )
 
 
@@ -164,7 +185,7 @@ class AuditEntry(Base):
     method: Mapped[str] = mapped_column(String(64))
     details: Mapped[str] = mapped_column(Text, default="{}")  # JSON, never secret values
     git_commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     key_id: Mapped[str] = mapped_column(String(64))
     hmac: Mapped[str] = mapped_column(String(128))
 
@@ -197,4 +218,4 @@ class LockHolder(Base):
     holder: Mapped[str] = mapped_column(String(256))
     host: Mapped[str] = mapped_column(String(256))
     pid: Mapped[int] = mapped_column(Integer)
-    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    since: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -41,10 +41,6 @@ class AuditPage:
     total: int = 0  # entries in the database; more than len(rows) when the page is cut
 
 
-def _aware(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
 def health_history(
     engine: Engine, connection_ids: Collection[int], *, limit: int = HEALTH_POINTS
 ) -> dict[int, list[HealthPoint]]:
@@ -72,7 +68,7 @@ def audit_entries(engine: Engine, *, limit: int = AUDIT_ROWS) -> AuditPage:
             rows=tuple(
                 AuditRow(
                     seq=r.seq,
-                    created_at=_aware(r.created_at),
+                    created_at=r.created_at,
                     organization=r.organization,
                     actor=r.actor,
                     action=r.action,
