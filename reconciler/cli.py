@@ -1,126 +1,46 @@
-"""The command line: parse, call, render, exit code. The work is in ``reconciler.commands``."""
+"""The command line: declarations and wiring. Parse, call, render, exit code.
+
+Each command returns its exit code (0 success, 1 error, 2 ``plan --detailed-exitcode`` with
+changes, 3 unexpected error); ``main(argv)`` returns it, so tests can call it. The work is in
+``reconciler.commands``; errors become messages in one place (``commands.error_handler``).
+"""
 
 from __future__ import annotations
 
 import gc
 import json
-import logging
 import os
-import sys
-import traceback
 from collections.abc import Callable, Sequence
-from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from reconciler import __version__
-from reconciler.core.errors import InputError, ReconcilerError
+from reconciler.commands.error_handler import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, report_error
+from reconciler.commands.logs import configure_logging, logging_options
 
 F = TypeVar("F", bound=Callable[..., Any])
-log = logging.getLogger("reconciler")
 
 
-_LOGGING: dict[str, Any] = {"verbose": False, "log_file": None}
+class ReconcilerGroup(click.Group):
+    """The top-level group: the one error boundary, and a command's return value as its exit
+    code (click alone would exit 0 whatever a command returns)."""
 
-
-def _logging_option(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
-    """A callback that records one logging option and reconfigures logging, so --verbose and
-    --log-file work after the command name as well as before it."""
-
-    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
-        if value:
-            _LOGGING[name] = value
-            _configure_logging(_LOGGING["verbose"], _LOGGING["log_file"])
-
-    return callback
-
-
-def _configure_logging(verbose: bool, log_file: str | None) -> None:
-    _LOGGING.update(verbose=verbose, log_file=log_file)
-    level = logging.DEBUG if verbose else logging.WARNING
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        if getattr(h, "_reconciler", False):
-            root.removeHandler(h)
-            h.close()
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if log_file:
-        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for h in handlers:
-        h.setFormatter(fmt)
-        h._reconciler = True  # type: ignore[attr-defined]
-        root.addHandler(h)
-    root.setLevel(level)
-    logging.getLogger("reconciler").setLevel(level)
-    # the HTTP stack logs URLs (some carry a key in the query string) and headers: keep it quiet
-    for noisy in ("httpx", "httpcore", "hpack", "sqlalchemy.engine", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def handled(fn: F) -> F:
-    """Turn our errors into a message and exit code 1; anything else into a short notice."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def invoke(self, ctx: click.Context) -> Any:
         try:
-            return fn(*args, **kwargs)
-        except InputError as e:
-            for d in e.diagnostics.items:
-                click.echo(f"{'Error' if d.severity == 'error' else 'Warning'}: {d}", err=True)
-            n = len(e.diagnostics.errors)
-            click.echo(f"{n} problem{'s' if n != 1 else ''} found; nothing was written.", err=True)
-            sys.exit(1)
-        except ReconcilerError as e:
-            click.echo(f"Error: {e}", err=True)
-            sys.exit(1)
-        except click.exceptions.Exit:
-            raise
-        except (click.ClickException, click.Abort):
+            code = super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as e:
-            if type(e).__module__.startswith("sqlalchemy.exc") and hasattr(e, "orig"):
-                # the database is down, refused us, or is not ours: say so plainly (bound
-                # parameters are hidden by the engine; the driver's first line names the cause)
-                first = str(e.orig).strip().splitlines()[0] if str(e.orig).strip() else ""
-                click.echo(
-                    f"Error: the database failed: {type(e.orig).__name__}: {first}. "
-                    "Check RECONCILER_DATABASE_URL and that the server is up.",
-                    err=True,
-                )
-                log.debug("database error\n%s", "".join(traceback.format_exception(e)))
-                sys.exit(1)
-            # The traceback may name values; it goes to a log file only in --verbose, sanitized
-            # by the same rules: our secrets are wrapped and never formatted as plaintext.
-            click.echo(
-                f"An unexpected error has occurred: {type(e).__name__}. "
-                "Run with --verbose for details.",
-                err=True,
-            )
-            log.debug("unexpected error\n%s", "".join(traceback.format_exception(e)))
-            sys.exit(1)
+            code = report_error(e)
         finally:
             from reconciler.db.engine import dispose_all
 
             dispose_all()
-
-    wrapper = click.option(
-        "--log-file",
-        type=click.Path(dir_okay=False),
-        expose_value=False,
-        callback=_logging_option("log_file"),
-        help="Also write the log to this file.",
-    )(wrapper)
-    wrapper = click.option(
-        "--verbose",
-        is_flag=True,
-        expose_value=False,
-        callback=_logging_option("verbose"),
-        help="Debug output (as free of secrets as the rest).",
-    )(wrapper)
-    return wrapper  # type: ignore[return-value]
+        if code:
+            ctx.exit(code)
+        return EXIT_OK
 
 
 catalog_option = click.option(
@@ -131,6 +51,13 @@ catalog_option = click.option(
     help="Catalog folder (default: the shipped catalog).",
 )
 paths_argument = click.argument("paths", nargs=-1, type=click.Path())
+format_option = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+actor_option = click.option(
+    "--actor", default=None, help="Who is acting (default: RECONCILER_ACTOR, the user)."
+)
+parallelism_option = click.option(
+    "--parallelism", type=click.IntRange(1, 1000), default=10, help="Concurrent health checks."
+)
 org_options = [
     click.option("--org", "orgs", multiple=True, help="Only this organization (repeatable)."),
     click.option(
@@ -152,7 +79,7 @@ def with_orgs(fn: F) -> F:
     return fn
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ReconcilerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reconciler")
 @click.option("--verbose", is_flag=True, help="Debug output (as free of secrets as the rest).")
 @click.option(
@@ -164,20 +91,15 @@ def with_orgs(fn: F) -> F:
 )
 def cli(verbose: bool, log_file: str | None) -> None:
     """Manage Otesse integration connections as code: validate, plan, apply."""
-    _configure_logging(verbose, log_file)
+    configure_logging(verbose, log_file)
 
 
 def _selection(
-    orgs: tuple[str, ...],
-    exclude_orgs: tuple[str, ...],
-    shard: str | None,
-    providers: tuple[str, ...] = (),
+    orgs: tuple[str, ...], exclude_orgs: tuple[str, ...], shard: str | None, providers: Any = ()
 ) -> Any:
     from reconciler.commands.inputs import Selection, parse_shard
 
-    return Selection(
-        include=orgs, exclude=exclude_orgs, shard=parse_shard(shard), providers=providers
-    )
+    return Selection(orgs, exclude_orgs, parse_shard(shard), providers)
 
 
 @cli.command()
@@ -188,28 +110,19 @@ def _selection(
     is_flag=True,
     help="Also fail when a variable the manifests name is not set (plan and apply always do).",
 )
-@handled
-def validate(catalog_dir: str | None, paths: tuple[str, ...], require_env: bool) -> None:
+@logging_options
+def validate(catalog_dir: str | None, paths: tuple[str, ...], require_env: bool) -> int:
     """Check the catalog and manifests without touching the database or the network.
 
     Secrets are not needed: a variable the manifests name but the environment lacks is a
     warning here (an error with --require-env, and always for plan and apply)."""
-    from reconciler.commands.inputs import load_inputs, unset_variables
+    from reconciler.commands.validatecmd import validate as run_validation
 
-    inputs = load_inputs(catalog_dir, paths, os.environ, resolve_secrets=require_env)
-    missing = unset_variables(inputs.desired, os.environ)
-    for var, where in missing:
-        click.echo(
-            f"Warning: {where}: environment variable {var} is not set; plan and apply "
-            "will need it.",
-            err=True,
-        )
-    n_orgs = len(inputs.desired.organizations)
-    n_conn = sum(len(o.connections) for o in inputs.desired.organizations.values())
-    click.echo(
-        f"Valid: {len(inputs.files)} manifest file(s), {n_orgs} organization(s), "
-        f"{n_conn} connection(s), {len(inputs.catalog.providers)} provider(s) in the catalog."
-    )
+    result = run_validation(catalog_dir, paths, os.environ, require_env=require_env)
+    for line in result.warnings:
+        click.echo(line, err=True)
+    click.echo(result.summary)
+    return EXIT_OK
 
 
 @cli.command()
@@ -225,83 +138,34 @@ def validate(catalog_dir: str | None, paths: tuple[str, ...], require_env: bool)
     help="Save the plan to FILE for `apply --plan FILE`.",
 )
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
-@handled
+@logging_options
 def plan(
     catalog_dir: str | None,
     paths: tuple[str, ...],
-    orgs: tuple[str, ...],
-    exclude_orgs: tuple[str, ...],
-    shard: str | None,
-    providers: tuple[str, ...],
     fmt: str,
     out: str | None,
     detailed_exitcode: bool,
-) -> None:
+    **where: Any,
+) -> int:
     """Show what apply would do; change nothing."""
     from reconciler.commands.run import make_plan
     from reconciler.commands.saved import save_plan
     from reconciler.core.render import render_json, render_markdown, render_text
 
-    planned = make_plan(
-        catalog_dir, paths, os.environ, _selection(orgs, exclude_orgs, shard, providers)
-    )
-    if fmt == "json":
-        click.echo(render_json(planned.plan, overrides=planned.overrides), nl=False)
-    elif fmt == "markdown":
-        click.echo(render_markdown(planned.plan, overrides=planned.overrides), nl=False)
-    else:
-        click.echo(render_text(planned.plan, overrides=planned.overrides), nl=False)
+    planned = make_plan(catalog_dir, paths, os.environ, _selection(**where))
+    renderers: dict[str, Callable[..., str]] = {
+        "json": render_json,
+        "markdown": render_markdown,
+        "text": render_text,
+    }
+    click.echo(renderers[fmt](planned.plan, overrides=planned.overrides), nl=False)
     if out:
         save_plan(planned, Path(out))
         if fmt == "text":
             click.echo(
                 f"Saved the plan to {out}. Apply exactly it with: reconciler apply --plan {out}"
             )
-    if detailed_exitcode and planned.plan.has_changes:
-        sys.exit(2)
-
-
-class CheckProgress:
-    """Finished health checks: a progress bar on a terminal, one line per check in a pipeline."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stdout.isatty()
-        self.total: int | None = None
-        self._progress: Any = None
-        self._task: Any = None
-
-    def start(self, total: int) -> None:
-        self.total = total
-        if self.tty and total:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-            self._progress = Progress(
-                TextColumn("Verifying connections"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                transient=True,
-            )
-            self._progress.start()
-            self._task = self._progress.add_task("checks", total=total)
-
-    def __call__(self, r: Any) -> None:
-        key = getattr(r.key, "address", r.key)
-        line = (
-            f"  check {key}: {r.message} ({r.response_ms} ms)"
-            if r.status == "healthy"
-            else f"  check {key}: {r.failure_type}: {r.message}"
-        )
-        if self._progress is not None:
-            self._progress.advance(self._task)
-            if r.status != "healthy":
-                self._progress.console.print(line, markup=False, highlight=False)
-        else:
-            click.echo(line)
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+    return EXIT_CHANGES if detailed_exitcode and planned.plan.has_changes else EXIT_OK
 
 
 @cli.command()
@@ -315,12 +179,8 @@ class CheckProgress:
     default=None,
     help="Apply exactly this saved plan (refused if stale).",
 )
-@click.option(
-    "--actor", default=None, help="Who is applying (default: RECONCILER_ACTOR, the user)."
-)
-@click.option(
-    "--parallelism", type=click.IntRange(1, 1000), default=10, help="Concurrent health checks."
-)
+@actor_option
+@parallelism_option
 @click.option(
     "--max-deletions",
     type=click.IntRange(0),
@@ -333,141 +193,101 @@ class CheckProgress:
     default=30.0,
     help="Seconds to wait for an organization's lock.",
 )
-@handled
+@logging_options
 def apply(
     catalog_dir: str | None,
     paths: tuple[str, ...],
-    orgs: tuple[str, ...],
-    exclude_orgs: tuple[str, ...],
-    shard: str | None,
-    providers: tuple[str, ...],
     plan_file: str | None,
     actor: str | None,
     parallelism: int,
     max_deletions: int | None,
     lock_timeout: float,
-) -> None:
+    **where: Any,
+) -> int:
     """Make it so: create, update and tear down connections; check every new credential."""
-    from reconciler.commands.inputs import actor_name
-    from reconciler.commands.run import make_plan, replan_after_schema, run_apply
-    from reconciler.commands.saved import load_saved_plan
+    from reconciler.commands import applycmd
+    from reconciler.commands.progress import CheckProgress
     from reconciler.core.render import render_text, summary_line
 
-    selection = _selection(orgs, exclude_orgs, shard, providers)
-    if plan_file:
-        planned = load_saved_plan(Path(plan_file), catalog_dir, os.environ)
-    else:
-        planned = make_plan(catalog_dir, paths, os.environ, selection)
-        if not planned.observed.exists:
-            from reconciler.db.engine import database_url, ensure_schema, make_engine
-
-            ensure_schema(make_engine(database_url(os.environ)))
-            planned = replan_after_schema(planned, os.environ)
+    selection = _selection(**where)
+    planned = applycmd.plan_to_apply(catalog_dir, paths, selection, plan_file, os.environ)
     if not planned.plan.has_changes:
         click.echo(summary_line(planned.plan))
-        return
-    deletions = len(planned.plan.deletions())
-    if max_deletions is not None and deletions > max_deletions:
-        raise ReconcilerError(
-            f"the plan deletes {deletions} connection(s), more than --max-deletions "
-            f"{max_deletions}; nothing was written. Review the plan, then raise the limit."
-        )
+        return EXIT_OK
+    applycmd.refuse_too_many_deletions(planned.plan, max_deletions)
     click.echo(render_text(planned.plan, overrides=planned.overrides), nl=False)
     click.echo("")
-    progress = CheckProgress()
-    try:
-        report = run_apply(
-            planned,
-            os.environ,
-            actor=actor_name(actor, os.environ),
-            parallelism=parallelism,
-            on_check=progress,
-            on_start=progress.start,
-            method="apply --plan" if plan_file else "apply",
-            lock_timeout=lock_timeout,
+    run = applycmd.ApplyRun(actor, parallelism, lock_timeout, from_saved_plan=bool(plan_file))
+    with CheckProgress() as progress:
+        report = applycmd.carry_out(
+            planned, run, on_check=progress.on_check, on_start=progress.on_start
         )
-    finally:
-        progress.close()
-    for o in report.outcomes:
-        mark = "ERROR" if o.failed else o.result
-        click.echo(f"{o.address}: {mark}: {o.message}")
-    counts: dict[str, int] = {}
-    for o in report.outcomes:
-        counts[o.result] = counts.get(o.result, 0) + 1
-    parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-    if report.failed:
-        click.echo(f"Apply finished with errors: {parts}.", err=True)
-        for o in report.failed:
-            click.echo(f"Error: {o.address}: {o.message}", err=True)
-        sys.exit(1)
-    click.echo(f"Apply complete: {parts}.")
+    summary = applycmd.summarize(report)
+    for line in summary.lines:
+        click.echo(line)
+    click.echo(summary.closing, err=bool(summary.errors))
+    for line in summary.errors:
+        click.echo(line, err=True)
+    return summary.exit_code
 
 
 @cli.command()
 @catalog_option
 @with_orgs
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-@click.option("--actor", default=None)
-@click.option("--parallelism", type=click.IntRange(1, 1000), default=10)
-@handled
+@format_option
+@actor_option
+@parallelism_option
+@logging_options
 def health(
     catalog_dir: str | None,
-    orgs: tuple[str, ...],
-    exclude_orgs: tuple[str, ...],
-    shard: str | None,
-    providers: tuple[str, ...],
     fmt: str,
     actor: str | None,
     parallelism: int,
-) -> None:
+    **where: Any,
+) -> int:
     """Re-check existing connections and record the results."""
     from reconciler.commands.healthcmd import run_health
     from reconciler.commands.inputs import actor_name
+    from reconciler.commands.progress import CheckProgress
 
-    progress = CheckProgress()
-    try:
+    with CheckProgress(enabled=fmt != "json") as progress:
         results = run_health(
             catalog_dir,
             os.environ,
-            _selection(orgs, exclude_orgs, shard),
-            providers=providers,
+            _selection(**{**where, "providers": ()}),
+            providers=where["providers"],
             actor=actor_name(actor, os.environ),
             parallelism=parallelism,
-            on_check=None if fmt == "json" else progress,
-            on_start=None if fmt == "json" else progress.start,
+            on_check=progress.on_check,
+            on_start=progress.on_start,
         )
-    finally:
-        progress.close()
     if fmt == "json":
-        click.echo(json.dumps([r for r in results], indent=2, sort_keys=True, default=str))
+        click.echo(json.dumps(results, indent=2, sort_keys=True, default=str))
     bad = [r for r in results if r["status"] != "healthy"]
     if fmt == "text":
         click.echo(f"{len(results) - len(bad)} healthy, {len(bad)} unhealthy.")
-    if bad:
-        sys.exit(1)
+    return EXIT_ERROR if bad else EXIT_OK
 
 
 @cli.command()
 @catalog_option
 @with_orgs
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-@handled
+@format_option
+@logging_options
 def status(
     catalog_dir: str | None,
-    orgs: tuple[str, ...],
-    exclude_orgs: tuple[str, ...],
-    shard: str | None,
-    providers: tuple[str, ...],
     fmt: str,
-) -> None:
+    **where: Any,
+) -> int:
     """The "Connected Apps" view: instances, connections, resources and health."""
     from reconciler.commands.views import status_json, status_text
 
-    sel = _selection(orgs, exclude_orgs, shard, providers)
+    sel = _selection(**where)
     if fmt == "json":
         click.echo(json.dumps(status_json(catalog_dir, os.environ, sel), indent=2, sort_keys=True))
     else:
         click.echo(status_text(catalog_dir, os.environ, sel), nl=False)
+    return EXIT_OK
 
 
 @cli.command(name="catalog")
@@ -475,15 +295,15 @@ def status(
 @click.option("--category", default=None, help="Only providers of this category.")
 @click.option("--search", "query", default=None, help="Match name, display name or description.")
 @click.argument("query_arg", required=False)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-@handled
+@format_option
+@logging_options
 def catalog_cmd(
     catalog_dir: str | None,
     category: str | None,
     query: str | None,
     query_arg: str | None,
     fmt: str,
-) -> None:
+) -> int:
     """Browse providers: search, filter by category."""
     from reconciler.commands.views import catalog_json, catalog_text
 
@@ -492,46 +312,48 @@ def catalog_cmd(
         click.echo(json.dumps(catalog_json(catalog_dir, category, q), indent=2, sort_keys=True))
     else:
         click.echo(catalog_text(catalog_dir, category, q), nl=False)
+    return EXIT_OK
 
 
 @cli.group(invoke_without_command=True)
 @click.option("--org", "orgs", multiple=True)
 @click.option("--action", "actions", multiple=True)
 @click.option("--since", default=None, help="ISO date or time, e.g. 2026-11-01.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@format_option
 @click.pass_context
-@handled
+@logging_options
 def audit(
     ctx: click.Context, orgs: tuple[str, ...], actions: tuple[str, ...], since: str | None, fmt: str
-) -> None:
+) -> int:
     """List audit entries (see also: audit verify, audit head)."""
     if ctx.invoked_subcommand is not None:
-        return
+        return EXIT_OK
     from reconciler.commands.auditcmd import list_entries
 
     click.echo(list_entries(os.environ, orgs=orgs, actions=actions, since=since, fmt=fmt), nl=False)
+    return EXIT_OK
 
 
 @audit.command(name="verify")
 @click.option("--expect-head", default=None, help="A head printed earlier by `audit head`.")
-@handled
-def audit_verify(expect_head: str | None) -> None:
+@logging_options
+def audit_verify(expect_head: str | None) -> int:
     """Detect tampering: modified, deleted, reordered or inserted entries."""
     from reconciler.commands.auditcmd import verify_chain
 
     ok, message = verify_chain(os.environ, expect_head)
     click.echo(message, err=not ok)
-    if not ok:
-        sys.exit(1)
+    return EXIT_OK if ok else EXIT_ERROR
 
 
 @audit.command(name="head")
-@handled
-def audit_head() -> None:
+@logging_options
+def audit_head() -> int:
     """Print the current head of the audit chain, to keep outside the database."""
     from reconciler.commands.auditcmd import head
 
     click.echo(head(os.environ))
+    return EXIT_OK
 
 
 @cli.group()
@@ -541,32 +363,35 @@ def keys() -> None:
 
 @keys.command(name="generate")
 @click.option("--key-id", default=None)
-@handled
-def keys_generate(key_id: str | None) -> None:
+@logging_options
+def keys_generate(key_id: str | None) -> int:
     """Print a new KEY_ID:BASE64 entry for RECONCILER_ENCRYPTION_KEYS."""
     from reconciler.crypto import generate_entry
 
     click.echo(generate_entry(key_id))
+    return EXIT_OK
 
 
 @keys.command(name="status")
-@handled
-def keys_status() -> None:
+@logging_options
+def keys_status() -> int:
     """How many credentials each key id protects."""
     from reconciler.commands.keyscmd import key_status
 
     click.echo(key_status(os.environ), nl=False)
+    return EXIT_OK
 
 
 @keys.command(name="rotate")
 @click.option("--actor", default=None)
-@handled
-def keys_rotate(actor: str | None) -> None:
+@logging_options
+def keys_rotate(actor: str | None) -> int:
     """Re-encrypt every credential under the first key, in one transaction."""
     from reconciler.commands.inputs import actor_name
     from reconciler.commands.keyscmd import rotate
 
     click.echo(rotate(os.environ, actor_name(actor, os.environ)))
+    return EXIT_OK
 
 
 @cli.group()
@@ -575,13 +400,14 @@ def db() -> None:
 
 
 @db.command(name="upgrade")
-@handled
-def db_upgrade() -> None:
+@logging_options
+def db_upgrade() -> int:
     """Create or migrate the schema."""
     from reconciler.db.engine import database_url, ensure_schema, make_engine
 
     ensure_schema(make_engine(database_url(os.environ)))
     click.echo("The database schema is up to date.")
+    return EXIT_OK
 
 
 @cli.command()
@@ -589,34 +415,46 @@ def db_upgrade() -> None:
 @click.option("--port", type=int, default=8765)
 @click.option("--latency-ms", type=float, default=0.0)
 @click.option("--failure-rate", type=click.FloatRange(0, 1), default=0.0)
-@handled
-def simulate(host: str, port: int, latency_ms: float, failure_rate: float) -> None:
+@logging_options
+def simulate(host: str, port: int, latency_ms: float, failure_rate: float) -> int:
     """Run the local provider simulator (demo, tests, staging)."""
     from reconciler.simulator import run
 
     run(host, port, latency_ms=latency_ms, failure_rate=failure_rate)
+    return EXIT_OK
 
 
 @cli.command()
 @catalog_option
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True)
 @click.option("--plan", "plan_file", type=click.Path(dir_okay=False, exists=True), default=None)
-@handled
-def report(catalog_dir: str | None, out: str, plan_file: str | None) -> None:
+@logging_options
+def report(catalog_dir: str | None, out: str, plan_file: str | None) -> int:
     """Write the static HTML report."""
     from reconciler.report import write_report
 
     written = write_report(Path(out), catalog_dir, os.environ, plan_file=plan_file)
     folder = Path(out)
     click.echo(f"Wrote {len(written)} page(s) to {folder} (open {folder / 'index.html'}).")
+    return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit code (``reconciler`` exits with it)."""
     # the objects made while importing live as long as the process: keeping the collector
     # from scanning them again and again saves ~10% of a big plan
     gc.freeze()
-    cli.main(args=list(argv) if argv is not None else None, prog_name="reconciler")
+    args = list(argv) if argv is not None else None
+    try:
+        code = cli.main(args=args, prog_name="reconciler", standalone_mode=False)
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        return EXIT_ERROR
+    return code if isinstance(code, int) else EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    raise SystemExit(main())

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from reconciler.core.errors import ConfigError
+from reconciler.db.errors import translate
 from reconciler.db.schema_version import check_schema, upgrade_schema
 
 DEFAULT_URL = "sqlite:///reconciler.db"
@@ -90,8 +91,10 @@ def _new_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
-        return engine
-    return create_engine(norm, hide_parameters=True, pool_pre_ping=True, future=True)
+    else:
+        engine = create_engine(norm, hide_parameters=True, pool_pre_ping=True, future=True)
+    event.listen(engine, "handle_error", translate)
+    return engine
 
 
 def has_schema(engine: Engine) -> bool:

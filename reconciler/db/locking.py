@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from reconciler.core.errors import LockError
 from reconciler.db.engine import on_dispose
+from reconciler.db.errors import untranslated
 from reconciler.db.schema import LockHolder
 
 NAMESPACE = 0x5EC0  # the first key of our advisory locks: "reconciler"
@@ -80,7 +81,7 @@ def lock_all_organizations(session: Session, *, timeout: float, holder: str) -> 
         return
     _set_lock_timeout(session, timeout, holder)
     try:
-        with session.begin_nested():
+        with untranslated(), session.begin_nested():
             session.execute(
                 text("SELECT pg_advisory_xact_lock(:ns, :key)"),
                 {"ns": STATE_LOCK[0], "key": STATE_LOCK[1]},
@@ -115,7 +116,7 @@ def _lock_postgresql(session: Session, organization: str, timeout: float, holder
     _set_lock_timeout(session, timeout, holder)
     key = organization_key(organization)
     try:
-        with session.begin_nested():
+        with untranslated(), session.begin_nested():
             session.execute(
                 text("SELECT pg_advisory_xact_lock_shared(:ns, :key)"),
                 {"ns": STATE_LOCK[0], "key": STATE_LOCK[1]},
@@ -185,7 +186,8 @@ def _lock_sqlite(session: Session, organization: str, timeout: float, holder: st
     remaining_ms = max(int((deadline - time.monotonic()) * 1000), 1)
     conn.exec_driver_sql(f"PRAGMA busy_timeout = {remaining_ms}")
     try:
-        _take_write_lock(conn)
+        with untranslated():
+            _take_write_lock(conn)
     except OperationalError:
         _ANNOUNCED.pop(id(engine), None)
         raise _sqlite_lock_error(engine, organization, timeout, token) from None
@@ -230,7 +232,7 @@ def _announce(engine: Engine, token: str, organization: str, holder: str, timeou
     write-locked for the whole timeout."""
     host, pid = socket.gethostname(), os.getpid()
     try:
-        with _short_transaction(engine, int(timeout * 1000)) as conn:
+        with untranslated(), _short_transaction(engine, int(timeout * 1000)) as conn:
             rows = conn.execute(
                 select(LockHolder.token, LockHolder.host, LockHolder.pid, LockHolder.since)
             ).all()
@@ -259,7 +261,7 @@ def _forget(engine: Engine, token: str) -> None:
     """Remove our holder row after a rollback. Best effort and brief (never wait for another
     apply's lock): a row left behind is harmless, and our next announcement removes it."""
     try:
-        with _short_transaction(engine, 200) as conn:
+        with untranslated(), _short_transaction(engine, 200) as conn:
             conn.execute(delete(LockHolder).where(LockHolder.token == token))
     except OperationalError:
         pass
@@ -293,7 +295,7 @@ def _sqlite_holder(engine: Engine, own_token: str) -> str:
     """The longest-waiting live announcer is the holder (others announce only while the
     database is not write-locked, so at most a moment's worth of waiters stand beside it)."""
     try:
-        with engine.connect() as conn:
+        with untranslated(), engine.connect() as conn:
             rows = conn.execute(
                 select(
                     LockHolder.token,

@@ -173,7 +173,7 @@ def test_unexpected_error_while_holding_a_plaintext(
     monkeypatch.setattr(KeyRing, "encrypt", exploding)
     log = tmp_path / "crash.log"
     r = env.run("--verbose", "--log-file", str(log), "apply")
-    assert r.exit_code == 1
+    assert r.exit_code == 3  # unexpected: its own exit code
     assert "An unexpected error has occurred: RuntimeError" in r.stderr
     assert "Run with --verbose for details." in r.stderr
     assert "Traceback" in log.read_text()
@@ -181,7 +181,7 @@ def test_unexpected_error_while_holding_a_plaintext(
     assert_clean(r.output, "output of a crashed apply")
     assert_clean(log.read_bytes(), "log of a crashed apply")
     r = env.run("apply")  # without --verbose: no traceback at all
-    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert r.exit_code == 3 and "Traceback" not in r.output
 
 
 def test_unexpected_error_that_formats_the_credentials(
@@ -197,7 +197,7 @@ def test_unexpected_error_that_formats_the_credentials(
     monkeypatch.setattr(runner, "prepare_request", careless)
     log = tmp_path / "crash.log"
     r = env.run("--verbose", "--log-file", str(log), "apply")
-    assert r.exit_code == 1
+    assert r.exit_code == 3
     assert "unexpected error" in r.output
     logged = log.read_text()
     assert "ValueError: cannot build the request" in logged

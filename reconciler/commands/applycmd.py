@@ -1,0 +1,106 @@
+"""``reconciler apply``: which plan, whether it may run, carrying it out, and the summary.
+
+The CLI prints; these functions decide and return what to print."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reconciler.commands.inputs import Selection, actor_name
+from reconciler.commands.run import Planned, make_plan, replan_after_schema, run_apply
+from reconciler.core.errors import ReconcilerError
+from reconciler.core.plan import Plan
+
+if TYPE_CHECKING:  # apply pulls in the HTTP stack
+    from reconciler.apply import ApplyReport
+
+
+def plan_to_apply(
+    catalog_dir: str | None,
+    paths: Sequence[str],
+    selection: Selection,
+    plan_file: str | None,
+    environ: Mapping[str, str],
+) -> Planned:
+    """The saved plan, refused if stale; or a new plan, with the schema created first on a
+    new database (so the plan is made against the real, empty state)."""
+    if plan_file:
+        from reconciler.commands.saved import load_saved_plan
+
+        return load_saved_plan(Path(plan_file), catalog_dir, environ)
+    planned = make_plan(catalog_dir, paths, environ, selection)
+    if not planned.observed.exists:
+        from reconciler.db.engine import database_url, ensure_schema, make_engine
+
+        ensure_schema(make_engine(database_url(environ)))
+        planned = replan_after_schema(planned, environ)
+    return planned
+
+
+def refuse_too_many_deletions(plan: Plan, max_deletions: int | None) -> None:
+    """``--max-deletions N``: a plan deleting more than N connections is refused before
+    anything is written (N = 0 refuses any deletion; exactly N is allowed)."""
+    deletions = len(plan.deletions())
+    if max_deletions is not None and deletions > max_deletions:
+        raise ReconcilerError(
+            f"the plan deletes {deletions} connection(s), more than --max-deletions "
+            f"{max_deletions}; nothing was written. Review the plan, then raise the limit."
+        )
+
+
+@dataclass(frozen=True)
+class ApplyRun:
+    """How to carry out a plan: who, how many checks at once, how long to wait for a lock."""
+
+    actor: str | None
+    parallelism: int
+    lock_timeout: float
+    from_saved_plan: bool
+
+
+def carry_out(
+    planned: Planned,
+    run: ApplyRun,
+    *,
+    on_check: Callable[[Any], None] | None,
+    on_start: Callable[[int], None] | None,
+    environ: Mapping[str, str] = os.environ,
+) -> ApplyReport:
+    return run_apply(
+        planned,
+        environ,
+        actor=actor_name(run.actor, environ),
+        parallelism=run.parallelism,
+        on_check=on_check,
+        on_start=on_start,
+        method="apply --plan" if run.from_saved_plan else "apply",
+        lock_timeout=run.lock_timeout,
+    )
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the CLI prints after an apply: one line per change, a closing line, the errors."""
+
+    lines: tuple[str, ...]
+    closing: str
+    errors: tuple[str, ...]
+    exit_code: int
+
+
+def summarize(report: ApplyReport) -> Summary:
+    lines = tuple(
+        f"{o.address}: {'ERROR' if o.failed else o.result}: {o.message}" for o in report.outcomes
+    )
+    counts: dict[str, int] = {}
+    for o in report.outcomes:
+        counts[o.result] = counts.get(o.result, 0) + 1
+    parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    if report.failed:
+        errors = tuple(f"Error: {o.address}: {o.message}" for o in report.failed)
+        return Summary(lines, f"Apply finished with errors: {parts}.", errors, 1)
+    return Summary(lines, f"Apply complete: {parts}.", (), 0)
