@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from reconciler.apply.results import ApplyOptions
@@ -25,7 +25,7 @@ from reconciler.core.changes import Action, Attr, Change, ConnectionSpec, Kind, 
 from reconciler.core.endpoints import base_url_for
 from reconciler.core.secret import Secret
 from reconciler.crypto import CredentialAddress, KeyRing
-from reconciler.db.schema import Connection, Credential, Instance
+from reconciler.db.credentials import decrypt, managed_credentials
 from reconciler.health import CheckRequest, CheckResult, exchange_refresh_token, run_checks
 
 VERIFY = "verify:"  # prefix of the keys of value probes, beside connection addresses
@@ -218,26 +218,8 @@ class Checker:
     def stored_credentials(self, change: Change) -> dict[str, Secret]:
         """Decrypt a connection's stored credentials (reactivation, value probes)."""
         with Session(self.engine) as s:
-            rows = s.execute(
-                select(Credential, Connection.user_email)
-                .join(Connection, Credential.connection_id == Connection.id)
-                .join(Instance, Connection.instance_id == Instance.id)
-                .where(
-                    Instance.organization == change.organization,
-                    Instance.provider == change.provider,
-                    Connection.managed_by == "manifest",
-                )
-            ).all()
-            return {
-                cr.field: Secret(
-                    self.keyring.decrypt(
-                        cr.ciphertext,
-                        CredentialAddress(change.organization, change.provider, user, cr.field),
-                    ),
-                    cr.field,
-                )
-                for cr, user in rows
-            }
+            stored = managed_credentials(s, change.organization, change.provider)
+        return decrypt(self.keyring, stored)
 
     def _exchange_tokens(
         self,

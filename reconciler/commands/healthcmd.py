@@ -21,6 +21,7 @@ from reconciler.commands.inputs import Selection, keyring, policy_from_env
 from reconciler.core.catalog import load_catalog
 from reconciler.core.secret import Secret
 from reconciler.crypto import CredentialAddress, KeyRing
+from reconciler.db.credentials import StoredCredential, decrypt, stored_credentials
 from reconciler.db.locking import lock_organizations
 from reconciler.db.schema import Connection, Credential, Instance
 from reconciler.health import (
@@ -75,8 +76,8 @@ def run_health(
             .where(Instance.status != "inactive")
             .order_by(Instance.organization, Instance.provider, Connection.user_email)
         ).all()
-        creds: dict[int, list[Credential]] = {}
-        for c in s.scalars(select(Credential)):
+        creds: dict[int, list[StoredCredential]] = {}
+        for c in stored_credentials(s):
             creds.setdefault(c.connection_id, []).append(c)
         for inst, conn in rows:
             if not selection.admits(inst.organization):
@@ -89,18 +90,7 @@ def run_health(
             target = Target(
                 inst.id, conn.id, f"{inst.organization}/{inst.provider}", conn.user_email
             )
-            values = {
-                c.field: Secret(
-                    ring.decrypt(
-                        c.ciphertext,
-                        CredentialAddress(
-                            inst.organization, inst.provider, conn.user_email, c.field
-                        ),
-                    ),
-                    c.field,
-                )
-                for c in creds[conn.id]
-            }
+            values = decrypt(ring, creds[conn.id])
             base, _ = base_url_for(provider, environ)
             if provider.auth == "oauth2":
                 expiry = {c.field: c.expires_at for c in creds[conn.id]}

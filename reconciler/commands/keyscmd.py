@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import func, select
-
 from reconciler.audit import AuditWriter
 from reconciler.commands.auditcmd import _session
 from reconciler.commands.inputs import keyring
 from reconciler.core.errors import CryptoError
-from reconciler.crypto import CredentialAddress
+from reconciler.db.credentials import count_by_key, credential_rows
 from reconciler.db.locking import lock_all_organizations
-from reconciler.db.schema import Connection, Credential, Instance
 
 ROTATE_LOCK_TIMEOUT = 60.0  # seconds to wait for applies in progress to finish
 
@@ -21,9 +18,7 @@ def key_status(environ: Mapping[str, str]) -> str:
     """A table of key ids (the ring's and the database's) with the credentials each protects."""
     ring = keyring(environ)
     with _session(environ) as s:
-        counts = dict(
-            s.execute(select(Credential.key_id, func.count()).group_by(Credential.key_id)).all()
-        )
+        counts = count_by_key(s)
     lines = [f"{'key id':<32} {'credentials':>11}  in ring"]
     for kid in sorted(set(counts) | set(ring.key_ids)):
         where = (
@@ -56,15 +51,9 @@ def rotate(environ: Mapping[str, str], actor: str) -> str:
         w = AuditWriter(s, ring, actor, "keys rotate")
         w.lock()
         s.flush()
-        rows = s.execute(
-            select(Credential, Connection.user_email, Instance.organization, Instance.provider)
-            .join(Connection, Credential.connection_id == Connection.id)
-            .join(Instance, Connection.instance_id == Instance.id)
-            .order_by(Credential.id)
-        ).all()
+        rows = credential_rows(s)
         before: dict[str, int] = {}
-        for cred, user, org, provider in rows:
-            addr = CredentialAddress(org, provider, user, cred.field)
+        for cred, addr in rows:
             before[cred.key_id] = before.get(cred.key_id, 0) + 1
             if cred.key_id not in ring.key_ids:
                 raise CryptoError(
