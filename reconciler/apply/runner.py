@@ -168,10 +168,7 @@ class Applier:
             if writer is None:
                 return
             for ch in teardown:
-                if ch.kind is Kind.CONNECTION:
-                    writer.teardown(ch)
-                else:
-                    writer.resource(ch)
+                writer.teardown(ch)
             writer.finish()
 
     def _open(

@@ -85,8 +85,8 @@ class OrgWriter:
                 failed.add(d.change.address)
                 ok = False
         for ch in changes:
-            if ch.kind is not Kind.RESOURCE:
-                continue
+            if ch.kind is Kind.CONNECTION:
+                continue  # written above
             if ch.address in self.phase.rejected:
                 ok = False
                 self.report.append(
@@ -322,6 +322,14 @@ class OrgWriter:
     # -- teardown --------------------------------------------------------------------------------
 
     def teardown(self, ch: Change) -> None:
+        """A deletion or an orphaning, by kind of change."""
+        match ch.kind:
+            case Kind.CONNECTION:
+                self._teardown_connection(ch)
+            case Kind.RESOURCE:
+                self.resource(ch)
+
+    def _teardown_connection(self, ch: Change) -> None:
         inst = self.rows.instances.get(ch.provider)
         if inst is None:
             self.report.append(ChangeResult.of(ch, Status.SKIPPED, "already gone"))

@@ -9,7 +9,9 @@ A ``Change`` is an address, an action, a kind and a typed payload for each side:
 delete or an orphan). Apply reads ``action``, ``kind``, ``changed`` and ``after`` (and the rows
 it reads under the lock); ``reason`` explains, it never decides. A new kind of change (a
 provider-side resource with remote effects) is a new ``Kind``, a new payload class, and one
-more branch where apply dispatches on ``kind``.
+more branch where apply dispatches on ``kind`` (``apply/writes.py``: ``OrgWriter.upsert`` for
+creates and updates, ``OrgWriter.teardown`` for deletions; the codec in ``core/planfile.py``
+and the view in ``planfile.view`` for the file and the renderers).
 """
 
 from __future__ import annotations
