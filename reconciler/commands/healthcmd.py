@@ -23,6 +23,7 @@ from reconciler.core.secret import Secret
 from reconciler.crypto import CredentialAddress, KeyRing
 from reconciler.db.credentials import StoredCredential, decrypt, stored_credentials
 from reconciler.db.locking import lock_organizations
+from reconciler.db.observe import observe_in
 from reconciler.db.schema import Connection, Credential, Instance
 from reconciler.health import (
     CheckRequest,
@@ -70,12 +71,13 @@ def run_health(
     early: list[CheckResult] = []
     tokens: dict[int, TokenUpdate] = {}
     with _session(environ) as s:
-        rows = s.execute(
-            select(Instance, Connection)
-            .join(Connection, Connection.instance_id == Instance.id)
-            .where(Instance.status != "inactive")
-            .order_by(Instance.organization, Instance.provider, Connection.user_email)
-        ).all()
+        state = observe_in(s)
+        rows = [
+            (inst, conn)
+            for _, inst in sorted(state.instances.items())
+            if inst.status != "inactive"
+            for conn in sorted(inst.connections, key=lambda c: c.user_email)
+        ]
         creds: dict[int, list[StoredCredential]] = {}
         for c in stored_credentials(s):
             creds.setdefault(c.connection_id, []).append(c)
