@@ -31,9 +31,9 @@ from reconciler.core.changes import (
     Unmanaged,
 )
 from reconciler.core.errors import InputError, StalePlanError
+from reconciler.core.secret import SENSITIVE
 
 FORMAT_VERSION = "1.1"
-SENSITIVE = "(sensitive)"
 STALE = "Saved plan is stale"
 _AGAIN = "run `reconciler plan --out` again"
 

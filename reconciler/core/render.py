@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.core.changes import Action, Change, Plan
-from reconciler.core.planfile import SENSITIVE, dumps, plan_to_json, view
+from reconciler.core.planfile import dumps, plan_to_json, view
+from reconciler.core.secret import SENSITIVE
 
 MARKDOWN_LIMIT = 65_000
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+SENSITIVE = "(sensitive)"  # what every output shows in place of a secret value
+
 
 class Secret:
     """Wraps a plaintext secret. ``str``/``repr``/format are redacted; only ``reveal()`` gives it.
@@ -20,13 +22,13 @@ class Secret:
         return self._value
 
     def __repr__(self) -> str:
-        return f"Secret(source={self.source!r}, value='(sensitive)')"
+        return f"Secret(source={self.source!r}, value='{SENSITIVE}')"
 
     def __str__(self) -> str:
-        return "(sensitive)"
+        return SENSITIVE
 
     def __format__(self, spec: str) -> str:
-        return "(sensitive)"
+        return SENSITIVE
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Secret) and other._value == self._value

@@ -15,10 +15,10 @@ from urllib.parse import urlencode
 from reconciler.core.catalog import HealthRequest, Provider
 from reconciler.core.endpoints import base_url_env_var as base_url_env_var
 from reconciler.core.endpoints import base_url_for as _base_url_for
-from reconciler.core.secret import Secret
+from reconciler.core.secret import SENSITIVE, Secret
 
 USER_AGENT = "reconciler-health/1"
-REDACTED = "(sensitive)"
+REDACTED = SENSITIVE
 _HEADER_VALUE = re.compile(r"[\x20-\x7e]*")  # printable ASCII: what every API's keys use
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
