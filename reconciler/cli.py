@@ -17,30 +17,10 @@ from typing import Any, TypeVar
 import click
 
 from reconciler import __version__
-from reconciler.commands.error_handler import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, report_error
+from reconciler.commands.error_handler import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, ReconcilerGroup
 from reconciler.commands.logs import configure_logging, logging_options
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class ReconcilerGroup(click.Group):
-    """The top-level group: the one error boundary, and a command's return value as its exit
-    code (click alone would exit 0 whatever a command returns)."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            code = super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
-        except Exception as e:
-            code = report_error(e)
-        finally:
-            from reconciler.db.engine import dispose_all
-
-            dispose_all()
-        if code:
-            ctx.exit(code)
-        return EXIT_OK
 
 
 catalog_option = click.option(
@@ -54,6 +34,12 @@ paths_argument = click.argument("paths", nargs=-1, type=click.Path())
 format_option = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 actor_option = click.option(
     "--actor", default=None, help="Who is acting (default: RECONCILER_ACTOR, the user)."
+)
+plan_file_option = click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Apply exactly this saved plan (refused if stale).",
 )
 parallelism_option = click.option(
     "--parallelism", type=click.IntRange(1, 1000), default=10, help="Concurrent health checks."
@@ -131,11 +117,7 @@ def validate(catalog_dir: str | None, paths: tuple[str, ...], require_env: bool)
 @with_orgs
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text")
 @click.option(
-    "--out",
-    "out",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Save the plan to FILE for `apply --plan FILE`.",
+    "--out", type=click.Path(dir_okay=False), help="Save the plan to FILE for `apply --plan FILE`."
 )
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @logging_options
@@ -153,12 +135,8 @@ def plan(
     from reconciler.core.render import render_json, render_markdown, render_text
 
     planned = make_plan(catalog_dir, paths, os.environ, _selection(**where))
-    renderers: dict[str, Callable[..., str]] = {
-        "json": render_json,
-        "markdown": render_markdown,
-        "text": render_text,
-    }
-    click.echo(renderers[fmt](planned.plan, overrides=planned.overrides), nl=False)
+    render = render_json if fmt == "json" else render_markdown if fmt == "markdown" else render_text
+    click.echo(render(planned.plan, overrides=planned.overrides), nl=False)
     if out:
         save_plan(planned, Path(out))
         if fmt == "text":
@@ -172,19 +150,12 @@ def plan(
 @catalog_option
 @paths_argument
 @with_orgs
-@click.option(
-    "--plan",
-    "plan_file",
-    type=click.Path(dir_okay=False, exists=True),
-    default=None,
-    help="Apply exactly this saved plan (refused if stale).",
-)
+@plan_file_option
 @actor_option
 @parallelism_option
 @click.option(
     "--max-deletions",
     type=click.IntRange(0),
-    default=None,
     help="Refuse a plan that deletes more than N connections.",
 )
 @click.option(
@@ -427,7 +398,7 @@ def simulate(host: str, port: int, latency_ms: float, failure_rate: float) -> in
 @cli.command()
 @catalog_option
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True)
-@click.option("--plan", "plan_file", type=click.Path(dir_okay=False, exists=True), default=None)
+@plan_file_option
 @logging_options
 def report(catalog_dir: str | None, out: str, plan_file: str | None) -> int:
     """Write the static HTML report."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from typing import Any
 
 import click
 
@@ -46,3 +47,23 @@ def report_error(error: Exception) -> int:
     )
     log.debug("unexpected error\n%s", "".join(traceback.format_exception(error)))
     return EXIT_UNEXPECTED
+
+
+class ReconcilerGroup(click.Group):
+    """The top-level group: the one error boundary, and a command's return value as its exit
+    code (click alone would exit 0 whatever a command returns)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            code = super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as e:
+            code = report_error(e)
+        finally:
+            from reconciler.db.engine import dispose_all
+
+            dispose_all()
+        if code:
+            ctx.exit(code)
+        return EXIT_OK
