@@ -1,4 +1,5 @@
-"""Applies of different organizations write at the same time on PostgreSQL.
+"""Applies of different organizations write at the same time on PostgreSQL; a key rotation
+waits for the writes in progress.
 
 Two worker processes each apply one organization. A barrier (tests/faults.py) holds each
 inside its write transaction, just before it inserts its first connection, until both have
@@ -9,11 +10,16 @@ assertion: the barrier makes the order of events the evidence.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select, text
 
+from reconciler.crypto import generate_entry
+from reconciler.db.locking import STATE_LOCK
+from reconciler.db.schema import Credential
 from tests.conftest import Env
 from tests.db import FLEET_SECRETS, finish, invariants, spawn, write_fleet
 
@@ -53,3 +59,52 @@ def test_write_phases_of_two_organizations_overlap(env: Env, tmp_path: Path) -> 
     assert env.run("audit", "verify").exit_code == 0
     with env.session() as s:
         invariants(s)
+
+
+def waiting_for_the_state_lock(env: Env) -> bool:
+    """Whether a backend waits for the exclusive state lock (a key rotation, blocked)."""
+    with env.session() as s:
+        return bool(
+            s.scalar(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                    "AND classid = :ns AND objid = :key"
+                ),
+                {"ns": STATE_LOCK[0], "key": STATE_LOCK[1]},
+            )
+        )
+
+
+@pytest.mark.databases("postgresql")
+def test_key_rotation_waits_for_an_apply_in_its_write_phase(env: Env, tmp_path: Path) -> None:
+    env.vars.update(FLEET_SECRETS)
+    write_fleet(env.cwd / "fleet", ["org-a"])
+    assert env.run("apply", "fleet").exit_code == 0
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    # the apply replaces org-a's Stripe key under k1 and stops inside its write transaction
+    apply = spawn(
+        env,
+        "apply",
+        "fleet",
+        FLEET_STRIPE_KEY="sk_test_fleet_rotated",
+        RECONCILER_TEST_BARRIER=f"locked:{barrier}:2",
+    )
+    deadline = time.monotonic() + 30
+    while not any(barrier.iterdir()):
+        assert apply.poll() is None and time.monotonic() < deadline, finish(apply)
+        time.sleep(0.05)
+    both = f"{generate_entry('k2')},{env.vars['RECONCILER_ENCRYPTION_KEYS']}"
+    rotate = spawn(env, "keys", "rotate", RECONCILER_ENCRYPTION_KEYS=both)
+    while not waiting_for_the_state_lock(env):
+        assert rotate.poll() is None, finish(rotate)  # it must not finish while apply writes
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    (barrier / "test").touch()  # let the apply go on
+    assert finish(apply)[0] == 0
+    code, out = finish(rotate)
+    assert code == 0, out
+    with env.session() as s:
+        # the apply's new credential was rotated too: the rotation read it after its commit
+        assert set(s.scalars(select(Credential.key_id))) == {"k2"}
+    assert env.run("audit", "verify", RECONCILER_ENCRYPTION_KEYS=both).exit_code == 0
