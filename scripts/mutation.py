@@ -229,9 +229,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="at most N mutants (a random sample)")
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
+    ap.add_argument(
+        "--survivors-of",
+        type=Path,
+        default=None,
+        help="only the mutants that survived in this earlier --json (e.g. with more tests)",
+    )
     args = ap.parse_args(argv)
 
     mutants = [m for f in python_files(args.targets) for m in mutants_of(f)]
+    if args.survivors_of:
+        earlier = json.loads(args.survivors_of.read_text())["results"]
+        keep = {
+            (r["path"], r["start"], r["replacement"]) for r in earlier if r["verdict"] == "survived"
+        }
+        mutants = [m for m in mutants if (m.path, m.start, m.replacement) in keep]
     if args.limit and len(mutants) > args.limit:
         mutants = sorted(random.Random(args.seed).sample(mutants, args.limit), key=str)
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
