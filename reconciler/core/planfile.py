@@ -79,7 +79,8 @@ def view(payload: Payload | None) -> dict[str, Any] | None:
             "owners": list(payload.owners),
         }
     assert isinstance(payload, ResourceSpec)
-    return _plain(payload.spec)
+    spec: dict[str, Any] = _plain(payload.spec)
+    return spec
 
 
 def _plain(v: Any) -> Any:

@@ -130,7 +130,7 @@ class _GiveUp(Exception):
     """The quick reader met something only the careful one may judge (and word)."""
 
 
-class _QuickComposer(_PARSER):
+class _QuickComposer(_PARSER):  # type: ignore[misc]  # libyaml's class, or PyYAML's
     """The safe loader's composer (libyaml's, in C, when present), with the resolver hooks it
     calls for every node replaced.
 
@@ -157,7 +157,7 @@ class _QuickComposer(_PARSER):
             if not implicit[0]:
                 return _STR  # quoted: always text
             if len(value) > _CACHED_LENGTH:
-                return _RESOLVER.resolve(kind, value, implicit)
+                return _RESOLVER.resolve(kind, value, implicit)  # type: ignore[no-any-return,no-untyped-call]
             return _plain_tag(value)
         return _SEQ if kind is _SequenceNode else _MAP
 
@@ -169,7 +169,7 @@ def _plain_tag(value: str) -> str:
     Cached: the same keys and small values recur in every manifest, and the resolver tries
     a regular expression or two for each.
     """
-    return _RESOLVER.resolve(_ScalarNode, value, (True, False))
+    return _RESOLVER.resolve(_ScalarNode, value, (True, False))  # type: ignore[no-any-return,no-untyped-call]
 
 
 def _quick_documents(data: bytes) -> list[YamlDocument] | None:
@@ -448,7 +448,7 @@ def _scalar(event: events.ScalarEvent) -> Any:
     """The plain value of a scalar, typed the way the safe loader would (YAML 1.1 rules)."""
     if event.tag is not None:
         return event.value  # refused already; keep the text so building can go on
-    tag = _RESOLVER.resolve(yaml.ScalarNode, event.value, event.implicit)
+    tag = _RESOLVER.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call]
     construct = _TYPED.get(tag)
     if construct is None:
         return event.value
