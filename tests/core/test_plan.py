@@ -307,6 +307,17 @@ def test_unadopted_unmanaged_instance_refuses_the_plan() -> None:
     assert "adopt: true" in messages(diags)
 
 
+def test_an_empty_instance_is_created_into_only_when_a_manifest_made_it() -> None:
+    # a half-finished create (instance row, no connection) is finished by the next apply
+    p, diags = make_plan(desired(ACME_STRIPE), observed(instance("acme", "stripe")))
+    assert not diags.errors and rows(p)[0][:2] == ("acme/stripe", "create")
+    # an empty instance made in the UI is not the manifest's to fill without adopt: true
+    _, diags = make_plan(
+        desired(ACME_STRIPE), observed(instance("acme", "stripe", managed_by="ui"))
+    )
+    assert "add 'adopt: true'" in messages(diags)
+
+
 def test_a_dependency_cannot_be_torn_down_under_its_dependent() -> None:
     deps = catalog("catalog_deps")
     p, diags = make_plan(
@@ -412,6 +423,19 @@ def test_adopt_and_resource_payloads() -> None:
     assert model.kind is Kind.RESOURCE
     assert model.after == ResourceSpec("model", "model", {"value": "claude-haiku-4-5"}, False)
     assert model.address == "acme/anthropic/model"
+
+
+def test_an_adopted_connection_is_not_noted_as_unmanaged() -> None:
+    p, _ = make_plan(
+        desired(("acme", [connection("acme", "stripe", adopt=True)])),
+        observed(instance("acme", "stripe", stored(managed_by="ui"), managed_by="ui")),
+    )
+    assert [n.kind for n in p.notes] == []
+    p, _ = make_plan(
+        desired(("acme", [connection("acme", "stripe")])),
+        observed(instance("acme", "stripe", stored(), stored(owner="ui@x", managed_by="ui", id=2))),
+    )
+    assert [n.kind for n in p.notes] == ["unmanaged"]
 
 
 def test_same_inputs_same_plan() -> None:
