@@ -20,7 +20,7 @@ from reconciler.apply.writes import OrgWriter
 from reconciler.audit import AuditWriter
 from reconciler.core.catalog import Catalog
 from reconciler.core.changes import Action, Change, Kind, Plan
-from reconciler.core.errors import LockError
+from reconciler.core.errors import InputError, LockError
 from reconciler.core.secret import Secret
 from reconciler.core.state import Observed, plan_signature
 from reconciler.crypto import KeyRing
@@ -59,6 +59,12 @@ class Applier:
         """Carry out ``plan``, computed from ``observed``, with ``secrets`` (environment
         variable -> value) for the credentials its changes name. Each organization is written
         under its lock, and only if its state is still what the plan saw."""
+        missing = [v for v in plan.variables() if v not in secrets]
+        if missing:
+            raise InputError(
+                "the plan stores credentials from these environment variables, which are not "
+                "set: " + ", ".join(missing)
+            )
         self.observed = observed
         self.secrets = secrets
         by_org: dict[str, list[Change]] = defaultdict(list)
