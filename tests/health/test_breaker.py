@@ -7,7 +7,9 @@ is down; the simulator answers for a provider that is up.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -79,16 +81,18 @@ def test_an_outage_stops_that_providers_checks_and_no_other(
     assert f"{30 - len(sent)} more of its checks" in said[0]
 
 
-def test_checks_in_flight_are_given_up_when_the_breaker_opens() -> None:
-    """Ten checks wait at once; three connections are dropped at once and the third failure
-    opens the breaker, so the other seven stop waiting instead of each waiting out 5 s."""
-    hole = BlackHole(drop_first=3)
-    try:
-        waiting = RetryPolicy(connect_timeout=0.5, read_timeout=5.0, deadline=5.0, max_attempts=1)
-        requests = [_stripe(hole, i) for i in range(10)]
-        results = run_checks(requests, parallelism=10, policy=waiting, breakers=Breakers(3))
-    finally:
-        hole.close()
+def test_checks_in_flight_are_given_up_when_the_breaker_opens(hole: BlackHole) -> None:
+    """Seven checks wait on a black hole; three more are refused at once, and the third refusal
+    opens the breaker, so the seven stop waiting instead of each waiting out 5 s."""
+    refused = socket.create_server(("127.0.0.1", 0))
+    closed_port = refused.getsockname()[1]
+    refused.close()
+    waiting = RetryPolicy(connect_timeout=0.5, read_timeout=5.0, deadline=5.0, max_attempts=1)
+    requests = [_stripe(hole, i) for i in range(7)]
+    requests += [
+        replace(_stripe(hole, i), base_url=f"http://127.0.0.1:{closed_port}") for i in range(7, 10)
+    ]
+    results = run_checks(requests, parallelism=10, policy=waiting, breakers=Breakers(3))
     given_up = [r for r in results if r.detail == SKIPPED_DETAIL]
     assert len(given_up) == 7
     assert all(r.message == DOWN and r.response_ms < 4000 for r in given_up)
