@@ -8,10 +8,12 @@ Public surface::
     CheckRequest, CheckResult, TokenResult     what is asked and what is answered
     check_many (async), run_checks (sync)      run checks concurrently under a RetryPolicy
     base_url_for                               catalog origin or RECONCILER_BASE_URL_<NAME>
+    Breakers                                   per-provider circuit breakers for one run
     exchange_refresh_token[_async]             OAuth2 refresh-token grant
     message_for                                the exact SPEC section 4 messages
 """
 
+from reconciler.health.breaker import Breakers
 from reconciler.health.oauth import exchange_refresh_token, exchange_refresh_token_async
 from reconciler.health.policy import RetryPolicy
 from reconciler.health.request import base_url_env_var, base_url_for, prepare_request
@@ -26,6 +28,7 @@ from reconciler.health.runner import check_many, check_one, run_checks
 
 __all__ = [
     "FAILURE_MESSAGES",
+    "Breakers",
     "CheckRequest",
     "CheckResult",
     "RetryPolicy",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import httpx
+from aiohttp import ClientError
 
 from reconciler.health.classify import Answer, Verdict
 from reconciler.health.policy import RetryBudget, RetryPolicy
@@ -42,7 +43,10 @@ def tls_context() -> ssl.SSLContext:
 
 
 def make_client(policy: RetryPolicy, parallelism: int) -> httpx.AsyncClient:
-    """One connection pool: no proxies from the environment, no redirects, TLS verified."""
+    """One connection pool: no proxies from the environment, no redirects, TLS verified,
+    over aiohttp's pool (see ``transport``)."""
+    from reconciler.health.transport import CheckTransport
+
     timeout = httpx.Timeout(
         connect=policy.connect_timeout,
         read=policy.read_timeout,
@@ -50,12 +54,12 @@ def make_client(policy: RetryPolicy, parallelism: int) -> httpx.AsyncClient:
         pool=policy.deadline,
     )
     limits = httpx.Limits(max_connections=parallelism, max_keepalive_connections=parallelism)
+    transport = CheckTransport(verify=tls_context(), limits=limits, trust_env=False)
     return httpx.AsyncClient(
+        transport=transport,
         timeout=timeout,
-        limits=limits,
         trust_env=False,
         follow_redirects=False,
-        verify=tls_context(),
     )
 
 
@@ -84,7 +88,7 @@ async def send_prepared(
             await response.aclose()
     except httpx.HTTPError as e:
         return Answer(status=None, error=type(e).__name__)
-    except (OSError, ValueError, httpx.InvalidURL) as e:  # outside httpx's own tree
+    except (OSError, ValueError, httpx.InvalidURL, ClientError) as e:  # outside httpx's tree
         return Answer(status=None, error=type(e).__name__)
     return Answer(status=response.status_code, headers=dict(response.headers), body=bytes(body))
 

@@ -11,7 +11,7 @@ import logging
 import re
 
 _QUERY_VALUE = re.compile(r"([?&][^=&\s\"'#]+=)[^&\s\"'#]*")
-_TRANSPORT_LOGGERS = ("httpx", "httpcore")
+_TRANSPORT_LOGGERS = ("httpx", "httpcore", "aiohttp")
 
 
 def redact_query_strings(text: str) -> str:

@@ -17,6 +17,7 @@ from contextlib import AsyncExitStack
 import httpx
 
 from reconciler.health.attempts import attempt_until_final, make_client, send_prepared
+from reconciler.health.breaker import SKIPPED_DETAIL, Breakers, threshold_from_env
 from reconciler.health.classify import Answer, Verdict, classify, identity_from_key
 from reconciler.health.policy import RetryPolicy, hinted_wait
 from reconciler.health.redaction import quiet_transport_loggers
@@ -90,35 +91,80 @@ async def check_one(
     )
 
 
+async def _guarded(
+    client: httpx.AsyncClient,
+    request: CheckRequest,
+    prepared: PreparedRequest,
+    policy: RetryPolicy,
+    breakers: Breakers,
+) -> CheckResult:
+    """``check_one`` behind the provider's breaker: not sent while it is open, and given up
+    (cancelled by the breaker) when it opens while this check waits for an answer."""
+    name = request.provider.name
+    task = asyncio.current_task()
+    assert task is not None
+    started = asyncio.get_running_loop().time()
+    if not breakers.is_open(name):
+        breakers.started(name, task)
+        try:
+            result = await check_one(client, request, prepared, policy)
+        except asyncio.CancelledError:
+            if not breakers.is_open(name):
+                raise  # cancelled from outside (e.g. Ctrl-C), not by the breaker
+            task.uncancel()
+        else:
+            breakers.record(name, task, result.failure_type == "unreachable")
+            return result
+        finally:
+            breakers.finished(name, task)
+    breakers.skip(name)
+    return build_result(
+        key=request.key,
+        provider=request.provider,
+        outcome="unreachable",
+        response_ms=round((asyncio.get_running_loop().time() - started) * 1000),
+        attempts=0,
+        detail=SKIPPED_DETAIL,
+    )
+
+
 async def check_many(
     requests: Iterable[CheckRequest],
     *,
     parallelism: int = 10,
     policy: RetryPolicy = DEFAULT_POLICY,
     on_result: OnResult | None = None,
+    breakers: Breakers | None = None,
 ) -> list[CheckResult]:
     """Check every request, at most ``parallelism`` at once; results in request order.
 
     Requests are prepared before anything is sent, so a missing credential field is a
-    ValueError raised up front rather than a half-finished run.
+    ValueError raised up front rather than a half-finished run. A provider that fails many
+    checks in a row as unreachable is not asked again in this run (see ``breaker``).
     """
     if parallelism < 1:
         raise ValueError("parallelism must be at least 1")
     todo = [(r, prepare_request(r.provider, r.base_url, r.credentials)) for r in requests]
+    if breakers is None:
+        breakers = Breakers(min(threshold_from_env(), max(3, parallelism)))
     quiet_transport_loggers()
     slots = asyncio.Semaphore(parallelism)
     async with AsyncExitStack() as stack:
         pools = ClientPools(stack, policy, parallelism)
 
         async def run(request: CheckRequest, prepared: PreparedRequest) -> CheckResult:
-            client = await pools.client_for(request.provider.name)
+            name = request.provider.name
+            client = await pools.client_for(name)
             async with slots:
-                result = await check_one(client, request, prepared, policy)
+                result = await _guarded(client, request, prepared, policy, breakers)
             if on_result is not None:
                 on_result(result)
             return result
 
-        return list(await asyncio.gather(*(run(r, p) for r, p in todo)))
+        results = list(await asyncio.gather(*(run(r, p) for r, p in todo)))
+    for sentence in breakers.summary():
+        log.warning("%s", sentence)
+    return results
 
 
 def run_checks(
@@ -127,8 +173,15 @@ def run_checks(
     parallelism: int = 10,
     policy: RetryPolicy = DEFAULT_POLICY,
     on_result: OnResult | None = None,
+    breakers: Breakers | None = None,
 ) -> list[CheckResult]:
     """``check_many`` for synchronous callers (apply, ``reconciler health``)."""
     return asyncio.run(
-        check_many(requests, parallelism=parallelism, policy=policy, on_result=on_result)
+        check_many(
+            requests,
+            parallelism=parallelism,
+            policy=policy,
+            on_result=on_result,
+            breakers=breakers,
+        )
     )

@@ -1,0 +1,75 @@
+"""A provider outage during apply: its checks stop after the breaker opens, every instance of
+it is `error` with the exact SPEC message, and every other provider connects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import Env
+from tests.e2e.manifests import connection, organization, write
+from tests.netfaults import BlackHole
+
+DOWN = "Could not reach Stripe. The service may be temporarily unavailable."
+ORGS = [f"org{i:02d}" for i in range(12)]
+
+
+@pytest.fixture
+def hole() -> Iterator[BlackHole]:
+    h = BlackHole()
+    yield h
+    h.close()
+
+
+def test_a_black_holed_provider_fails_fast_and_alone(env: Env, hole: BlackHole) -> None:
+    write(
+        env.cwd / "manifests",
+        *(
+            organization(
+                org,
+                [connection("stripe", "STRIPE_KEY"), connection("geoapify", "GEOAPIFY_KEY")],
+            )
+            for org in ORGS
+        ),
+    )
+    result = env.run(
+        "apply",
+        "manifests",
+        "--parallelism",
+        "4",
+        STRIPE_KEY="sk_test_good_key_0001",
+        GEOAPIFY_KEY="good_geoapify_key12345",
+        RECONCILER_BASE_URL_STRIPE=f"http://127.0.0.1:{hole.port}",
+        RECONCILER_CHECK_DEADLINE="1",
+    )
+    assert result.exit_code == 1, result.output
+    # the breaker opened after 4 unreachable checks: far fewer than 12 were ever sent
+    assert hole.accepted < len(ORGS)
+
+    with env.session() as s:
+        statuses = dict(
+            s.execute(
+                text(
+                    "SELECT provider || ':' || status, count(*) FROM integration_instances"
+                    " GROUP BY provider, status"
+                )
+            ).all()
+        )
+        assert statuses == {"stripe:error": len(ORGS), "geoapify:active": len(ORGS)}
+        stripe_health = s.execute(
+            text(
+                "SELECT h.failure_type, h.message FROM integration_health h "
+                "JOIN integration_instances i ON i.id = h.instance_id WHERE i.provider = 'stripe'"
+            )
+        ).all()
+        assert len(stripe_health) == len(ORGS)
+        assert set(stripe_health) == {("unreachable", DOWN)}
+        connected = s.execute(
+            text(
+                "SELECT count(*) FROM integration_connections c JOIN integration_instances i "
+                "ON i.id = c.instance_id WHERE i.provider = 'geoapify' AND c.status = 'connected'"
+            )
+        ).scalar_one()
+        assert connected == len(ORGS)
