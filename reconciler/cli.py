@@ -123,6 +123,34 @@ def handled(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def delivers(command: str) -> Callable[[F], F]:
+    """After the command's own work, whatever its exit code: record that it ran and deliver
+    the notifications that are due (``reconciler.commands.notifycmd``). Bad notification
+    settings are refused before the command starts; a receiver that is down never fails it."""
+
+    def decorate(fn: F) -> F:
+        @wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from reconciler.commands.notifycmd import after_command, check_settings
+
+            check_settings(os.environ)
+            code = 1
+            try:
+                result = fn(*args, **kwargs)
+                code = 0
+                return result
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else 1
+                raise
+            finally:
+                for line in after_command(command, code, os.environ):
+                    click.echo(line, err=True)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
 catalog_option = click.option(
     "--catalog",
     "catalog_dir",
@@ -334,6 +362,7 @@ class CheckProgress:
     help="Seconds to wait for an organization's lock.",
 )
 @handled
+@delivers("apply")
 def apply(
     catalog_dir: str | None,
     paths: tuple[str, ...],
@@ -410,6 +439,7 @@ def apply(
 @click.option("--actor", default=None)
 @click.option("--parallelism", type=click.IntRange(1, 1000), default=10)
 @handled
+@delivers("health")
 def health(
     catalog_dir: str | None,
     orgs: tuple[str, ...],
@@ -442,6 +472,9 @@ def health(
         click.echo(json.dumps([r for r in results], indent=2, sort_keys=True, default=str))
     bad = [r for r in results if r["status"] != "healthy"]
     if fmt == "text":
+        for r in results:
+            for inc in r.get("incidents", ()):
+                click.echo(f"Incident {inc['change']}: {r['address']} {inc['failure_type']}")
         click.echo(f"{len(results) - len(bad)} healthy, {len(bad)} unhealthy.")
     if bad:
         sys.exit(1)
@@ -561,6 +594,7 @@ def keys_status() -> None:
 @keys.command(name="rotate")
 @click.option("--actor", default=None)
 @handled
+@delivers("keys rotate")
 def keys_rotate(actor: str | None) -> None:
     """Re-encrypt every credential under the first key, in one transaction."""
     from reconciler.commands.inputs import actor_name
@@ -582,6 +616,39 @@ def db_upgrade() -> None:
 
     ensure_schema(make_engine(database_url(os.environ)))
     click.echo("The database schema is up to date.")
+
+
+@cli.command()
+@handled
+def notify() -> None:
+    """Deliver every pending notification now; exit 1 if any is still undelivered."""
+    from reconciler.commands.notifycmd import notify as deliver_all
+
+    text, code = deliver_all(os.environ)
+    click.echo(text, err=code != 0)
+    if code:
+        sys.exit(code)
+
+
+@cli.command()
+@catalog_option
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write to FILE atomically (e.g. for the node exporter's textfile collector).",
+)
+@handled
+def metrics(catalog_dir: str | None, out: str | None) -> None:
+    """Print the fleet's state as OpenMetrics text (no label names an organization)."""
+    from reconciler.commands.metricscmd import metrics_text, write_atomically
+
+    text = metrics_text(catalog_dir, os.environ)
+    if out:
+        write_atomically(Path(out), text)
+    else:
+        click.echo(text, nl=False)
 
 
 @cli.command()

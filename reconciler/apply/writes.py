@@ -33,6 +33,7 @@ from reconciler.core.state import (
 )
 from reconciler.crypto import CredentialAddress, KeyRing
 from reconciler.db.schema import Connection, Credential, Health, Instance, Resource
+from reconciler.incidents import record_health_rows
 
 log = logging.getLogger("reconciler.apply")
 
@@ -128,6 +129,7 @@ class OrgWriter:
         """Flush the unit of work (updates and deletes), then insert the new rows, one
         statement per table."""
         self.s.flush()
+        record_health_rows(self.s, self.rows.instances.values(), self._new[Health])
         for model in (Credential, Health, Resource):
             rows, self._new[model] = self._new[model], []
             if rows:

@@ -30,6 +30,7 @@ from reconciler.health import (
     exchange_refresh_token,
     run_checks,
 )
+from reconciler.incidents import CheckOutcome, NotifySettings, record_checks
 
 REFRESH_MARGIN = timedelta(seconds=30)
 
@@ -170,6 +171,7 @@ def _record(
     out: list[dict[str, Any]] = []
     if not results:
         return out
+    checks: list[CheckOutcome] = []
     with _session(environ) as s, s.begin():
         w = AuditWriter(s, ring, actor, "health")
         for r in results:
@@ -183,6 +185,16 @@ def _record(
                 _store_tokens(s, w, ring, inst, conn, tokens[t.connection_id])
             s.add(health_row(t.instance_id, t.connection_id, r))
             _transition(w, inst, conn, r, t.address)
+            checks.append(
+                CheckOutcome(
+                    inst.organization,
+                    inst.provider,
+                    r.healthy,
+                    r.failure_type,
+                    r.message,
+                    r.checked_at,
+                )
+            )
             out.append(
                 {
                     "address": t.address,
@@ -195,6 +207,15 @@ def _record(
                     "checked_at": r.checked_at.isoformat(timespec="seconds"),
                 }
             )
+        # in the transaction of the health rows: incidents and their events commit with them
+        changes = record_checks(s, checks, NotifySettings.from_environ(environ))
+    for c in changes:
+        for row in out:
+            if row["address"] == f"{c.organization}/{c.provider}":
+                row.setdefault("incidents", []).append(
+                    {"change": c.kind, "id": c.incident_uid, "failure_type": c.failure_type}
+                )
+                break
     return out
 
 
