@@ -70,6 +70,10 @@ def incidents_text(rows: Iterable[Mapping[str, Any]]) -> str:
     for opened, address, inc in found:
         lines.append(
             f"  {address} {inc['failure_type']}: open for {duration(inc['open_seconds'])} "
-            f"(since {opened}, {inc['failed_checks']} failed checks): {inc['message']}"
+            f"(since {opened}, {_checks(inc['failed_checks'])}): {inc['message']}"
         )
     return "\n".join(lines) + "\n\n"
+
+
+def _checks(n: int) -> str:
+    return f"{n} failed check{'s' if n != 1 else ''}"

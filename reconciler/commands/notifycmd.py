@@ -99,7 +99,7 @@ def notify(environ: Mapping[str, str]) -> tuple[str, int]:
     record_run(engine, "notify", 0 if not report.pending else 1)
     if not report.pending and not report.delivered:
         return "No notifications pending.", 0
-    lines = [f"Delivered {report.delivered} notification(s)."]
+    lines = [f"Delivered {report.delivered} notification(s)."] if report.delivered else []
     if report.pending:
         reason = report.not_sent or (report.problems[0] if report.problems else "not attempted")
         lines.append(f"{report.pending} still pending: {reason}.")
