@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from reconciler.core.errors import ConfigError
 from reconciler.db.engine import database_exists, database_url, has_schema, make_engine
 from reconciler.db.schema import Run
-from reconciler.incidents import DeliveryReport, NotifySettings, deliver
+from reconciler.incidents import DeliveryReport, NotifySettings, deliver, resolve_unchecked
 
 log = logging.getLogger("reconciler.notify")
 
@@ -48,9 +48,12 @@ def after_command(command: str, exit_code: int, environ: Mapping[str, str]) -> l
         engine = _engine(environ)
         if engine is None:
             return []
+        settings = NotifySettings.from_environ(environ)
         if command in RECORDED_RUNS:
             record_run(engine, command, exit_code)
-        report = deliver(engine, NotifySettings.from_environ(environ))
+            with Session(engine) as s, s.begin():
+                resolve_unchecked(s, settings)
+        report = deliver(engine, settings)
     except Exception as e:  # the command's work is done and committed; say so and move on
         log.debug("after %s: %s", command, e, exc_info=True)
         return [

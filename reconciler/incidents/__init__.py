@@ -16,6 +16,7 @@ from reconciler.incidents.record import (
     open_incidents,
     record_checks,
     record_health_rows,
+    resolve_unchecked,
 )
 from reconciler.incidents.settings import NotifySettings
 from reconciler.incidents.signature import HEADER, sign, verify
@@ -33,6 +34,7 @@ __all__ = [
     "pending_count",
     "record_checks",
     "record_health_rows",
+    "resolve_unchecked",
     "sign",
     "verify",
 ]

@@ -39,6 +39,8 @@ from reconciler.incidents.settings import NotifySettings
 
 log = logging.getLogger("reconciler.incidents")
 
+MAX_IN = 500  # organizations named in one query; beyond, every open incident is read
+
 
 @dataclass(frozen=True)
 class CheckOutcome:
@@ -92,12 +94,20 @@ def _open_incidents(
     s: Session, organizations: set[str]
 ) -> defaultdict[tuple[str, str], list[Incident]]:
     out: defaultdict[tuple[str, str], list[Incident]] = defaultdict(list)
-    rows = s.scalars(
-        select(Incident).where(
-            Incident.open_key.is_not(None), Incident.organization.in_(sorted(organizations))
-        )
+    # locked (PostgreSQL), in one order: a concurrent command that resolves or counts the same
+    # incident waits for this transaction and then sees its result, so no incident is
+    # resolved twice (two events with two ids)
+    query = (
+        select(Incident)
+        .where(Incident.open_key.is_not(None))
+        .order_by(Incident.id)
+        .with_for_update()
     )
-    for inc in rows:
+    if len(organizations) <= MAX_IN:  # apply: one organization; a big health run: all of them
+        query = query.where(Incident.organization.in_(sorted(organizations)))
+    for inc in s.scalars(query):
+        if inc.organization not in organizations:
+            continue
         out[(inc.organization, inc.provider)].append(inc)
     return out
 
@@ -110,15 +120,63 @@ def _healthy(
         inc.healthy_streak += 1
         if inc.healthy_streak < settings.resolve_after:
             continue
-        inc.resolved_at = c.checked_at
-        inc.open_key = None
         mine.remove(inc)
-        log.debug("resolved incident %s (%s)", inc.uid, c.message)
-        if settings.enabled:
-            s.add(outbox_row(_body(RESOLVED, inc, c.message), inc, _now()))
-        changes.append(
-            IncidentChange("resolved", inc.organization, inc.provider, inc.failure_type, inc.uid)
+        changes.append(_resolve(s, inc, c.checked_at, c.message, "healthy", settings))
+    return changes
+
+
+def _resolve(
+    s: Session,
+    inc: Incident,
+    when: datetime,
+    message: str,
+    resolution: str,
+    settings: NotifySettings,
+) -> IncidentChange:
+    inc.resolved_at = when
+    inc.open_key = None
+    log.debug("resolved incident %s (%s)", inc.uid, resolution)
+    if settings.enabled:
+        body = _body(RESOLVED, inc, message)
+        body["resolution"] = resolution
+        s.add(outbox_row(body, inc, _now()))
+    return IncidentChange("resolved", inc.organization, inc.provider, inc.failure_type, inc.uid)
+
+
+def resolve_unchecked(s: Session, settings: NotifySettings) -> list[IncidentChange]:
+    """Resolve the open incidents of connections that are no longer checked: removed (torn
+    down, or deleted in the SaaS) or made inactive. Otherwise they would stay open forever."""
+    found = list(
+        s.scalars(
+            select(Incident)
+            .where(Incident.open_key.is_not(None))
+            .order_by(Incident.id)
+            .with_for_update()
         )
+    )
+    if not found:
+        return []
+    orgs = sorted({i.organization for i in found})
+    status: dict[tuple[str, str], str] = {}
+    for start in range(0, len(orgs), MAX_IN):
+        rows = s.execute(
+            select(Instance.organization, Instance.provider, Instance.status).where(
+                Instance.organization.in_(orgs[start : start + MAX_IN])
+            )
+        )
+        status.update({(o, p): st for o, p, st in rows})
+    now = _now()
+    changes = []
+    for inc in found:
+        st = status.get((inc.organization, inc.provider))
+        address = f"{inc.organization}/{inc.provider}"
+        if st is None:
+            message = f"{address} was removed; it is no longer checked."
+            changes.append(_resolve(s, inc, now, message, "removed", settings))
+        elif st == "inactive":
+            message = f"{address} was made inactive; it is no longer checked."
+            changes.append(_resolve(s, inc, now, message, "inactive", settings))
+    s.flush()
     return changes
 
 

@@ -138,3 +138,26 @@ def test_a_failed_first_apply_opens_the_incident(notifying: Env, receiver: Recei
     assert len(receiver.received) == 1
     with notifying.session() as s:
         assert s.scalar(select(Notification.delivered_at)) is not None
+
+
+def test_removing_a_failing_connection_resolves_its_incident(
+    notifying: Env, receiver: Receiver, sim
+) -> None:
+    env = notifying
+    assert env.run("apply").exit_code == 0
+    sim.revoke(env.vars["GLOBEX_STRIPE_SECRET_KEY"])
+    assert env.run("health").exit_code == 1
+    path = env.cwd / "manifests" / "globex.yaml"
+    text = path.read_text()
+    start = text.index("    - provider: stripe")
+    end = text.index("    - provider: postmark")
+    path.write_text(text[:start] + text[end:])
+    r = env.run("apply")
+    assert r.exit_code == 0, r.output
+    opened, resolved = receiver.events()
+    assert resolved["type"] == "incident.resolved" and resolved["resolution"] == "removed"
+    assert resolved["incident_id"] == opened["incident_id"]
+    assert resolved["message"] == "globex/stripe was removed; it is no longer checked."
+    assert [i.resolved_at is not None for i in incidents(env)] == [True]
+    assert env.run("apply").exit_code == 0
+    assert len(receiver.received) == 2
