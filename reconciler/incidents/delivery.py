@@ -31,7 +31,8 @@ from reconciler.incidents.slack import slack_body
 
 log = logging.getLogger("reconciler.notify")
 
-BATCH = 500  # events per delivery round
+BATCH = 500  # events read at a time
+SLACK_BATCH = 10_000  # events summed up in one Slack message
 FIRST_RETRY = 30.0  # seconds; doubled per failed attempt
 MAX_RETRY = 3600.0
 
@@ -52,17 +53,24 @@ def pending_count(s: Session) -> int:
     return s.scalar(select(func.count()).where(Notification.delivered_at.is_(None))) or 0
 
 
-def deliver(engine: Engine, settings: NotifySettings, *, due_only: bool = True) -> DeliveryReport:
-    """One delivery round. ``due_only``: only events whose backoff has passed (what every
-    command does after its work); otherwise every pending event (``reconciler notify``)."""
-    now = datetime.now(UTC)
+def deliver(
+    engine: Engine,
+    settings: NotifySettings,
+    *,
+    due_only: bool = True,
+    budget: float | None = None,
+) -> DeliveryReport:
+    """Deliver pending events, oldest first, in batches of ``BATCH``.
+
+    ``due_only``: only events whose backoff has passed (what every command does after its
+    work); otherwise every pending event (``reconciler notify``). Stops at the first event the
+    receiver cannot be reached for (the rest keep their order for the next round) and, with a
+    ``budget`` (seconds; default for ``due_only``: three timeouts, at least 10 s), when it is
+    spent, so a command is never held long by its notifications."""
+    if budget is None and due_only:
+        budget = max(10.0, 3 * settings.timeout)
+    deadline = None if budget is None else time.monotonic() + budget
     with Session(engine) as s:
-        query = select(Notification.id, Notification.body, Notification.attempts).where(
-            Notification.delivered_at.is_(None)
-        )
-        if due_only:
-            query = query.where(Notification.next_attempt_at <= now)
-        batch = [tuple(r) for r in s.execute(query.order_by(Notification.id).limit(BATCH))]
         report = DeliveryReport(pending=pending_count(s))
     if not report.pending:
         return report
@@ -72,23 +80,43 @@ def deliver(engine: Engine, settings: NotifySettings, *, due_only: bool = True) 
     if settings.signs and not settings.secret:
         report.not_sent = "RECONCILER_NOTIFY_SECRET is not set (events are signed with it)"
         return report
-    if not batch:
-        return report
+    now = datetime.now(UTC)
+    cursor = 0
     with httpx.Client(
         timeout=httpx.Timeout(settings.timeout),
         trust_env=False,
         follow_redirects=False,
         headers={"User-Agent": f"reconciler/{__version__}"},
     ) as client:
-        if settings.format == "slack":
-            _deliver_slack(engine, client, settings.url, batch, report)
-        else:
-            assert settings.secret is not None
-            budget = max(10.0, 3 * settings.timeout)
-            _deliver_signed(engine, client, settings.url, settings.secret, batch, report, budget)
+        while True:
+            size = SLACK_BATCH if settings.format == "slack" else BATCH
+            batch = _batch(engine, cursor, now if due_only else None, size)
+            if not batch:
+                break
+            cursor = batch[-1][0]
+            if settings.format == "slack":
+                going = _deliver_slack(engine, client, settings.url, batch, report)
+            else:
+                assert settings.secret is not None
+                going = _deliver_signed(
+                    engine, client, settings.url, settings.secret, batch, report, deadline
+                )
+            if not going or (deadline is not None and time.monotonic() > deadline):
+                break
     with Session(engine) as s:
         report.pending = pending_count(s)
     return report
+
+
+def _batch(engine: Engine, after: int, due: datetime | None, size: int) -> list[tuple[Any, ...]]:
+    """The next undelivered events after id ``after`` (due by ``due``, when given)."""
+    query = select(Notification.id, Notification.body).where(
+        Notification.delivered_at.is_(None), Notification.id > after
+    )
+    if due is not None:
+        query = query.where(Notification.next_attempt_at <= due)
+    with Session(engine) as s:  # read, then let go: no transaction open while sending
+        return [tuple(r) for r in s.execute(query.order_by(Notification.id).limit(size))]
 
 
 def _deliver_signed(
@@ -98,27 +126,34 @@ def _deliver_signed(
     secret: str,
     batch: list[tuple[Any, ...]],
     report: DeliveryReport,
-    budget: float,
-) -> None:
-    deadline = time.monotonic() + budget
-    for row_id, body, attempts in batch:
-        raw = body.encode()
-        event_id = json.loads(body)["id"]
-        headers = {
-            "Content-Type": "application/json",
-            HEADER: sign(secret, raw),
-            "X-Reconciler-Event-Id": event_id,
-        }
-        problem, down = _post(client, url, raw, headers)
-        _mark(engine, [row_id], attempts, problem)
-        if problem is None:
-            report.delivered += 1
-            log.debug("delivered %s", event_id)
-            continue
-        report.problems.append(problem)
-        log.debug("could not deliver %s: %s", event_id, problem)
-        if down or time.monotonic() > deadline:
-            break  # the receiver is down: the rest wait for the next round, in order
+    deadline: float | None,
+) -> bool:
+    """Send one event per request, in order; False when the round should stop."""
+    delivered: list[int] = []
+    going = True
+    try:
+        for row_id, body in batch:
+            raw = body.encode()
+            event_id = json.loads(body)["id"]
+            headers = {
+                "Content-Type": "application/json",
+                HEADER: sign(secret, raw),
+                "X-Reconciler-Event-Id": event_id,
+            }
+            problem, down = _post(client, url, raw, headers)
+            if problem is None:
+                delivered.append(row_id)
+                report.delivered += 1
+                continue
+            _mark(engine, [row_id], problem)
+            report.problems.append(problem)
+            log.debug("could not deliver %s: %s", event_id, problem)
+            if down or (deadline is not None and time.monotonic() > deadline):
+                going = False  # the receiver is down: the rest wait, in order
+                break
+    finally:
+        _mark(engine, delivered, None)  # in one statement; a crash before it re-sends them
+    return going
 
 
 def _deliver_slack(
@@ -127,15 +162,16 @@ def _deliver_slack(
     url: str,
     batch: list[tuple[Any, ...]],
     report: DeliveryReport,
-) -> None:
-    events = [json.loads(body) for _, body, _ in batch]
+) -> bool:
+    """One message for the whole batch."""
+    events = [json.loads(body) for _, body in batch]
     problem, _ = _post(client, url, slack_body(events), {"Content-Type": "application/json"})
-    for row_id, _, attempts in batch:
-        _mark(engine, [row_id], attempts, problem)
+    _mark(engine, [row_id for row_id, _ in batch], problem)
     if problem is None:
         report.delivered += len(batch)
-    else:
-        report.problems.append(problem)
+        return True
+    report.problems.append(problem)
+    return False
 
 
 def _post(
@@ -155,18 +191,25 @@ def _post(
     return f"HTTP {response.status_code}", False
 
 
-def _mark(engine: Engine, ids: list[int], attempts: int, problem: str | None) -> None:
+def _mark(engine: Engine, ids: list[int], problem: str | None) -> None:
+    """Count an attempt of each event: delivered, or failed (retried after its backoff)."""
+    if not ids:
+        return
     now = datetime.now(UTC)
-    values: dict[str, Any] = {"attempts": attempts + 1}
-    if problem is None:
-        values["delivered_at"] = now
-        values["last_error"] = None
-    else:
-        values["next_attempt_at"] = now + backoff(attempts + 1)
-        values["last_error"] = problem
     with Session(engine) as s, s.begin():
-        s.execute(
-            update(Notification)
-            .where(Notification.id.in_(ids), Notification.delivered_at.is_(None))
-            .values(**values)
-        )
+        if problem is None:
+            values: dict[str, Any] = {"delivered_at": now, "last_error": None}
+            for start in range(0, len(ids), BATCH):
+                s.execute(
+                    update(Notification)
+                    .where(
+                        Notification.id.in_(ids[start : start + BATCH]),
+                        Notification.delivered_at.is_(None),
+                    )
+                    .values(attempts=Notification.attempts + 1, **values)
+                )
+            return
+        for row in s.scalars(select(Notification).where(Notification.id.in_(ids))):
+            row.attempts += 1
+            row.next_attempt_at = now + backoff(row.attempts)
+            row.last_error = problem

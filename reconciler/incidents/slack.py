@@ -10,6 +10,8 @@ from typing import Any
 
 from reconciler.incidents.events import OPENED
 
+MAX_LINES = 50  # events listed one per line; the rest are counted
+
 
 def slack_body(events: Sequence[dict[str, Any]]) -> bytes:
     opened = [e for e in events if e["type"] == OPENED]
@@ -30,4 +32,7 @@ def slack_body(events: Sequence[dict[str, Any]]) -> bytes:
             f":large_green_circle: {e['address']} {e['failure_type']} resolved: {e['message']} "
             f"(open {e.get('open_seconds', 0)} s)"
         )
+    if len(lines) > MAX_LINES + 1:  # Slack cuts long messages: say how many more there are
+        rest = len(lines) - 1 - MAX_LINES
+        lines = [*lines[: MAX_LINES + 1], f"... and {rest} more (`reconciler status`)"]
     return json.dumps({"text": "\n".join(lines)}, separators=(",", ":")).encode()

@@ -94,6 +94,9 @@ def test_slack_body_is_one_message() -> None:
     text = json.loads(slack_body(events))["text"]
     assert text.splitlines()[0] == "*reconciler*: 3 incidents opened"
     assert len(text.splitlines()) == 4
+    many = json.loads(slack_body(events * 40))["text"].splitlines()
+    assert many[0] == "*reconciler*: 120 incidents opened"
+    assert len(many) == 52 and many[-1] == "... and 70 more (`reconciler status`)"
 
 
 def outcome(healthy: bool, minutes: int, failure: str = "invalid_credentials") -> CheckOutcome:
