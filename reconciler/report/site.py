@@ -147,7 +147,8 @@ def render_site(
         ),
     }
     for o in orgs:
-        pages[o.filename] = page("organization.html", o.filename, org=o)
+        mine = [i for i in data.incidents if i.organization == o.organization]
+        pages[o.filename] = page("organization.html", o.filename, org=o, incidents=mine)
     if plan is not None:
         pages["plan.html"] = page("plan.html", "plan.html", plan=plan)
     return pages

@@ -24,3 +24,6 @@ def test_overview_lists_open_incidents_first(env: Env, sim, tmp_path: Path) -> N
     assert "invalid_credentials" in section
     assert re.search(r"<td>\d+s</td>", section), "how long it has been open"
     assert "The API key you entered is invalid." in section
+    page = (out / "org-globex.html").read_text()
+    assert "Open incidents (1)" in page and "<strong>stripe</strong> invalid_credentials" in page
+    assert "Open incidents" not in (out / "org-acme.html").read_text()
