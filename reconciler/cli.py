@@ -19,6 +19,7 @@ import click
 from reconciler import __version__
 from reconciler.commands.error_handler import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, ReconcilerGroup
 from reconciler.commands.logs import configure_logging, logging_options
+from reconciler.commands.notifycmd import delivers
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -165,6 +166,7 @@ def plan(
     help="Seconds to wait for an organization's lock.",
 )
 @logging_options
+@delivers("apply")
 def apply(
     catalog_dir: str | None,
     paths: tuple[str, ...],
@@ -209,6 +211,7 @@ def apply(
 @actor_option
 @parallelism_option
 @logging_options
+@delivers("health")
 def health(
     catalog_dir: str | None,
     fmt: str,
@@ -236,6 +239,9 @@ def health(
         click.echo(json.dumps(results, indent=2, sort_keys=True, default=str))
     bad = [r for r in results if r["status"] != "healthy"]
     if fmt == "text":
+        for r in results:
+            for inc in r.get("incidents", ()):
+                click.echo(f"Incident {inc['change']}: {r['address']} {inc['failure_type']}")
         click.echo(f"{len(results) - len(bad)} healthy, {len(bad)} unhealthy.")
     return EXIT_ERROR if bad else EXIT_OK
 
@@ -356,6 +362,7 @@ def keys_status() -> int:
 @keys.command(name="rotate")
 @click.option("--actor", default=None)
 @logging_options
+@delivers("keys rotate")
 def keys_rotate(actor: str | None) -> int:
     """Re-encrypt every credential under the first key, in one transaction."""
     from reconciler.commands.inputs import actor_name
@@ -378,6 +385,38 @@ def db_upgrade() -> int:
 
     ensure_schema(make_engine(database_url(os.environ)))
     click.echo("The database schema is up to date.")
+    return EXIT_OK
+
+
+@cli.command()
+@logging_options
+def notify() -> int:
+    """Deliver every pending notification now; exit 1 if any is still undelivered."""
+    from reconciler.commands.notifycmd import notify as deliver_all
+
+    text, code = deliver_all(os.environ)
+    click.echo(text, err=code != 0)
+    return code
+
+
+@cli.command()
+@catalog_option
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write to FILE atomically (e.g. for the node exporter's textfile collector).",
+)
+@logging_options
+def metrics(catalog_dir: str | None, out: str | None) -> int:
+    """Print the fleet's state as OpenMetrics text (no label names an organization)."""
+    from reconciler.commands.metricscmd import metrics_text, write_atomically
+
+    text = metrics_text(catalog_dir, os.environ)
+    if out:
+        write_atomically(Path(out), text)
+    else:
+        click.echo(text, nl=False)
     return EXIT_OK
 
 

@@ -36,6 +36,7 @@ from reconciler.core.secret import Secret
 from reconciler.crypto import CredentialAddress, KeyRing
 from reconciler.db.records import OrgRows
 from reconciler.db.schema import Connection, Credential, Health, Instance, Resource
+from reconciler.incidents import record_health_rows
 
 log = logging.getLogger("reconciler.apply")
 
@@ -65,6 +66,7 @@ class OrgWriter:
         """Flush the unit of work (updates and deletes), then insert the new rows, one
         statement per table."""
         self.s.flush()
+        record_health_rows(self.s, self.rows.instances.values(), self._new[Health])
         for model in (Credential, Health, Resource):
             rows, self._new[model] = self._new[model], []
             if rows:

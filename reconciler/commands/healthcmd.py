@@ -33,6 +33,7 @@ from reconciler.health import (
     exchange_refresh_token,
     run_checks,
 )
+from reconciler.incidents import CheckOutcome, NotifySettings, record_checks
 
 REFRESH_MARGIN = timedelta(seconds=30)
 HEALTH_LOCK_TIMEOUT = 30.0  # seconds to wait for an apply of the same organization
@@ -160,6 +161,7 @@ def _record(
     out: list[dict[str, Any]] = []
     if not results:
         return out
+    checks: list[CheckOutcome] = []
     with _session(environ) as s, s.begin():
         # the organizations' locks, as an apply takes them: token refreshes and status
         # changes never interleave with an apply's writes of the same rows
@@ -177,6 +179,16 @@ def _record(
                 _store_tokens(s, w, ring, inst, conn, tokens[t.connection_id])
             s.add(health_row(t.instance_id, t.connection_id, r))
             _transition(w, inst, conn, r, t.address)
+            checks.append(
+                CheckOutcome(
+                    inst.organization,
+                    inst.provider,
+                    r.healthy,
+                    r.failure_type,
+                    r.message,
+                    r.checked_at,
+                )
+            )
             out.append(
                 {
                     "address": t.address,
@@ -189,6 +201,15 @@ def _record(
                     "checked_at": r.checked_at.isoformat(timespec="seconds"),
                 }
             )
+        # in the transaction of the health rows: incidents and their events commit with them
+        changes = record_checks(s, checks, NotifySettings.from_environ(environ))
+    for c in changes:
+        for row in out:
+            if row["address"] == f"{c.organization}/{c.provider}":
+                row.setdefault("incidents", []).append(
+                    {"change": c.kind, "id": c.incident_uid, "failure_type": c.failure_type}
+                )
+                break
     return out
 
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from reconciler.commands.incidentviews import incidents_text, open_incident_rows
 from reconciler.commands.inputs import Selection, open_database
 from reconciler.core.catalog import load_catalog
 from reconciler.core.endpoints import base_url_for
@@ -33,6 +34,7 @@ def status_json(
     if engine is not None and observed.exists:
         with Session(engine) as s:
             history = health_history(s)
+    incidents = open_incident_rows(engine if observed.exists else None)
     out = []
     for (org, provider), inst in sorted(observed.instances.items()):
         if not sel.admits(org) or (sel.providers and provider not in sel.providers):
@@ -45,6 +47,7 @@ def status_json(
                 "display_name": p.display_name if p else provider,
                 "status": inst.status,
                 "managed_by": inst.managed_by,
+                "incidents": incidents.get((org, provider), []),
                 "connections": [
                     {
                         "user": c.user_email,
@@ -147,7 +150,7 @@ def status_text(catalog_dir: str | None, environ: Mapping[str, str], sel: Select
         t.caption = "\n".join(details) if details else None
         t.caption_justify = "left"
         tables.append(t)
-    text = _render(*tables)
+    text = incidents_text(rows) + _render(*tables)
     return ("\n".join(notes) + "\n" if notes else "") + text
 
 

@@ -219,3 +219,58 @@ class LockHolder(Base):
     host: Mapped[str] = mapped_column(String(256))
     pid: Mapped[int] = mapped_column(Integer)
     since: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Incident(Base):
+    """A broken connection as a person sees it: opened by the first failing check of one
+    failure type, resolved after enough consecutive healthy checks, then kept as history.
+
+    ``open_key`` is ``organization/provider/failure_type`` while the incident is open and NULL
+    once it is resolved: its unique constraint allows one open incident per key on every
+    database (NULLs are distinct), however many resolved ones the history holds.
+    """
+
+    __tablename__ = "integration_incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uid: Mapped[str] = mapped_column(String(40), unique=True)  # inc_..., in every event
+    organization: Mapped[str] = mapped_column(String(128), index=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    failure_type: Mapped[str] = mapped_column(String(32))
+    open_key: Mapped[str | None] = mapped_column(String(256), unique=True, nullable=True)
+    message: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_failed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    failures: Mapped[int] = mapped_column(Integer, default=1)  # failing checks while open
+    healthy_streak: Mapped[int] = mapped_column(Integer, default=0)  # healthy checks since
+
+
+class Notification(Base):
+    """The outbox: one event (``incident.opened`` / ``incident.resolved``) to deliver to
+    RECONCILER_NOTIFY_URL. Written in the transaction of the health result that caused it;
+    the body is stored as sent, so every attempt carries the same id and bytes."""
+
+    __tablename__ = "reconciler_notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(40), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    incident_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    body: Mapped[str] = mapped_column(Text)  # JSON, no secret
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+
+
+class Run(Base):
+    """When each command last finished and how (for ``reconciler metrics``): one row per
+    command, overwritten by every run."""
+
+    __tablename__ = "reconciler_runs"
+
+    command: Mapped[str] = mapped_column(String(32), primary_key=True)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    exit_code: Mapped[int] = mapped_column(Integer)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -24,6 +24,7 @@ from reconciler.commands.inputs import open_database
 from reconciler.core.catalog import load_catalog
 from reconciler.core.state import Observed
 from reconciler.report.entries import AuditPage, audit_entries, health_history
+from reconciler.report.incidents import IncidentRow, open_incidents
 from reconciler.report.pages import (
     STATES,
     catalog_cards,
@@ -83,6 +84,7 @@ class SiteData:
     observed: Observed
     audit: AuditPage
     history: Mapping[int, Any]
+    incidents: Sequence[IncidentRow] = ()
 
 
 def _gather(environ: Mapping[str, str]) -> SiteData:
@@ -90,7 +92,9 @@ def _gather(environ: Mapping[str, str]) -> SiteData:
     if engine is None or not observed.exists:
         return SiteData(observed, AuditPage(), {})
     ids = [c.id for i in observed.instances.values() for c in i.connections]
-    return SiteData(observed, audit_entries(engine), health_history(engine, ids))
+    return SiteData(
+        observed, audit_entries(engine), health_history(engine, ids), open_incidents(engine)
+    )
 
 
 def render_site(
@@ -121,7 +125,12 @@ def render_site(
     cards = catalog_cards(catalog, data.observed)
     pages = {
         "index.html": page(
-            "index.html", "index.html", provider_count=len(cards), audit=data.audit, plan=plan
+            "index.html",
+            "index.html",
+            provider_count=len(cards),
+            audit=data.audit,
+            plan=plan,
+            incidents=data.incidents,
         ),
         "catalog.html": page(
             "catalog.html",
@@ -138,7 +147,8 @@ def render_site(
         ),
     }
     for o in orgs:
-        pages[o.filename] = page("organization.html", o.filename, org=o)
+        mine = [i for i in data.incidents if i.organization == o.organization]
+        pages[o.filename] = page("organization.html", o.filename, org=o, incidents=mine)
     if plan is not None:
         pages["plan.html"] = page("plan.html", "plan.html", plan=plan)
     return pages

@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from reconciler.crypto import generate_entry
 from tests.conftest import CANARIES, Env, all_forms, assert_no_canary
+from tests.incidents.receiver import Receiver
 
 # Values used on some runs only: a replaced secret, keys the simulator rejects (one of them goes
 # in a query string) and a key with a trailing space (not a valid HTTP header value).
@@ -24,6 +25,12 @@ EXTRA = {
     "GLOBEX_STRIPE_SECRET_KEY": "sk_test_invalid_CANARYrejected-31",
     "ACME_GOOGLE_MAPS_KEY": "AIzaInvalid_CANARYgmaps-5151",
 }
+# The notification receiver's secrets: the signing key, and a token in its URL (a Slack
+# webhook URL is a credential); neither may show up anywhere, events and headers included.
+NOTIFY = {
+    "RECONCILER_NOTIFY_SECRET": "nsec_CANARYsigning-8f21",
+    "NOTIFY_URL_TOKEN": "T0CANARYurltoken-b7c3",
+}
 HAS_REPORT = importlib.util.find_spec("reconciler.report") is not None
 
 
@@ -31,7 +38,7 @@ def assert_clean(data: str | bytes, where: str) -> None:
     """No canary (fixed or extra) in ``data``, in any of its encoded forms."""
     assert_no_canary(data, where)
     blob = data.encode() if isinstance(data, str) else data
-    for name, value in EXTRA.items():
+    for name, value in {**EXTRA, **NOTIFY}.items():
         for form in all_forms(value):
             if form.encode() in blob or form.encode().lower() in blob.lower():
                 raise AssertionError(f"secret {name} (as {form[:4]}...) found in {where}")
@@ -89,6 +96,9 @@ def check_stores(env: Env, log: Path, *files: Path) -> None:
 def test_every_command_output_and_every_store_is_clean(env: Env, tmp_path: Path) -> None:
     log = tmp_path / "reconciler.log"
     run = Runner(env, log)
+    receiver = Receiver().start()
+    env.vars["RECONCILER_NOTIFY_URL"] = f"{receiver.url}/{NOTIFY['NOTIFY_URL_TOKEN']}"
+    env.vars["RECONCILER_NOTIFY_SECRET"] = NOTIFY["RECONCILER_NOTIFY_SECRET"]
     plan_file = tmp_path / "plan.json"
     run("validate")
     run("catalog")
@@ -123,10 +133,25 @@ def test_every_command_output_and_every_store_is_clean(env: Env, tmp_path: Path)
     assert r.exit_code == 1 and "The API key you entered is invalid" in r.output
     run("health", ok=False)
     run("status")
+    run("status", "--format", "json")
     run("audit", "--format", "json")
     run("audit", "verify")
+    receiver.stop()  # the receiver is down: events wait in the outbox
+    run("health", ok=False)
+    run("notify", ok=False)
+    receiver.start()
+    run("notify")
+    run("metrics")
+    metrics_file = tmp_path / "reconciler.prom"
+    run("metrics", "--out", str(metrics_file))
     env.vars.update(CANARIES)
     run("apply")
+    run("health")
+    run("health")
+    receiver.stop()
+    assert {r.json["type"] for r in receiver.received} == {"incident.opened", "incident.resolved"}
+    for r in receiver.received:
+        assert_clean(r.body + repr(r.headers).encode(), "a notification")
     if HAS_REPORT:  # reconciler.report imports: its pages are checked too
         out = tmp_path / "report"
         run("report", "--out", str(out), "--plan", str(plan_file))
@@ -135,7 +160,7 @@ def test_every_command_output_and_every_store_is_clean(env: Env, tmp_path: Path)
         for p in pages:
             assert_clean(p.read_bytes(), f"report {p.name}")
     assert run.seen >= 30
-    check_stores(env, log, plan_file)
+    check_stores(env, log, plan_file, metrics_file)
 
 
 def test_a_plan_file_for_a_changed_secret_holds_no_secret(env: Env, tmp_path: Path) -> None:
