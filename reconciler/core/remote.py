@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from reconciler.core.catalog import ResourceKind
+from reconciler.core.catalog import Provider, ResourceKind
 from reconciler.core.credential_refs import REFERENCE
 from reconciler.core.desired import DesiredResource
 
@@ -226,4 +226,16 @@ def create_idempotency_key(organization: str, change: RemoteChange) -> str:
         fields=change.after or {},
         replaces=change.replaces,
         generation=change.generation,
+    )
+
+
+def realized_kinds(
+    provider: Provider, credential_fields: Iterable[str]
+) -> tuple[ResourceKind, ...]:
+    """The provider's kinds that exist at the provider for a connection holding these
+    credential fields (sender signatures need ``account_token``; without it they are kept in
+    our tables only). Existence-only kinds (Quo numbers) are included: they are read too."""
+    held = set(credential_fields)
+    return tuple(
+        k for k in provider.resources if k.remote is not None and k.remote.credential in held
     )

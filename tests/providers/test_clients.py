@@ -415,3 +415,30 @@ def test_the_base_url_override_is_checked_as_for_health(catalog: Catalog) -> Non
 
     with pytest.raises(Exception, match="RECONCILER_BASE_URL_STRIPE must be an http"):
         run(work)
+
+
+def test_thirty_stripe_endpoints_on_one_test_key_meet_no_429(
+    sim: Simulator, catalog: Catalog, access: list[str]
+) -> None:
+    async def work(http: Any) -> Any:
+        writes = open_writes(
+            catalog.providers["stripe"],
+            creds(api_key="sk_test_thirty"),
+            client=http,
+            limits=RateLimits(),
+            environ=sim.env(),
+        )
+        await asyncio.gather(
+            *(
+                writes.create(
+                    "webhook_endpoints",
+                    {"url": f"https://acme.example/{i}", "events": ["invoice.paid"]},
+                    address=f"acme/stripe/webhook_endpoints/https://acme.example/{i}",
+                )
+                for i in range(30)
+            )
+        )
+        return await writes.list("webhook_endpoints")
+
+    assert len(run(work)) == 30
+    assert not [line for line in access if line.endswith(" 429")]
