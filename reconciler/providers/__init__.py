@@ -14,6 +14,9 @@ Usage::
         writes = open_writes(catalog.providers["stripe"], credentials, client=http, limits=limits)
         created = await writes.create("webhook_endpoints", fields, address=address,
                                       idempotency_key=key)  # created.secret: Secret("whsec_…")
+
+Also: ``refresh`` (many connections' reads in parallel, for plan and drift) and ``effects``
+(``carry_out`` of one planned ``RemoteChange``, for apply).
 """
 
 from __future__ import annotations

@@ -99,7 +99,7 @@ class ProviderApi:
                     headers={**self.headers, **extra},
                 )
                 raw = response.content[:MAX_BODY]
-            except (httpx.HTTPError, OSError) as e:
+            except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as e:
                 failures += 1
                 if repeatable and failures < self.policy.max_attempts:
                     await asyncio.sleep(_backoff(self.policy, failures, rng))

@@ -30,12 +30,18 @@ Handler = Callable[[SimRequest, Call], Answer]
 
 @dataclass(frozen=True)
 class Route:
-    """A method and a path pattern (`re.fullmatch`); `judged` routes go through the key rules."""
+    """A method and a path pattern (`re.fullmatch`); `judged` routes go through the key rules;
+    `limited` ones count against the provider's per-key rate limit.
+
+    Only the resource APIs are limited: the health-check routes stay unlimited because tests
+    and benchmarks check fleets of organizations that share one key, far above any real rate.
+    """
 
     method: str
     pattern: str
     handler: Handler
     judged: bool = True
+    limited: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,7 @@ def dispatch(dialect: Dialect, request: SimRequest, state: SimState) -> Answer:
         outcome = state.judge(dialect.slug, key)
         if outcome is not Outcome.SUCCESS:
             return dialect.refusal(outcome, request)
-        wait = _over_limit(dialect, state, key)
+        wait = _over_limit(dialect, state, key) if route.limited else None
         if wait is not None:
             if dialect.throttled is None:
                 return dialect.refusal(Outcome.RATE_LIMITED, request)

@@ -267,11 +267,11 @@ _WEBHOOK = r"/webhooks/([0-9]+)"
 _SENDER = r"/senders/([0-9]+)"
 
 ROUTES = (
-    Route("GET", "/webhooks", list_webhooks),
-    Route("POST", "/webhooks", create_webhook),
-    Route("GET", _WEBHOOK, get_webhook),
-    Route("PUT", _WEBHOOK, edit_webhook),
-    Route("DELETE", _WEBHOOK, delete_webhook),
+    Route("GET", "/webhooks", list_webhooks, limited=True),
+    Route("POST", "/webhooks", create_webhook, limited=True),
+    Route("GET", _WEBHOOK, get_webhook, limited=True),
+    Route("PUT", _WEBHOOK, edit_webhook, limited=True),
+    Route("DELETE", _WEBHOOK, delete_webhook, limited=True),
     Route("GET", "/senders", list_senders, judged=False),
     Route("POST", "/senders", create_sender, judged=False),
     Route("GET", _SENDER, get_sender, judged=False),

@@ -95,8 +95,13 @@ def delete_webhook(request: SimRequest, call: Call) -> Answer:
 _WEBHOOK = r"/v1/webhooks/(WH[A-Za-z0-9]+)"
 
 ROUTES = (
-    Route("GET", "/v1/webhooks", list_webhooks),
-    Route("POST", r"/v1/webhooks/(messages|calls|call-summaries|call-transcripts)", create_webhook),
-    Route("GET", _WEBHOOK, get_webhook),
-    Route("DELETE", _WEBHOOK, delete_webhook),
+    Route("GET", "/v1/webhooks", list_webhooks, limited=True),
+    Route(
+        "POST",
+        r"/v1/webhooks/(messages|calls|call-summaries|call-transcripts)",
+        create_webhook,
+        limited=True,
+    ),
+    Route("GET", _WEBHOOK, get_webhook, limited=True),
+    Route("DELETE", _WEBHOOK, delete_webhook, limited=True),
 )

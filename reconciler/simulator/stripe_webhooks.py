@@ -252,9 +252,9 @@ def delete_webhook(request: SimRequest, call: Call) -> Answer:
 _ENDPOINT = r"/v1/webhook_endpoints/([A-Za-z0-9_]+)"
 
 ROUTES = (
-    Route("GET", "/v1/webhook_endpoints", list_webhooks),
-    Route("POST", "/v1/webhook_endpoints", idempotent(create_webhook)),
-    Route("GET", _ENDPOINT, get_webhook),
-    Route("POST", _ENDPOINT, idempotent(update_webhook)),
-    Route("DELETE", _ENDPOINT, delete_webhook),
+    Route("GET", "/v1/webhook_endpoints", list_webhooks, limited=True),
+    Route("POST", "/v1/webhook_endpoints", idempotent(create_webhook), limited=True),
+    Route("GET", _ENDPOINT, get_webhook, limited=True),
+    Route("POST", _ENDPOINT, idempotent(update_webhook), limited=True),
+    Route("DELETE", _ENDPOINT, delete_webhook, limited=True),
 )
