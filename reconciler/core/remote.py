@@ -239,3 +239,21 @@ def realized_kinds(
     return tuple(
         k for k in provider.resources if k.remote is not None and k.remote.credential in held
     )
+
+
+SECRET_FIELD_MARK = ".signing_secret."
+
+
+def signing_secret_field(kind: str, identity: str) -> str:
+    """The ``integration_credentials.field`` (≤ 64 characters) that holds the signing secret of
+    one resource: ``webhook_endpoints.signing_secret.<12 hex of the identity's SHA-256>``. The
+    SaaS finds a resource's secret by computing the same name; no manifest credential can
+    collide (credential names have no dots)."""
+    digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:12]
+    return f"{kind}{SECRET_FIELD_MARK}{digest}"
+
+
+def is_signing_secret_field(name: str) -> bool:
+    """True for a credential row that holds a resource's signing secret (apply's credential
+    sync must keep those rows; they are not the connection's credentials)."""
+    return SECRET_FIELD_MARK in name

@@ -15,8 +15,10 @@ from reconciler.core.remote import (
     StoredRemote,
     create_idempotency_key,
     idempotency_key,
+    is_signing_secret_field,
     missing_at_provider,
     resource_address,
+    signing_secret_field,
 )
 from reconciler.core.remote_diff import RemoteDiff, diff_remote
 
@@ -290,3 +292,14 @@ def test_quo_numbers_missing_from_the_workspace_are_named() -> None:
     (missing,) = missing_at_provider("acme/quo", numbers, want, have)
     assert missing.address == "acme/quo/phone_numbers/+15555550199"
     assert "+15555550199 is not a number of this quo workspace" in missing.message
+
+
+def test_signing_secret_fields_fit_the_credentials_table_and_name_the_resource() -> None:
+    long_url = "https://acme.example/" + "x" * 400
+    name = signing_secret_field("webhook_endpoints", long_url)
+    assert len(name) <= 64
+    assert name.startswith("webhook_endpoints.signing_secret.")
+    assert name == signing_secret_field("webhook_endpoints", long_url)
+    assert name != signing_secret_field("webhook_endpoints", URL)
+    assert is_signing_secret_field(name)
+    assert not is_signing_secret_field("api_key")
