@@ -154,3 +154,40 @@ def test_cost_report_needs_an_admin_key_and_pages(sim: Simulator) -> None:
     assert amounts == {"250.25"}
     total = sum(Decimal(r["amount"]) for b in buckets for r in b["results"])
     assert total == Decimal("250.25") * len(buckets)
+
+
+def test_sim_controls_over_http(sim: Simulator) -> None:
+    with httpx.Client(base_url=sim.url) as control:
+        numbers = {"key": "quo-http", "numbers": [{"number": "+15555550123", "name": "Ops"}]}
+        assert control.post("/_sim/quo/phone-numbers", json=numbers).status_code == 200
+        assert control.post(
+            "/_sim/anthropic/cost", json={"key": "sk-ant-admin01-http", "daily_cents": "99"}
+        ).json() == {"ok": True}
+        seeded = control.post(
+            "/_sim/objects/seed",
+            json={
+                "provider": "quo",
+                "kind": "webhooks",
+                "key": "quo-http",
+                "body": {"type": "calls", "url": "https://x.example/c", "events": ["call.ringing"]},
+            },
+        ).json()
+        assert seeded["id"].startswith("WH")
+        hook = control.post(
+            "/_sim/objects/seed",
+            json={
+                "provider": "postmark",
+                "kind": "webhooks",
+                "key": "pm-http",
+                "body": {"Url": "https://x.example/p"},
+            },
+        ).json()
+        assert hook["MessageStream"] == "outbound"
+        assert control.post("/_sim/clock", json={"advance_seconds": 60}).status_code == 200
+        bad = control.post("/_sim/objects/seed", json={"provider": "quo", "kind": "webhooks"})
+        assert bad.status_code == 400
+    with quo(sim, "quo-http") as http:
+        assert [n["number"] for n in http.get("/v1/phone-numbers").json()["data"]] == [
+            "+15555550123"
+        ]
+        assert [w["id"] for w in http.get("/v1/webhooks").json()["data"]] == [seeded["id"]]
