@@ -104,7 +104,16 @@ class OAuth2(Strict):
 
 
 FieldType = Literal[
-    "string", "email", "phone_e164", "https_url", "enum", "boolean", "integer", "number", "list"
+    "string",
+    "email",
+    "phone_e164",
+    "https_url",
+    "enum",
+    "boolean",
+    "integer",
+    "number",
+    "list",
+    "secret_ref",  # a whole ${VAR} reference, kept as written; resolved where it is used
 ]
 
 
@@ -131,6 +140,28 @@ class ResourceField(Strict):
     # verified against the provider by apply (e.g. a model the key's /v1/models lists)
     open_pattern: str | None = None
     verify: VerifyValue | None = None
+    # filled in when the manifest leaves the field out (e.g. Postmark's message_stream: outbound)
+    default_value: str | int | bool | None = None
+
+
+class RemoteSpec(Strict):
+    """How a resource kind exists at the provider, through its API (SPEC section 8).
+
+    ``compare``: the fields compared with the provider's object (drift). ``update``: those the
+    API changes in place; a change of another compared field replaces the object (delete and
+    create, e.g. Quo webhooks, which have no update). ``signing_secret``: the create answer
+    carries a secret shown only then, stored encrypted. ``credential``: the credential field
+    the API needs; a connection without it keeps the kind in our tables only.
+    ``existence_only``: the provider holds the objects and the tool only checks that each
+    declared one exists (Quo phone numbers).
+    """
+
+    compare: list[str] = Field(default_factory=list)
+    update: list[str] = Field(default_factory=list)
+    signing_secret: bool = False
+    idempotency_key: bool = False  # creates carry an Idempotency-Key the provider replays (Stripe)
+    credential: str = "api_key"
+    existence_only: bool = False
 
 
 class ResourceKind(Strict):
@@ -148,12 +179,24 @@ class ResourceKind(Strict):
     value: ResourceField | None = None
     default: Literal["none", "exactly_one"] = "none"
     description: str = ""
+    # a second field that, with ``identity``, makes an item's identity: "<prefix>:<identity>"
+    # (Postmark webhooks: "outbound:https://..."; Quo webhooks: "messages:https://...")
+    identity_prefix: str | None = None
+    remote: RemoteSpec | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ResourceKind:
         names = {f.name for f in self.fields}
         if self.shape == "list" and (self.identity is None or self.identity not in names):
             raise ValueError(f"list resource {self.name!r} needs an identity among its fields")
+        if self.identity_prefix is not None and self.identity_prefix not in names:
+            raise ValueError(f"the identity_prefix of {self.name!r} must be one of its fields")
+        if self.remote is not None:
+            unknown = sorted(set(self.remote.compare + self.remote.update) - names)
+            if unknown:
+                raise ValueError(
+                    f"remote fields of {self.name!r} are not among its fields: {unknown}"
+                )
         if self.shape == "value" and self.value is None:
             raise ValueError(f"value resource {self.name!r} needs a 'value' field description")
         return self
@@ -195,6 +238,13 @@ class Provider(Strict):
     def _oauth_consistent(self) -> Provider:
         if self.auth == "oauth2" and self.oauth2 is None:
             raise ValueError("auth oauth2 needs an 'oauth2' section with token_path")
+        fields = {c.name for c in self.credentials}
+        for kind in self.resources:
+            if kind.remote is not None and kind.remote.credential not in fields:
+                raise ValueError(
+                    f"resource {kind.name!r} needs the credential {kind.remote.credential!r}, "
+                    "which the provider does not declare"
+                )
         return self
 
     def resource_kind(self, name: str) -> ResourceKind | None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from reconciler.core.catalog import FieldType, Provider, ResourceField, ResourceKind
+from reconciler.core.credential_refs import REFERENCE, RESERVED_PREFIX, VARIABLE
 from reconciler.core.desired import DesiredResource
 from reconciler.core.manifest_source import SourceDocument
 from reconciler.core.yamlsafe import Loc
@@ -79,24 +80,39 @@ def _list_kind(
         spec = _fields(src, item_path, provider, kind, item, label)
         if spec is None:
             continue
-        identity = spec.get(kind.identity or "")
+        identity = item_identity(kind, spec)
         if identity is None:
             continue
         key = _identity_key(kind, identity)
         if key in seen:
+            what = (
+                kind.identity
+                if kind.identity_prefix is None
+                else (f"{kind.identity_prefix} and {kind.identity}")
+            )
             src.error(
                 item_path,
-                f"{label} of {provider.name} repeats the {kind.identity} of the "
-                f"item at line {seen[key]}; each {kind.identity} appears once",
+                f"{label} of {provider.name} repeats the {what} of the "
+                f"item at line {seen[key]}; each {what} appears once",
             )
             continue
         seen[key] = src.line(item_path)
-        found.append(
-            DesiredResource(kind.name, str(identity), spec, is_default, src.line(item_path))
-        )
+        found.append(DesiredResource(kind.name, identity, spec, is_default, src.line(item_path)))
     if kind.default == "exactly_one" and value and (defaults or not unreadable):
         _exactly_one_default(src, path, provider, kind, defaults)
     return found
+
+
+def item_identity(kind: ResourceKind, spec: Mapping[str, Any]) -> str | None:
+    """A list item's identity: its identity field, after ``<prefix>:`` when the kind has an
+    ``identity_prefix`` (``outbound:https://acme.example/hooks``)."""
+    value = spec.get(kind.identity or "")
+    if value is None:
+        return None
+    if kind.identity_prefix is None:
+        return str(value)
+    prefix = spec.get(kind.identity_prefix)
+    return None if prefix is None else f"{prefix}:{value}"
 
 
 def _exactly_one_default(
@@ -204,6 +220,9 @@ def _fields(
     if not ok:
         return None
     spec = dict(item)
+    for field in kind.fields:
+        if field.default_value is not None and field.name not in spec:
+            spec[field.name] = field.default_value
     if shape.has_default:
         spec["default"] = item.get("default") is True
     return dict(sorted(spec.items()))
@@ -338,6 +357,21 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
+def _secret_ref(field: ResourceField, value: Any) -> str | None:
+    match = REFERENCE.match(value) if isinstance(value, str) else None
+    if match is None:
+        return (
+            "must be a whole ${VAR} reference (e.g. ${ACME_STRIPE_WEBHOOK_SECRET}); "
+            "plaintext secrets do not go into git"
+        )
+    name = match.group(1)
+    if not VARIABLE.match(name):
+        return "refers to an invalid variable name (upper-case letters, digits and '_')"
+    if name.startswith(RESERVED_PREFIX):
+        return f"refers to a {RESERVED_PREFIX} variable, the reconciler's own settings"
+    return None
+
+
 def _nested_list(field: ResourceField, value: Any) -> str | None:
     return "must not be a list inside a list"
 
@@ -352,4 +386,5 @@ _TYPES: dict[str, Callable[[ResourceField, Any], str | None]] = {
     "integer": _integer,
     "number": _number,
     "list": _nested_list,
+    "secret_ref": _secret_ref,
 }

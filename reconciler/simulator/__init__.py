@@ -7,6 +7,9 @@ rate limit, outage...), so tests, the README demo and benchmarks need no real ac
 Modules: `server` (HTTP and the `Simulator` handle), `dialect` (the interface each provider
 implements and the shared dispatch), one `*_api` module per provider, `verdict` (key rules),
 `state` (counters, revocations, records), `admin` (`/_sim/...`), `wire` (request/answer values).
+The objects the reconciler manages at the providers, per key: `stripe_webhooks`,
+`postmark_resources` (webhooks, sender signatures), `quo_webhooks`, `anthropic_costs` (the cost
+report); `controls` changes them behind the tool's back, as a person in a dashboard would.
 """
 
 from reconciler.simulator.server import PROVIDERS, Simulator, run

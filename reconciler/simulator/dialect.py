@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reconciler.simulator.state import SimState
 from reconciler.simulator.verdict import Outcome
@@ -30,12 +30,18 @@ Handler = Callable[[SimRequest, Call], Answer]
 
 @dataclass(frozen=True)
 class Route:
-    """A method and a path pattern (`re.fullmatch`); `judged` routes go through the key rules."""
+    """A method and a path pattern (`re.fullmatch`); `judged` routes go through the key rules;
+    `limited` ones count against the provider's per-key rate limit.
+
+    Only the resource APIs are limited: the health-check routes stay unlimited because tests
+    and benchmarks check fleets of organizations that share one key, far above any real rate.
+    """
 
     method: str
     pattern: str
     handler: Handler
     judged: bool = True
+    limited: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,14 @@ class Dialect:
     credential: Callable[[SimRequest], str | None]
     refusal: Callable[[Outcome, SimRequest], Answer]
     not_found: Callable[[SimRequest], Answer]
+    # requests per second a key may send (None: unlimited), and the answer beyond it, given the
+    # seconds until the window has room
+    per_key_limit: Callable[[str], int | None] | None = None
+    throttled: Callable[[SimRequest, float], Answer] | None = None
+
+    def with_routes(self, routes: tuple[Route, ...]) -> Dialect:
+        """The same provider serving more routes (its resource APIs, kept in their own module)."""
+        return replace(self, routes=self.routes + routes)
 
     def find(self, request: SimRequest) -> tuple[Route, re.Match[str]] | None:
         for route in self.routes:
@@ -71,7 +85,20 @@ def dispatch(dialect: Dialect, request: SimRequest, state: SimState) -> Answer:
         outcome = state.judge(dialect.slug, key)
         if outcome is not Outcome.SUCCESS:
             return dialect.refusal(outcome, request)
+        wait = _over_limit(dialect, state, key) if route.limited else None
+        if wait is not None:
+            if dialect.throttled is None:
+                return dialect.refusal(Outcome.RATE_LIMITED, request)
+            return dialect.throttled(request, wait)
     return route.handler(request, Call(key, match, state))
+
+
+def _over_limit(dialect: Dialect, state: SimState, key: str | None) -> float | None:
+    """Seconds to wait when ``key`` is over its provider's per-key rate limit, else None."""
+    if dialect.per_key_limit is None or not key:
+        return None
+    limit = dialect.per_key_limit(key)
+    return None if limit is None else state.admit(dialect.slug, key, limit)
 
 
 def bearer(request: SimRequest) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 
 from reconciler.simulator.dialect import Call, Dialect, Route
+from reconciler.simulator.state import SimState
 from reconciler.simulator.verdict import Outcome
 from reconciler.simulator.wire import Answer, SimRequest, network_block, request_id
 
@@ -53,19 +54,39 @@ def not_found(request: SimRequest) -> Answer:
     return error(404, "0100404", "Not Found", "Not found")
 
 
+RATE_LIMIT = 10  # requests per second per key, shared by every client of the key
+DEFAULT_NUMBERS = (("+14155550100", "Main line"), ("+14155550101", "Support"))
+
+
+def rate_limit(key: str) -> int:
+    return RATE_LIMIT
+
+
+def workspace_numbers(state: SimState, key: str) -> tuple[tuple[str, str], ...]:
+    """(number, name) of the workspace's numbers: set through `/_sim`, or two by default."""
+    configured = state.settings.get(("quo-numbers", key))
+    return DEFAULT_NUMBERS if configured is None else tuple(configured)
+
+
 def phone_numbers(request: SimRequest, call: Call) -> Answer:
-    digest = hashlib.sha256(b"simulated-quo-workspace:" + (call.key or "").encode()).hexdigest()
+    key = call.key or ""
+    digest = hashlib.sha256(b"simulated-quo-workspace:" + key.encode()).hexdigest()
     numbers = []
-    for index, (suffix, name) in enumerate((("0100", "Main line"), ("0101", "Support"))):
+    for number, name in workspace_numbers(call.state, key):
+        tail = hashlib.sha256(f"{digest}:{number}".encode()).hexdigest()
+        digits = number[-10:]
+        formatted = (
+            f"({digits[:3]}) {digits[3:6]}-{digits[6:]}" if number.startswith("+1") else number
+        )
         numbers.append(
             {
-                "id": f"PN{digest[index * 8 : index * 8 + 8]}",
+                "id": f"PN{tail[:8]}",
                 "groupId": f"PG{digest[16:24]}",
                 "portRequestId": None,
-                "formattedNumber": f"(415) 555-{suffix}",
+                "formattedNumber": formatted,
                 "forward": None,
                 "name": name,
-                "number": f"+1415555{suffix}",
+                "number": number,
                 "portingStatus": None,
                 "symbol": None,
                 "users": [
@@ -94,4 +115,5 @@ DIALECT = Dialect(
     credential=credential,
     refusal=refusal,
     not_found=not_found,
+    per_key_limit=rate_limit,
 )

@@ -12,18 +12,24 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from reconciler.simulator import (
     admin,
     anthropic_api,
+    anthropic_costs,
+    controls,
     geoapify_api,
     google_maps_api,
     mapbox_api,
     oauthdemo_api,
     postmark_api,
+    postmark_resources,
     quo_api,
+    quo_webhooks,
     stripe_api,
+    stripe_webhooks,
 )
 from reconciler.simulator.dialect import Dialect, dispatch
 from reconciler.simulator.state import SimState
@@ -32,13 +38,13 @@ from reconciler.simulator.wire import Answer, SimRequest
 DIALECTS: dict[str, Dialect] = {
     d.slug: d
     for d in (
-        stripe_api.DIALECT,
-        postmark_api.DIALECT,
+        stripe_api.DIALECT.with_routes(stripe_webhooks.ROUTES),
+        postmark_api.DIALECT.with_routes(postmark_resources.ROUTES),
         mapbox_api.DIALECT,
         google_maps_api.DIALECT,
         geoapify_api.DIALECT,
-        anthropic_api.DIALECT,
-        quo_api.DIALECT,
+        anthropic_api.DIALECT.with_routes(anthropic_costs.ROUTES),
+        quo_api.DIALECT.with_routes(quo_webhooks.ROUTES),
         oauthdemo_api.DIALECT,
     )
 }
@@ -222,6 +228,35 @@ class Simulator:
 
     def reset(self) -> None:
         self.state.reset()
+
+    # -- the providers' objects, changed behind the tool's back (see `controls`) ---------------
+
+    def objects(self, provider: str, kind: str, key: str) -> list[dict[str, Any]]:
+        """What the provider holds for the key (signing secrets included)."""
+        return controls.objects(self.state, provider, kind, key)
+
+    def seed_object(
+        self, provider: str, kind: str, key: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Create an object as the provider's dashboard would (not ours: no marker)."""
+        return controls.seed_object(self.state, provider, kind, key, body)
+
+    def change_object(
+        self, provider: str, kind: str, key: str, object_id: str, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        return controls.change_object(self.state, provider, kind, key, object_id, fields)
+
+    def delete_object(self, provider: str, kind: str, key: str, object_id: str) -> None:
+        controls.delete_object(self.state, provider, kind, key, object_id)
+
+    def set_phone_numbers(self, key: str, numbers: list[tuple[str, str]]) -> None:
+        controls.set_phone_numbers(self.state, key, numbers)
+
+    def set_daily_cost(self, key: str, cents: str) -> None:
+        controls.set_daily_cost(self.state, key, cents)
+
+    def advance_clock(self, seconds: float) -> None:
+        self.state.advance(seconds)
 
 
 def run(host: str, port: int, *, latency_ms: float = 0, failure_rate: float = 0.0) -> None:

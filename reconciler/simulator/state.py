@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,54 @@ class SimState:
         self._requests: Counter[tuple[str, str]] = Counter()
         self._records: dict[str, dict[str, dict[str, Any]]] = {}
         self._tokens: dict[str, IssuedToken] = {}
+        self._sequence = 0
+        self._clock_offset = 0.0
+        self._windows: dict[tuple[str, str], deque[float]] = {}
+        self._replays: dict[tuple[str, str], tuple[str, float, Any]] = {}
+        self.settings: dict[tuple[str, str], Any] = {}  # (what, key) -> configured value
+
+    # -- time and per-key limits -----------------------------------------------------------------
+
+    def now(self) -> float:
+        """Wall-clock time moved by ``advance`` (to expire idempotency keys in tests)."""
+        with self._lock:
+            return time.time() + self._clock_offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._clock_offset += seconds
+
+    def next_sequence(self) -> int:
+        """A counter that orders created objects (newest first in listings) and numbers ids."""
+        with self._lock:
+            self._sequence += 1
+            return self._sequence
+
+    def admit(self, provider: str, key: str, per_second: int) -> float | None:
+        """Count one request of ``key`` against its limit: None when admitted, else the seconds
+        until the one-second sliding window has room again (the request is not counted)."""
+        with self._lock:
+            now = time.monotonic()
+            window = self._windows.setdefault((provider, key), deque())
+            while window and window[0] <= now - 1.0:
+                window.popleft()
+            if len(window) >= per_second:
+                return max(0.001, window[0] + 1.0 - now)
+            window.append(now)
+            return None
+
+    def replay(self, scope: str, idempotency_key: str) -> tuple[str, Any] | None:
+        """The saved (fingerprint, answer) of an idempotent request younger than 24 hours."""
+        with self._lock:
+            found = self._replays.get((scope, idempotency_key))
+            if found is None or found[1] + 24 * 3600 <= time.time() + self._clock_offset:
+                return None
+            return found[0], found[2]
+
+    def save_replay(self, scope: str, idempotency_key: str, fingerprint: str, answer: Any) -> None:
+        with self._lock:
+            now = time.time() + self._clock_offset
+            self._replays[(scope, idempotency_key)] = (fingerprint, now, answer)
 
     # -- answers ---------------------------------------------------------------------------------
 
@@ -107,8 +155,12 @@ class SimState:
             self._requests.clear()
             self._records.clear()
             self._tokens.clear()
+            self._windows.clear()
+            self._replays.clear()
+            self.settings.clear()
+            self._clock_offset = 0.0
 
-    # -- records (Stripe webhook endpoints) ------------------------------------------------------
+    # -- records: objects at the providers, one namespace per provider, kind and key -----------
 
     def records(self, namespace: str) -> list[dict[str, Any]]:
         with self._lock:

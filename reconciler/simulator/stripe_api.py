@@ -6,10 +6,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import math
 import re
-import secrets
-import time
-from typing import Any
 
 from reconciler.simulator.dialect import Call, Dialect, Route, bearer
 from reconciler.simulator.verdict import Outcome
@@ -154,6 +152,27 @@ def account_id(key: str) -> str:
     return "acct_1" + digest[:15].upper()
 
 
+def rate_limit(key: str) -> int:
+    """Requests per second: 100 in live mode, 25 in test mode (Stripe's documented limits)."""
+    return 100 if key.startswith(("sk_live_", "rk_live_")) else 25
+
+
+def throttled(request: SimRequest, wait: float) -> Answer:
+    return error(
+        429,
+        request,
+        retry=True,
+        retry_after=str(max(1, math.ceil(wait))),
+        type="invalid_request_error",
+        code="rate_limit",
+        doc_url=f"{DOCS}/rate-limit",
+        message=(
+            "Request rate limit exceeded. Learn more about rate limits here "
+            "https://stripe.com/docs/rate-limits."
+        ),
+    )
+
+
 def account(request: SimRequest, call: Call) -> Answer:
     key = call.key or ""
     acct = account_id(key)
@@ -177,131 +196,12 @@ def account(request: SimRequest, call: Call) -> Answer:
     return Answer.json(200, body, headers(request))
 
 
-def _event_list(form: dict[str, list[str]]) -> list[str] | None:
-    """`enabled_events[]=a` or `enabled_events[0]=a` (the SDK's indexed form), in order."""
-    found: list[tuple[int, int, str]] = []
-    for name, values in form.items():
-        m = re.fullmatch(r"enabled_events\[(\d*)\]", name)
-        if m:
-            found += [(int(m.group(1) or 0), i, v) for i, v in enumerate(values)]
-    return [v for _, _, v in sorted(found)] if found else None
-
-
-def _missing_param(request: SimRequest, param: str) -> Answer:
-    return error(
-        400,
-        request,
-        type="invalid_request_error",
-        code="parameter_missing",
-        param=param,
-        message=f"Missing required param: {param}.",
-    )
-
-
-def _no_such_endpoint(request: SimRequest, endpoint_id: str) -> Answer:
-    return error(
-        404,
-        request,
-        type="invalid_request_error",
-        code="resource_missing",
-        param="id",
-        message=f"No such webhook endpoint: '{endpoint_id}'",
-    )
-
-
-def _public(endpoint: dict[str, Any]) -> dict[str, Any]:
-    """The endpoint without its signing secret, which Stripe shows only at creation."""
-    return {k: v for k, v in endpoint.items() if k != "secret"}
-
-
-def list_webhooks(request: SimRequest, call: Call) -> Answer:
-    data = sorted(call.state.records(account_id(call.key or "")), key=lambda e: -e["created"])
-    body = {
-        "object": "list",
-        "data": [_public(e) for e in data],
-        "has_more": False,
-        "url": "/v1/webhook_endpoints",
-    }
-    return Answer.json(200, body, headers(request))
-
-
-def create_webhook(request: SimRequest, call: Call) -> Answer:
-    form = request.form()
-    url = (form.get("url") or [""])[0]
-    events = _event_list(form)
-    if not url:
-        return _missing_param(request, "url")
-    if not events:
-        return _missing_param(request, "enabled_events")
-    key = call.key or ""
-    endpoint_id = "we_1" + secrets.token_hex(12)
-    endpoint: dict[str, Any] = {
-        "id": endpoint_id,
-        "object": "webhook_endpoint",
-        "api_version": None,
-        "application": None,
-        "created": int(time.time()),
-        "description": (form.get("description") or [""])[0] or None,
-        "enabled_events": events,
-        "livemode": key.startswith(("sk_live_", "rk_live_")),
-        "metadata": {},
-        "status": "enabled",
-        "url": url,
-        "secret": "whsec_" + secrets.token_hex(16),
-    }
-    call.state.put_record(account_id(key), endpoint_id, endpoint)
-    return Answer.json(200, endpoint, headers(request))
-
-
-def get_webhook(request: SimRequest, call: Call) -> Answer:
-    endpoint_id = call.match.group(1)
-    found = call.state.record(account_id(call.key or ""), endpoint_id)
-    if found is None:
-        return _no_such_endpoint(request, endpoint_id)
-    return Answer.json(200, _public(found), headers(request))
-
-
-def update_webhook(request: SimRequest, call: Call) -> Answer:
-    endpoint_id = call.match.group(1)
-    namespace = account_id(call.key or "")
-    found = call.state.record(namespace, endpoint_id)
-    if found is None:
-        return _no_such_endpoint(request, endpoint_id)
-    form = request.form()
-    if form.get("url"):
-        found["url"] = form["url"][0]
-    events = _event_list(form)
-    if events:
-        found["enabled_events"] = events
-    if form.get("disabled"):
-        found["status"] = "disabled" if form["disabled"][0] == "true" else "enabled"
-    if form.get("description"):
-        found["description"] = form["description"][0]
-    call.state.put_record(namespace, endpoint_id, found)
-    return Answer.json(200, _public(found), headers(request))
-
-
-def delete_webhook(request: SimRequest, call: Call) -> Answer:
-    endpoint_id = call.match.group(1)
-    if not call.state.delete_record(account_id(call.key or ""), endpoint_id):
-        return _no_such_endpoint(request, endpoint_id)
-    body = {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}
-    return Answer.json(200, body, headers(request))
-
-
-_ENDPOINT = r"/v1/webhook_endpoints/([A-Za-z0-9_]+)"
-
 DIALECT = Dialect(
     slug="stripe",
-    routes=(
-        Route("GET", "/v1/account", account),
-        Route("GET", "/v1/webhook_endpoints", list_webhooks),
-        Route("POST", "/v1/webhook_endpoints", create_webhook),
-        Route("GET", _ENDPOINT, get_webhook),
-        Route("POST", _ENDPOINT, update_webhook),
-        Route("DELETE", _ENDPOINT, delete_webhook),
-    ),
+    routes=(Route("GET", "/v1/account", account),),
     credential=credential,
     refusal=refusal,
     not_found=not_found,
+    per_key_limit=rate_limit,
+    throttled=throttled,
 )

@@ -194,3 +194,83 @@ def test_googlemaps_sdk_raises_api_error(sim: Simulator, key: str, status: str) 
     finally:
         client.session.close()
     assert raised.value.status == status
+
+
+# -- Provider-side resources (issue 13) ----------------------------------------------------------
+
+
+def test_stripe_sdk_pages_updates_and_misses_webhook_endpoints(sim: Simulator) -> None:
+    client = stripe_client(sim, "sk_live_sdk_pages")
+    made = [
+        client.v1.webhook_endpoints.create(
+            {
+                "url": f"https://example.com/{i}",
+                "enabled_events": ["invoice.paid"],
+                "metadata": {"managed_by": "reconciler"},
+            },
+            {"idempotency_key": f"sdk-{i}"},
+        )
+        for i in range(12)
+    ]
+    replayed = client.v1.webhook_endpoints.create(
+        {
+            "url": "https://example.com/0",
+            "enabled_events": ["invoice.paid"],
+            "metadata": {"managed_by": "reconciler"},
+        },
+        {"idempotency_key": "sdk-0"},
+    )
+    assert replayed.id == made[0].id
+    assert replayed.secret == made[0].secret
+    seen = [e.id for e in client.v1.webhook_endpoints.list().auto_paging_iter()]
+    assert sorted(seen) == sorted(e.id for e in made)
+    updated = client.v1.webhook_endpoints.update(
+        made[0].id,
+        {"enabled_events": ["charge.failed"], "description": "d", "metadata": {"managed_by": ""}},
+    )
+    assert list(updated.enabled_events) == ["charge.failed"]
+    assert updated.description == "d"
+    assert updated.metadata is not None
+    assert updated.metadata.to_dict() == {}
+    client.v1.webhook_endpoints.delete(made[0].id)
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        client.v1.webhook_endpoints.retrieve(made[0].id)
+    assert missing.value.code == "resource_missing"
+    with pytest.raises(stripe.IdempotencyError):
+        client.v1.webhook_endpoints.create(
+            {"url": "https://example.com/other", "enabled_events": ["invoice.paid"]},
+            {"idempotency_key": "sdk-1"},
+        )
+
+
+def test_postmark_sdk_manages_webhooks(sim: Simulator) -> None:
+    with postmark.sync.ServerClient(
+        "pm-sdk-hooks", retries=0, base_url=sim.base_url("postmark")
+    ) as client:
+        made = client.webhooks.create(
+            url="https://example.com/pm",
+            message_stream="outbound",
+            triggers={"Delivery": {"Enabled": True}, "Open": {"Enabled": True}},
+        )
+        assert made.triggers.delivery.enabled is True
+        assert made.triggers.open.post_first_open_only is False
+        assert [w.id for w in client.webhooks.list(message_stream="outbound")] == [made.id]
+        assert [w.id for w in client.webhooks.list()] == [made.id]
+        edited = client.webhooks.edit(made.id, triggers={"Bounce": {"Enabled": True}})
+        assert edited.triggers.bounce.enabled is True
+        assert client.webhooks.get(made.id).url == "https://example.com/pm"
+        assert client.webhooks.delete(made.id).error_code == 0
+
+
+def test_postmark_sdk_manages_sender_signatures_with_the_account_token(sim: Simulator) -> None:
+    with postmark.sync.AccountClient(
+        "pm-sdk-account", retries=0, base_url=sim.base_url("postmark")
+    ) as client:
+        made = client.signature.create(sender="ops@acme.example", name="Acme Ops")
+        assert made.confirmed is False
+        page = client.signature.list(count=500, offset=0)
+        assert [s.email_address for s in page.items] == ["ops@acme.example"]
+        assert client.signature.get(made.id).domain == "acme.example"
+        with pytest.raises(postmark.exceptions.PostmarkAPIException) as duplicate:
+            client.signature.create(sender="ops@acme.example", name="Again")
+        assert duplicate.value.error_code == 504

@@ -1,0 +1,74 @@
+"""Per-key request rates, shared by everything that uses one key in one run.
+
+Quo allows 10 requests per second per key and Stripe 25 in test mode (100 live), counted over
+any second. A token bucket paces each key: it refills at 80 % of the limit and holds at most
+20 % of it, so no one-second window ever sees more than the limit, whatever else of ours uses
+the key at the same time. Loop-agnostic (a thread lock, monotonic time): one ``RateLimits``
+serves every asyncio loop and thread of a run.
+
+Usage::
+
+    limits = RateLimits()                     # one per run
+    await limits.bucket("quo", key, 10).acquire()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+
+FILL_SHARE = 0.8
+BURST_SHARE = 0.2
+
+
+class TokenBucket:
+    """Paces requests to ``per_second`` over any one-second window."""
+
+    def __init__(self, per_second: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if per_second <= 0:
+            raise ValueError("a rate limit must be positive")
+        self.per_second = per_second
+        self.rate = per_second * FILL_SHARE
+        self.burst = max(1.0, per_second * BURST_SHARE)
+        self._clock = clock
+        self._tokens = self.burst
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def reserve(self) -> float:
+        """Take a slot; the seconds to wait before using it (0 when one is free now)."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            self._tokens -= 1
+            return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+    def hold(self, seconds: float) -> None:
+        """The provider said 429 with a wait: nobody of ours uses the key before it is over."""
+        with self._lock:
+            self._tokens = min(self._tokens, -seconds * self.rate)
+
+    async def acquire(self) -> None:
+        wait = self.reserve()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+class RateLimits:
+    """The buckets of one run, one per provider and key (the key is held only as a digest)."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._lock = threading.Lock()
+
+    def bucket(self, provider: str, key: str, per_second: float) -> TokenBucket:
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+        with self._lock:
+            found = self._buckets.get((provider, digest))
+            if found is None:
+                found = self._buckets[(provider, digest)] = TokenBucket(per_second)
+            return found

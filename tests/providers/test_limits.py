@@ -1,0 +1,47 @@
+"""The per-key token bucket, on a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.providers.limits import RateLimits, TokenBucket
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_no_second_ever_sees_more_than_the_limit() -> None:
+    clock = Clock()
+    bucket = TokenBucket(10, clock=clock)
+    sent: list[float] = []
+    for _ in range(100):
+        clock.now = max(clock.now, (sent[-1] if sent else 0.0))
+        wait = bucket.reserve()
+        sent.append(clock.now + wait)
+    for start in sent:
+        assert sum(1 for t in sent if start <= t < start + 1.0) <= 10
+    assert sent[-1] == pytest.approx((100 - 2) / 8, abs=0.01)  # 2 at once, then 8 a second
+
+
+def test_a_429_holds_the_key_for_everyone() -> None:
+    clock = Clock()
+    bucket = TokenBucket(10, clock=clock)
+    bucket.hold(2.0)
+    assert bucket.reserve() >= 2.0
+
+
+def test_buckets_are_shared_per_provider_and_key() -> None:
+    limits = RateLimits()
+    assert limits.bucket("quo", "k1", 10) is limits.bucket("quo", "k1", 10)
+    assert limits.bucket("quo", "k1", 10) is not limits.bucket("quo", "k2", 10)
+    assert limits.bucket("quo", "k1", 10) is not limits.bucket("stripe", "k1", 25)
+
+
+def test_a_rate_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        TokenBucket(0)
