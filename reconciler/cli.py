@@ -214,6 +214,21 @@ def validate(catalog_dir: str | None, paths: tuple[str, ...], require_env: bool)
 
 @cli.command()
 @catalog_option
+@handled
+def schema(catalog_dir: str | None) -> None:
+    """Print the JSON Schema of manifests (draft 2020-12) for editors and CI.
+
+    Built from the catalog in effect: write it to a file with
+    `reconciler schema > manifest.schema.json` and name that file in a
+    `# yaml-language-server: $schema=manifest.schema.json` comment."""
+    from reconciler.core.catalog import load_catalog
+    from reconciler.core.manifest_schema import manifest_schema
+
+    click.echo(json.dumps(manifest_schema(load_catalog(catalog_dir)), indent=2))
+
+
+@cli.command()
+@catalog_option
 @paths_argument
 @with_orgs
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text")
