@@ -136,7 +136,12 @@ org_options = [
     click.option(
         "--exclude-org", "exclude_orgs", multiple=True, help="Not this organization (repeatable)."
     ),
-    click.option("--shard", default=None, help="K/N: only the organizations in shard K of N."),
+    click.option(
+        "--shard",
+        default=None,
+        help="K/N: only the organizations in shard K of N; auto (or auto/N) reads K and N from "
+        "GitLab's parallel: or a Kubernetes Indexed Job.",
+    ),
     click.option(
         "--provider",
         "providers",
@@ -176,7 +181,10 @@ def _selection(
     from reconciler.commands.inputs import Selection, parse_shard
 
     return Selection(
-        include=orgs, exclude=exclude_orgs, shard=parse_shard(shard), providers=providers
+        include=orgs,
+        exclude=exclude_orgs,
+        shard=parse_shard(shard, os.environ),
+        providers=providers,
     )
 
 
