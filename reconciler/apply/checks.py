@@ -35,6 +35,10 @@ VERIFY = "verify:"  # prefix of the keys of value probes, beside connection addr
 def needs_check(change: Change, conn: DesiredConnection) -> bool:
     if change.kind != "connection" or not conn.active:
         return False
+    if change.action is Action.ADOPT and conn.keep_credentials:
+        # credentials: keep: adopting checks nothing new (the stored credentials stay; they
+        # may not even be ours to decrypt). See reconciler/core/kept_credentials.py.
+        return False
     if change.action in (Action.CREATE, Action.ADOPT):
         return True
     return change.action is Action.UPDATE and any(

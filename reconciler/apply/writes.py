@@ -346,7 +346,8 @@ class OrgWriter:
             if result is not None
             else (f"{display} is inactive" if not conn.active else ch.reason)
         )
-        self.report.append(Outcome(ch.address, ch.action.value, f"{verb}d", msg))
+        # "adopted", not "adoptd" (every other verb ends in e)
+        self.report.append(Outcome(ch.address, ch.action.value, f"{verb.rstrip('e')}ed", msg))
         return True
 
     def _store_credentials(

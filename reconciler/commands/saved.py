@@ -43,6 +43,7 @@ def _desired_to_json(desired: Desired) -> dict[str, Any]:
                     "adopt": c.adopt,
                     "deletion_policy": c.deletion_policy,
                     "prevent_destroy": c.prevent_destroy,
+                    "keep_credentials": c.keep_credentials,
                     "file": c.file,
                     "line": c.line,
                     "resources": [
@@ -85,6 +86,7 @@ def _desired_from_json(data: Mapping[str, Any], environ: Mapping[str, str]) -> D
                     adopt=c["adopt"],
                     deletion_policy=c["deletion_policy"],
                     prevent_destroy=c["prevent_destroy"],
+                    keep_credentials=c.get("keep_credentials", False),
                     file=c["file"],
                     line=c["line"],
                     resources=tuple(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.core.catalog import Catalog, Provider, ResourceField, ResourceKind
-from reconciler.core.credential_refs import RESERVED_PREFIX, VARIABLE
+from reconciler.core.credential_refs import KEEP, RESERVED_PREFIX, VARIABLE
 from reconciler.core.manifest import (
     API_VERSION,
     CONNECTION_FIELDS,
@@ -50,7 +50,10 @@ def manifest_schema(catalog: Catalog) -> dict[str, Any]:
                 "pattern": EMAIL.pattern,
                 "description": "Whose personal connection this is; must hold settings.edit.",
             },
-            "credentials": {"description": "${VAR} references to environment variables."},
+            "credentials": {
+                "description": "${VAR} references to environment variables, or 'keep': the "
+                "stored credentials stay (no variable needed)."
+            },
             "resources": {"type": ["object", "null"]},
             "active": {"type": "boolean", "description": "The instance's on/off toggle."},
             "adopt": {
@@ -141,7 +144,7 @@ def _provider_rules(provider: Provider) -> dict[str, Any]:
     }
     then: dict[str, Any] = {
         "properties": {
-            "credentials": mapping,
+            "credentials": {"anyOf": [mapping, {"const": KEEP}]},
             "resources": {
                 "type": ["object", "null"],
                 "additionalProperties": False,

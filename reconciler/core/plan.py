@@ -15,6 +15,7 @@ from typing import Any
 from reconciler.core.catalog import Catalog
 from reconciler.core.desired import Desired, DesiredConnection, DesiredOrganization
 from reconciler.core.errors import Diagnostics
+from reconciler.core.kept_credentials import keep_problem, kept_view
 from reconciler.core.state import Observed, ObservedConnection, ObservedInstance
 
 SENSITIVE = "(sensitive)"
@@ -290,6 +291,14 @@ def _plan_connection(
         credentials=list(conn.credentials),
         settings=_settings(conn),
     )
+    # credentials: keep (SPEC section 9; the rules are in core/kept_credentials.py): refused
+    # when there is nothing to keep, else ``after`` shows the stored fields, marked as kept.
+    # Nothing else here changes: a keep connection names no credential, so none is compared.
+    problem = keep_problem(conn, inst)
+    if problem is not None:
+        diags.add(conn.file, conn.line, problem)
+        return []
+    after = kept_view(after, conn, inst)
     existing = inst.managed_connection if inst else None
     if inst is None or (
         existing is None and not inst.connections and inst.managed_by == "manifest"
@@ -333,7 +342,8 @@ def _plan_connection(
             "connection",
             conn.organization,
             conn.provider,
-            "exists unmanaged; the manifest says adopt: true",
+            "exists unmanaged; the manifest says adopt: true"
+            + ("; its stored credentials are kept" if conn.keep_credentials else ""),
             "adopt",
             before,
             after,
@@ -416,12 +426,37 @@ def _plan_resources(
         else {(r.kind, r.identity): r for r in inst.resources if r.managed_by == "manifest"}
     )
     want = {(r.kind, r.identity): r for r in conn.resources}
+    # rows of the same identity that no manifest manages (made in the SaaS's screens, or
+    # orphaned) are adopted, not created again: what `reconciler import` writes plans as adopt
+    unmanaged = (
+        {}
+        if (inst is None or force_create)
+        else {(r.kind, r.identity): r for r in inst.resources if r.managed_by != "manifest"}
+    )
     out: list[Change] = []
     for key in sorted(set(want) | set(have)):
         kind, ident = key
         addr = resource_address(conn.address, kind, ident)
         w, h = want.get(key), have.get(key)
-        if w is not None and h is None:
+        u = unmanaged.get(key)
+        if w is not None and h is None and u is not None:
+            out.append(
+                Change(
+                    addr,
+                    Action.ADOPT,
+                    "resource",
+                    conn.organization,
+                    conn.provider,
+                    "exists unmanaged; the manifest takes it over",
+                    "adopt",
+                    _resource_view(u.spec, u.is_default),
+                    _resource_view(w.spec, w.is_default),
+                    ("managed_by", *(("spec",) if _bare(w.spec) != _bare(u.spec) else ())),
+                    kind,
+                    ident,
+                )
+            )
+        elif w is not None and h is None:
             out.append(
                 Change(
                     addr,

@@ -55,7 +55,9 @@ def test_the_schema_names_the_catalog_in_effect() -> None:
     assert conn["properties"]["provider"]["enum"] == sorted(p.stem for p in CATALOG.glob("*.yaml"))
     rules = {r["if"]["properties"]["provider"]["const"]: r["then"] for r in conn["allOf"]}
     assert set(rules["postmark"]["properties"]["resources"]["properties"]) >= {"sender_emails"}
-    assert rules["stripe"]["properties"]["credentials"]["properties"]["api_key"]["pattern"]
+    mapping, keep = rules["stripe"]["properties"]["credentials"]["anyOf"]
+    assert mapping["properties"]["api_key"]["pattern"]
+    assert keep == {"const": "keep"}
     # another catalog, another schema
     other = schema_of("--catalog", str(CATALOG_MIN))
     conn = other["properties"]["spec"]["properties"]["connections"]["items"]
@@ -96,6 +98,10 @@ SHAPE_PROBLEMS = [
     ("wrong type: connections", VALID.split("  connections:")[0] + "  connections: stripe\n"),
     ("wrong type: adopt", VALID + "      adopt: 1\n"),
     ("wrong type: resource list", VALID + "      resources: {webhook_endpoints: {url: x}}\n"),
+    (
+        "credentials neither a mapping nor keep",
+        VALID.replace('{api_key: "${ACME_STRIPE}"}', "kept"),
+    ),
     ("literal secret", VALID.replace('"${ACME_STRIPE}"', "sk_live_literal")),
     ("reserved variable", VALID.replace("ACME_STRIPE", "RECONCILER_ENCRYPTION_KEYS")),
     ("toggle on a provider without one", VALID + "      active: false\n"),
