@@ -220,6 +220,51 @@ def validate(catalog_dir: str | None, paths: tuple[str, ...], require_env: bool)
     )
 
 
+@cli.command(name="import")
+@catalog_option
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Folder to write the manifests to (one per organization).",
+)
+@click.option("--org", "orgs", multiple=True, help="Only this organization (repeatable).")
+@click.option(
+    "--exclude-org", "exclude_orgs", multiple=True, help="Not this organization (repeatable)."
+)
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@handled
+def import_cmd(
+    catalog_dir: str | None,
+    out: str,
+    orgs: tuple[str, ...],
+    exclude_orgs: tuple[str, ...],
+    force: bool,
+) -> None:
+    """Write one manifest per organization of the database, with credentials: keep.
+
+    Reads the database only (no write, no encryption key, no secret needed). Connections made
+    in the SaaS's screens get adopt: true; `plan` then shows only adopt changes for them."""
+    from reconciler.commands.importcmd import run_import, selection_of
+
+    result = run_import(
+        catalog_dir, Path(out), os.environ, selection_of(orgs, exclude_orgs), force=force
+    )
+    for d in result.problems.items:
+        click.echo(f"Warning: {d}", err=True)
+    if not result.organizations:
+        click.echo("No organization to import; nothing was written.")
+        return
+    click.echo(
+        f"Imported {result.organizations} organization(s), {result.connections} connection(s) "
+        f"({result.adopted} to adopt) into {out}:"
+    )
+    for path in result.written:
+        click.echo(f"  {path}")
+    click.echo(f"Review them, then: reconciler validate {out} && reconciler plan {out}")
+
+
 @cli.command()
 @catalog_option
 @handled
