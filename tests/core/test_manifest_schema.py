@@ -131,3 +131,19 @@ def test_a_valid_document_passes_both(tmp_path: Path) -> None:
     _, diags = load_manifests([path], catalog, {"ACME_STRIPE": "sk_test_x"})
     assert not diags.errors
     assert schema_errors(schema_of(), documents(path)[0]) == []
+
+
+def test_the_witness_fails_a_test_whose_accepted_manifest_the_schema_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The suite-wide check of tests/schema_witness.py would see a disagreement."""
+    from tests import schema_witness
+
+    catalog = load_catalog(CATALOG)
+    path = tmp_path / "acme.yaml"
+    path.write_text(VALID)
+    refuse_all = jsonschema.Draft202012Validator({"not": {}})
+    monkeypatch.setitem(schema_witness._validators, catalog.digest, refuse_all)
+    monkeypatch.setattr(schema_witness, "_seen", set())
+    with pytest.raises(pytest.fail.Exception, match="the schema refuses it"):
+        load_manifests([path], catalog, {"ACME_STRIPE": "sk_test_x"})
