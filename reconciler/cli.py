@@ -50,7 +50,12 @@ org_options = [
     click.option(
         "--exclude-org", "exclude_orgs", multiple=True, help="Not this organization (repeatable)."
     ),
-    click.option("--shard", default=None, help="K/N: only the organizations in shard K of N."),
+    click.option(
+        "--shard",
+        default=None,
+        help="K/N: only the organizations in shard K of N; auto (or auto/N) reads K and N from "
+        "GitLab's parallel: or a Kubernetes Indexed Job.",
+    ),
     click.option(
         "--provider",
         "providers",
@@ -86,7 +91,12 @@ def _selection(
 ) -> Any:
     from reconciler.commands.inputs import Selection, parse_shard
 
-    return Selection(orgs, exclude_orgs, parse_shard(shard), providers)
+    return Selection(
+        include=orgs,
+        exclude=exclude_orgs,
+        shard=parse_shard(shard, os.environ),
+        providers=providers,
+    )
 
 
 @cli.command()
@@ -109,6 +119,68 @@ def validate(catalog_dir: str | None, paths: tuple[str, ...], require_env: bool)
     for line in result.warnings:
         click.echo(line, err=True)
     click.echo(result.summary)
+    return EXIT_OK
+
+
+@cli.command(name="import")
+@catalog_option
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Folder to write the manifests to (one per organization).",
+)
+@click.option("--org", "orgs", multiple=True, help="Only this organization (repeatable).")
+@click.option(
+    "--exclude-org", "exclude_orgs", multiple=True, help="Not this organization (repeatable)."
+)
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@logging_options
+def import_cmd(
+    catalog_dir: str | None,
+    out: str,
+    orgs: tuple[str, ...],
+    exclude_orgs: tuple[str, ...],
+    force: bool,
+) -> int:
+    """Write one manifest per organization of the database, with credentials: keep.
+
+    Reads the database only (no write, no encryption key, no secret needed). Connections made
+    in the SaaS's screens get adopt: true; `plan` then shows only adopt changes for them."""
+    from reconciler.commands.importcmd import run_import, selection_of
+
+    result = run_import(
+        catalog_dir, Path(out), os.environ, selection_of(orgs, exclude_orgs), force=force
+    )
+    for d in result.problems.items:
+        click.echo(f"Warning: {d}", err=True)
+    if not result.organizations:
+        click.echo("No organization to import; nothing was written.")
+        return EXIT_OK
+    click.echo(
+        f"Imported {result.organizations} organization(s), {result.connections} connection(s) "
+        f"({result.adopted} to adopt) into {out}:"
+    )
+    for path in result.written:
+        click.echo(f"  {path}")
+    click.echo(f"Review them, then: reconciler validate {out} && reconciler plan {out}")
+    return EXIT_OK
+
+
+@cli.command()
+@catalog_option
+@logging_options
+def schema(catalog_dir: str | None) -> int:
+    """Print the JSON Schema of manifests (draft 2020-12) for editors and CI.
+
+    Built from the catalog in effect: write it to a file with
+    `reconciler schema > manifest.schema.json` and name that file in a
+    `# yaml-language-server: $schema=manifest.schema.json` comment."""
+    from reconciler.core.catalog import load_catalog
+    from reconciler.core.manifest_schema import manifest_schema
+
+    click.echo(json.dumps(manifest_schema(load_catalog(catalog_dir)), indent=2))
     return EXIT_OK
 
 

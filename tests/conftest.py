@@ -21,6 +21,10 @@ from sqlalchemy.orm import Session
 from reconciler.cli import cli
 from reconciler.crypto import generate_entry
 from reconciler.simulator import Simulator
+from tests import schema_witness
+
+# every manifest the validator accepts in any test must match `reconciler schema` as well
+schema_witness.install()
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFESTS = REPO / "manifests"

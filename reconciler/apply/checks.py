@@ -37,6 +37,10 @@ def needs_check(change: Change) -> bool:
     conn = change.connection
     if change.kind is not Kind.CONNECTION or conn is None or not conn.active:
         return False
+    if change.action is Action.ADOPT and conn.keep_credentials:
+        # credentials: keep: adopting checks nothing new (the stored credentials stay; they
+        # may not even be ours to decrypt). See reconciler/core/kept_credentials.py.
+        return False
     if change.action in (Action.CREATE, Action.ADOPT):
         return True
     return change.action is Action.UPDATE and bool(
@@ -45,6 +49,9 @@ def needs_check(change: Change) -> bool:
 
 
 def uses_new_credentials(change: Change) -> bool:
+    conn = change.connection
+    if conn is not None and conn.keep_credentials:
+        return False  # credentials: keep: the stored ones stay, whatever else changes
     return change.action in (Action.CREATE, Action.ADOPT) or bool(
         change.changed & {Attr.OWNER, Attr.CREDENTIALS}
     )

@@ -312,7 +312,7 @@ class OrgWriter:
         else:
             existing.spec, existing.is_default = stored, ch.after.is_default
             existing.managed_by, existing.updated_at = "manifest", self.now
-            done = Action.UPDATE
+            done = Action.ADOPT if ch.action is Action.ADOPT else Action.UPDATE
         self.audit.record(
             ch.organization,
             audit_action(ch.kind, done),

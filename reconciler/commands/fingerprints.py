@@ -31,7 +31,10 @@ def fingerprints_for(
                 addr = CredentialAddress(org.name, conn.provider, conn.owner, fname)
                 ids = [primary]
                 stored = stored_creds.get(fname)
-                if stored is not None:
+                if stored is not None and stored.fingerprint_key_id:
+                    # a row without a fingerprint was written by the SaaS, not by apply (e.g.
+                    # adopted with credentials: keep): it differs from any value and is
+                    # replaced, never decrypted, so its key need not be in the ring
                     _require_keys(keyring, stored, addr, existing.user_email if existing else "")
                     if stored.fingerprint_key_id != primary:
                         ids = sorted((primary, stored.fingerprint_key_id))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from reconciler.commands.shard_env import auto_shard, is_auto
 from reconciler.core.catalog import Catalog, load_catalog
 from reconciler.core.desired import Desired
 from reconciler.core.errors import InputError
@@ -56,13 +57,20 @@ def shard_of(organization: str, n: int) -> int:
     return zlib.crc32(hashlib.sha256(organization.encode()).digest()) % n + 1
 
 
-def parse_shard(value: str | None) -> tuple[int, int] | None:
+def parse_shard(
+    value: str | None, environ: Mapping[str, str] | None = None
+) -> tuple[int, int] | None:
+    """``K/N``, or ``auto`` / ``auto/N`` read from the environment (``shard_env``)."""
     if not value:
         return None
+    if is_auto(value):
+        return auto_shard(value, os.environ if environ is None else environ)
     try:
         k, n = (int(x) for x in value.split("/", 1))
     except ValueError:
-        raise InputError("--shard takes K/N with whole numbers, e.g. --shard 1/4") from None
+        raise InputError(
+            "--shard takes K/N with whole numbers, e.g. --shard 1/4, or auto"
+        ) from None
     if not (n >= 1 and 1 <= k <= n):
         raise InputError(f"--shard {value}: K must be between 1 and N, e.g. --shard 1/{max(n, 1)}")
     return (k, n)

@@ -97,6 +97,9 @@ class ConnectionSpec:
     deletion_policy: str = "delete"
     prevent_destroy: bool = False
     credentials: tuple[CredentialRef, ...] = ()
+    # ``credentials: keep`` (SPEC section 9): the stored credentials stay; ``credentials``
+    # then names the stored fields, with no variable, and apply neither reads nor stores one
+    keep_credentials: bool = False
 
     def credential(self, name: str) -> CredentialRef | None:
         return next((c for c in self.credentials if c.field == name), None)

@@ -18,6 +18,7 @@ from reconciler.core.manifest_source import SourceDocument
 from reconciler.core.secret import Secret
 from reconciler.core.yamlsafe import Loc
 
+KEEP = "keep"  # credentials: keep (SPEC section 9): the stored credentials stay
 REFERENCE = re.compile(r"^\$\{([^{}]*)\}$")
 VARIABLE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 RESERVED_PREFIX = "RECONCILER_"
@@ -27,6 +28,7 @@ RESERVED_PREFIX = "RECONCILER_"
 class ResolvedCredentials:
     values: dict[str, Secret] = field(default_factory=dict)  # field -> secret (when resolved)
     variables: dict[str, str] = field(default_factory=dict)  # field -> environment variable
+    keep: bool = False  # ``credentials: keep``: no variables; the stored credentials stay
 
 
 def read_credentials(
@@ -42,17 +44,22 @@ def read_credentials(
 ) -> ResolvedCredentials:
     """Check every credential reference; with ``resolve``, read the variables too.
 
+    ``credentials: keep`` reads nothing: the connection keeps its stored credentials.
+
     ``provider`` is None when the provider is unknown: the references are still checked, the
     field names cannot be.
     """
     out = ResolvedCredentials()
+    if value == KEEP:
+        return ResolvedCredentials(keep=True)
     if value is None:
         value = {}
     if not isinstance(value, dict):
         src.error(
             path,
             f"credentials of {provider_name} must be a mapping of field to "
-            "${VAR} reference, e.g. api_key: ${ACME_API_KEY}",
+            "${VAR} reference, e.g. api_key: ${ACME_API_KEY}, or keep (the stored "
+            "credentials stay)",
         )
         return out
     known = {f.name: f for f in provider.credentials} if provider else {}

@@ -40,6 +40,9 @@ class DesiredConnection:
     adopt: bool = False
     deletion_policy: Literal["delete", "orphan"] = "delete"
     prevent_destroy: bool = False
+    # credentials: keep (SPEC section 9): credentials/credential_vars are empty, the stored
+    # credentials stay; see reconciler.core.kept_credentials
+    keep_credentials: bool = False
     file: str = ""
     line: int | None = None
 

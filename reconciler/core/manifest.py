@@ -328,6 +328,7 @@ def _connection(
         adopt=adopt,
         deletion_policy=policy,
         prevent_destroy=prevent,
+        keep_credentials=creds.keep,
         file=src.file,
         line=src.line(path),
     )

@@ -24,6 +24,7 @@ from reconciler.core.changes import (
 )
 from reconciler.core.desired import Desired, DesiredConnection, DesiredOrganization
 from reconciler.core.errors import Diagnostics
+from reconciler.core.kept_credentials import keep_problem, kept_fields
 from reconciler.core.plan_resources import plan_resources, resource_change, resource_spec
 from reconciler.core.state import Observed, ObservedConnection, ObservedInstance
 
@@ -139,9 +140,21 @@ def _plan_organization(
     return changes, notes
 
 
-def _wanted(conn: DesiredConnection, fingerprints: Fingerprints) -> ConnectionSpec:
+def _wanted(
+    conn: DesiredConnection, fingerprints: Fingerprints, kept: tuple[str, ...] = ()
+) -> ConnectionSpec:
     """The connection as the manifest wants it, with its credentials' variables and keyed
-    fingerprints (never their values)."""
+    fingerprints (never their values); with ``credentials: keep``, the stored fields."""
+    if conn.keep_credentials:
+        return ConnectionSpec(
+            owner=conn.owner,
+            active=conn.active,
+            status="active" if conn.active else "inactive",
+            deletion_policy=conn.deletion_policy,
+            prevent_destroy=conn.prevent_destroy,
+            credentials=tuple(CredentialRef(f) for f in kept),
+            keep_credentials=True,
+        )
     return ConnectionSpec(
         owner=conn.owner,
         active=conn.active,
@@ -222,7 +235,13 @@ def _plan_connection(
     fingerprints: Fingerprints,
     diags: Diagnostics,
 ) -> list[Change]:
-    after = _wanted(conn, fingerprints)
+    # credentials: keep (SPEC section 9; the rules are in core/kept_credentials.py): refused
+    # when there is nothing to keep; else the stored fields stay, and no variable is named
+    problem = keep_problem(conn, inst)
+    if problem is not None:
+        diags.add(conn.file, conn.line, problem)
+        return []
+    after = _wanted(conn, fingerprints, kept_fields(conn, inst))
     existing = inst.managed_connection if inst else None
     if inst is None or (
         existing is None and not inst.connections and inst.managed_by == "manifest"
@@ -255,7 +274,8 @@ def _plan_connection(
         change = _connection_change(
             conn,
             Action.ADOPT,
-            "exists unmanaged; the manifest says adopt: true",
+            "exists unmanaged; the manifest says adopt: true"
+            + ("; its stored credentials are kept" if conn.keep_credentials else ""),
             "adopt",
             before,
             after,

@@ -50,6 +50,13 @@ def plan_resources(
         else {(r.kind, r.identity): r for r in inst.resources if r.managed_by == "manifest"}
     )
     want = {(r.kind, r.identity): r for r in conn.resources}
+    # rows of the same identity that no manifest manages (made in the SaaS's screens, or
+    # orphaned) are adopted, not created again: what `reconciler import` writes plans as adopt
+    unmanaged = (
+        {}
+        if (inst is None or force_create)
+        else {(r.kind, r.identity): r for r in inst.resources if r.managed_by != "manifest"}
+    )
     out: list[Change] = []
     org, provider = conn.organization, conn.provider
     for key in sorted(set(want) | set(have)):
@@ -57,7 +64,23 @@ def plan_resources(
         w, h = want.get(key), have.get(key)
         after = resource_spec(kind, ident, w.spec, w.is_default) if w is not None else None
         before = resource_spec(kind, ident, h.spec, h.is_default) if h is not None else None
-        if after is not None and before is None:
+        u = unmanaged.get(key)
+        if after is not None and before is None and u is not None:
+            found = resource_spec(kind, ident, u.spec, u.is_default)
+            out.append(
+                resource_change(
+                    conn.address,
+                    org,
+                    provider,
+                    Action.ADOPT,
+                    "exists unmanaged; the manifest takes it over",
+                    "adopt",
+                    found,
+                    after,
+                    frozenset({Attr.MANAGED_BY} | ({Attr.SPEC} if found != after else set())),
+                )
+            )
+        elif after is not None and before is None:
             out.append(
                 resource_change(
                     conn.address,

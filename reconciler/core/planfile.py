@@ -31,6 +31,7 @@ from reconciler.core.changes import (
     Unmanaged,
 )
 from reconciler.core.errors import InputError, StalePlanError
+from reconciler.core.kept_credentials import KEPT_MARK
 from reconciler.core.secret import SENSITIVE
 
 FORMAT_VERSION = "1.1"
@@ -64,7 +65,7 @@ def view(payload: Payload | None) -> dict[str, Any] | None:
     if payload is None:
         return None
     if isinstance(payload, ConnectionSpec):
-        return {
+        shown: dict[str, Any] = {
             "owner": payload.owner,
             "active": payload.active,
             "status": payload.status,
@@ -72,6 +73,9 @@ def view(payload: Payload | None) -> dict[str, Any] | None:
             "deletion_policy": payload.deletion_policy,
             "prevent_destroy": payload.prevent_destroy,
         }
+        if payload.keep_credentials:
+            shown[KEPT_MARK] = True
+        return shown
     if isinstance(payload, Unmanaged):
         return {
             "managed_by": payload.managed_by,
@@ -187,6 +191,7 @@ def _connection(
         status=_text(raw, "status", "active"),
         deletion_policy=_text(raw, "deletion_policy", "delete"),
         prevent_destroy=raw.get("prevent_destroy") is True,
+        keep_credentials=raw.get(KEPT_MARK) is True,
         credentials=tuple(
             CredentialRef(
                 f,

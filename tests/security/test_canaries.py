@@ -152,6 +152,22 @@ def test_every_command_output_and_every_store_is_clean(env: Env, tmp_path: Path)
     assert {r.json["type"] for r in receiver.received} == {"incident.opened", "incident.resolved"}
     for r in receiver.received:
         assert_clean(r.body + repr(r.headers).encode(), "a notification")
+    # the adoption commands: schema, import (its files too), and the imported manifests with
+    # credentials: keep planned and applied with no secret in the environment
+    run("schema")
+    imported = tmp_path / "imported"
+    run("import", "--out", str(imported))
+    run("import", "--out", str(imported), "--org", "acme", ok=False)  # refuses to overwrite
+    run("import", "--out", str(imported), "--force")
+    for f in imported.iterdir():
+        assert_clean(f.read_bytes(), f"imported {f.name}")
+        assert "rcv1:" not in f.read_text()
+    secretless = {k: "" for k in CANARIES}
+    run("validate", str(imported), **secretless)
+    run("plan", str(imported), **secretless)
+    run("plan", str(imported), "--format", "json", **secretless)
+    run("plan", str(imported), "--format", "markdown", **secretless)
+    run("apply", str(imported), **secretless)
     if HAS_REPORT:  # reconciler.report imports: its pages are checked too
         out = tmp_path / "report"
         run("report", "--out", str(out), "--plan", str(plan_file))
@@ -159,7 +175,7 @@ def test_every_command_output_and_every_store_is_clean(env: Env, tmp_path: Path)
         assert pages
         for p in pages:
             assert_clean(p.read_bytes(), f"report {p.name}")
-    assert run.seen >= 30
+    assert run.seen >= 47
     check_stores(env, log, plan_file, metrics_file)
 
 
