@@ -1,5 +1,10 @@
 """Apply: carry out a Plan. The one place where effects happen.
 
+Its inputs are the ``Plan`` (typed changes: what the manifest wants is in each change's
+``after``), the secrets the plan's credentials name (environment variable -> ``Secret``) and
+the rows it reads under each organization's lock; never the manifests. Each change gets one
+``ChangeResult`` in the plan's vocabulary (``created``, ``blocked``...).
+
 Order of work, so that a process killed at any point leaves a database the next apply can
 bring to the desired state:
 
@@ -9,6 +14,7 @@ bring to the desired state:
    its state (refusing to write if it moved on since the plan), and writes its instances,
    connections, credentials, resources, health rows and audit entries (``writes``). Writes run
    in a second thread, so they overlap the checks of other organizations (``runner``).
+   What a check's verdict means for a connection is decided first, purely (``decisions``).
 3. Deletions of that organization follow, dependents first, once its creates and updates
    succeeded.
 """

@@ -25,7 +25,8 @@ from reconciler.core.changes import (
 from reconciler.core.desired import Desired, DesiredConnection, DesiredOrganization
 from reconciler.core.errors import Diagnostics
 from reconciler.core.kept_credentials import keep_problem, kept_fields
-from reconciler.core.plan_resources import plan_resources, resource_change, resource_spec
+from reconciler.core.plan_resources import plan_resources
+from reconciler.core.plan_teardown import plan_teardown, stored_connection
 from reconciler.core.state import Observed, ObservedConnection, ObservedInstance
 
 # (organization, provider, user, field) -> {key_id: fingerprint} of the value the manifest names
@@ -115,7 +116,7 @@ def _plan_organization(
         # dependents are looked for among all of the organization's providers, not only
         # those --provider selects
         changes.extend(
-            _plan_teardown(
+            plan_teardown(
                 catalog,
                 org,
                 inst,
@@ -169,17 +170,6 @@ def _wanted(
             )
             for f in sorted(conn.credentials)
         ),
-    )
-
-
-def _stored(inst: ObservedInstance, existing: ObservedConnection) -> ConnectionSpec:
-    return ConnectionSpec(
-        owner=existing.user_email,
-        active=inst.status != "inactive",
-        status=inst.status,
-        deletion_policy=existing.deletion_policy,
-        prevent_destroy=existing.prevent_destroy,
-        credentials=tuple(CredentialRef(f) for f in sorted(existing.credentials)),
     )
 
 
@@ -324,89 +314,13 @@ def _plan_connection(
                 Action.UPDATE,
                 "; ".join(reasons),
                 codes[0],
-                _stored(inst, existing),
+                stored_connection(inst, existing),
                 after,
                 changed,
                 creds,
             )
         )
     out.extend(plan_resources(conn, inst, force_create=False))
-    return out
-
-
-def _plan_teardown(
-    catalog: Catalog,
-    org: DesiredOrganization,
-    inst: ObservedInstance,
-    wanted: Mapping[str, DesiredConnection],
-    present: Mapping[str, ObservedInstance],
-    diags: Diagnostics,
-) -> list[Change]:
-    conn = inst.managed_connection
-    assert conn is not None
-    before = _stored(inst, conn)
-    if conn.deletion_policy == "orphan":
-        return [
-            Change(
-                inst.address,
-                Action.ORPHAN,
-                Kind.CONNECTION,
-                inst.organization,
-                inst.provider,
-                "no longer in the manifest; deletionPolicy orphan keeps its data",
-                "orphaned",
-                before,
-                None,
-                frozenset({Attr.MANAGED_BY}),
-            )
-        ]
-    if conn.prevent_destroy:
-        diags.add(
-            org.file,
-            org.line,
-            f"{inst.address} has preventDestroy: true and would be deleted; put it back in "
-            "the manifest, or apply it once with preventDestroy: false before removing it",
-        )
-        return []
-    for other, oinst in present.items():
-        p = catalog.providers.get(other)
-        staying = other in wanted or (oinst.managed_connection is None and oinst.connections)
-        if p and inst.provider in p.depends_on and staying:
-            diags.add(
-                org.file,
-                org.line,
-                f"{inst.address} cannot be torn down while {org.name}/{other}, which "
-                f"depends on it, remains; remove {other} too or keep {inst.provider}",
-            )
-    out = [
-        Change(
-            inst.address,
-            Action.DELETE,
-            Kind.CONNECTION,
-            inst.organization,
-            inst.provider,
-            "no longer in the manifest",
-            "removed",
-            before,
-            None,
-            frozenset({Attr.INSTANCE, Attr.CONNECTION, Attr.CREDENTIALS}),
-            tuple(sorted(conn.credentials)),
-        )
-    ]
-    for r in inst.resources:
-        if r.managed_by == "manifest":
-            out.append(
-                resource_change(
-                    inst.address,
-                    inst.organization,
-                    inst.provider,
-                    Action.DELETE,
-                    "its connection is torn down",
-                    "parent_removed",
-                    resource_spec(r.kind, r.identity, r.spec, r.is_default),
-                    None,
-                )
-            )
     return out
 
 

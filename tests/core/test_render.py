@@ -115,3 +115,21 @@ def test_markdown_is_cut_to_the_limit_with_a_count_of_what_is_left_out() -> None
     assert len(md) <= 5_000
     assert "more change(s) not shown" in md
     assert md.count("```") % 2 == 0  # every code block is closed
+
+
+def test_adopt_and_orphan_have_their_own_symbols_and_summary() -> None:
+    p, _ = make_plan(
+        desired(("acme", [connection("acme", "stripe", adopt=True)])),
+        observed(
+            instance("acme", "stripe", stored(managed_by="ui"), managed_by="ui"),
+            instance("acme", "quo", stored(provider="quo", deletion_policy="orphan")),
+        ),
+    )
+    text = render_text(p)
+    assert "  # acme/stripe will be adopted (taken under management)" in text
+    assert "  < acme/stripe\n" in text
+    assert '      - managed_by          = "ui"\n' in text  # what it was managed by goes
+    assert "  > acme/quo\n" in text
+    assert text.endswith("Plan: 0 to create, 0 to update, 0 to delete. 1 to adopt, 1 to orphan.\n")
+    md = render_markdown(p)
+    assert "| acme | 0 | 0 | 0 | 1 | 1 |" in md

@@ -104,3 +104,14 @@ def test_ui_connection_of_another_user_stays_when_the_manifest_drops_the_provide
     assert "ops@acme.example" not in users, users  # the manifest's own connection is gone
     r = env.run("plan", "--detailed-exitcode")
     assert r.exit_code == 0, r.output
+
+
+def test_plan_for_one_provider_sees_its_existing_connections(env: Env) -> None:
+    """``--provider`` narrows the plan to one provider's connections, which exist already."""
+    assert env.run("apply").exit_code == 0
+    r = env.run("plan", "--provider", "stripe", "--detailed-exitcode")
+    assert r.exit_code == 0 and "No changes." in r.output, r.output
+    env.vars["ACME_STRIPE_SECRET_KEY"] = "sk_test_rotated_by_hand"
+    r = env.run("plan", "--provider", "stripe", "--format", "json")
+    changes = {c["address"]: c["action"] for c in json.loads(r.stdout)["changes"]}
+    assert changes == {"acme/stripe": "update"}, changes
