@@ -80,3 +80,28 @@ def test_detailed_exitcode(in_env: Env, capsys: pytest.CaptureFixture[str]) -> N
     (in_env.cwd / "manifests" / "broken.yaml").write_text("kind: [unclosed\n")
     assert main(["plan", "--detailed-exitcode"]) == 1
     assert "broken.yaml" in capsys.readouterr().err
+
+
+def test_python_dash_m_exits_with_the_commands_code(tmp_path: object) -> None:
+    """`python -m reconciler` (as the crash tests and some containers run it) exits with the
+    command's code, not 0."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
+    env["PYTHONPATH"] = str(REPO)
+    missing = os.path.join(str(tmp_path), "no-such-folder")
+    r = subprocess.run(
+        [sys.executable, "-m", "reconciler", "plan", missing],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+        timeout=60,
+    )
+    assert r.returncode == 1
+    # the mistyped path is named before the missing keys are asked for
+    assert f"{missing}: no such file or folder" in r.stderr
+    assert "RECONCILER_ENCRYPTION_KEYS" not in r.stderr

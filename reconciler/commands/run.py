@@ -19,6 +19,7 @@ from reconciler.commands.inputs import (
 from reconciler.core.catalog import Catalog
 from reconciler.core.desired import Desired
 from reconciler.core.endpoints import base_url_for
+from reconciler.core.manifest import collect_manifest_files
 from reconciler.core.plan import Plan, plan
 from reconciler.core.secret import Secret
 from reconciler.core.state import Observed
@@ -74,6 +75,8 @@ def make_plan(
     environ: Mapping[str, str],
     selection: Selection,
 ) -> Planned:
+    # a mistyped path is named before anything is asked of the environment (keys, secrets)
+    collect_manifest_files(list(paths) or ["manifests"])
     ring = keyring(environ)
     _, observed = open_database(environ)
     inputs = load_inputs(catalog_dir, paths, environ, existing=observed, selection=selection)

@@ -14,6 +14,7 @@ from reconciler.commands.incidentviews import incidents_text, open_incident_rows
 from reconciler.commands.inputs import Selection, open_database
 from reconciler.core.catalog import load_catalog
 from reconciler.core.endpoints import base_url_for
+from reconciler.core.render import describe_overrides
 from reconciler.db.history import History, health_history
 
 
@@ -90,13 +91,12 @@ def status_json(
 def status_text(catalog_dir: str | None, environ: Mapping[str, str], sel: Selection) -> str:
     rows = status_json(catalog_dir, environ, sel)
     catalog = load_catalog(catalog_dir)
-    notes = []
+    overrides = {}
     for name, p in sorted(catalog.providers.items()):
         url, overridden = base_url_for(p, environ)
         if overridden:
-            notes.append(
-                f"Note: {name} health checks go to {url} (RECONCILER_BASE_URL_{name.upper()})."
-            )
+            overrides[name] = url
+    notes = [f"Note: {describe_overrides(overrides)}."] if overrides else []
     if not rows:
         return "\n".join([*notes, "No connections yet. Run `reconciler apply`."]) + "\n"
     tables = []

@@ -115,13 +115,32 @@ def _attribute_lines(change: Change, indent: str) -> list[str]:
     return lines
 
 
+def describe_overrides(overrides: Mapping[str, str]) -> str:
+    """One sentence for every RECONCILER_BASE_URL_<NAME> in effect (not one line each): the
+    demo and the tests point all seven providers at one simulator."""
+    names = sorted(overrides)
+    if len(names) == 1:
+        (name,) = names
+        return (
+            f"{name} health checks and API calls go to {overrides[name]} "
+            f"(RECONCILER_BASE_URL_{name.upper()} is set)"
+        )
+    urls = {n: overrides[n].rstrip("/") for n in names}
+    bases = {u.removesuffix("/" + n) for n, u in urls.items()}
+    if len(bases) == 1 and all(u.endswith("/" + n) for n, u in urls.items()):
+        where = f"{bases.pop()}/<provider>"
+    else:
+        where = "; ".join(f"{n} to {overrides[n]}" for n in names)
+    return (
+        f"health checks and API calls of {', '.join(names)} go to {where} "
+        "(RECONCILER_BASE_URL_<NAME> is set)"
+    )
+
+
 def render_text(plan: Plan, *, overrides: dict[str, str] | None = None) -> str:
     out: list[str] = []
-    for provider, url in sorted((overrides or {}).items()):
-        out.append(
-            f"Note: {provider} health checks go to {url} (RECONCILER_BASE_URL_"
-            f"{provider.upper()} is set)."
-        )
+    if overrides:
+        out.append(f"Note: {describe_overrides(overrides)}.")
     for n in plan.notes:
         out.append(f"Note: {n.message}")
     if out:
@@ -160,11 +179,8 @@ def render_markdown(
         for n in plan.notes
         if n.kind in ("unmanaged", "unhealthy", "empty_manifest")
     ]
-    warnings += [
-        f"- :warning: {provider} health checks go to `{url}` (RECONCILER_BASE_URL_"
-        f"{provider.upper()} is set)"
-        for provider, url in sorted((overrides or {}).items())
-    ]
+    if overrides:
+        warnings.append(f"- :warning: {describe_overrides(overrides)}")
     if warnings:
         head += ["### Warnings", "", *warnings, ""]
     head.append(f"**{summary_line(plan)}**")

@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 
 from reconciler.core.changes import Plan
-from reconciler.core.render import render_json, render_markdown, render_text, summary_line
+from reconciler.core.render import (
+    describe_overrides,
+    render_json,
+    render_markdown,
+    render_text,
+    summary_line,
+)
 from tests.builders import (
     connection,
     desired,
@@ -74,7 +80,24 @@ def test_text_of_an_empty_plan() -> None:
 def test_text_names_overridden_base_urls_first() -> None:
     text = render_text(Plan(changes=()), overrides={"stripe": "http://127.0.0.1:1"})
     assert text.startswith(
-        "Note: stripe health checks go to http://127.0.0.1:1 (RECONCILER_BASE_URL_STRIPE is set)."
+        "Note: stripe health checks and API calls go to http://127.0.0.1:1 "
+        "(RECONCILER_BASE_URL_STRIPE is set)."
+    )
+
+
+def test_overrides_of_many_providers_are_said_once() -> None:
+    sim = "http://127.0.0.1:8765"
+    one_simulator = {p: f"{sim}/{p}" for p in ("stripe", "quo", "mapbox")}
+    text = render_text(Plan(changes=()), overrides=one_simulator)
+    assert text.splitlines()[0] == (
+        f"Note: health checks and API calls of mapbox, quo, stripe go to {sim}/<provider> "
+        "(RECONCILER_BASE_URL_<NAME> is set)."
+    )
+    assert text.count("Note:") == 1
+    elsewhere = {"stripe": "http://a.example", "quo": "http://b.example/q"}
+    assert describe_overrides(elsewhere) == (
+        "health checks and API calls of quo, stripe go to quo to http://b.example/q; "
+        "stripe to http://a.example (RECONCILER_BASE_URL_<NAME> is set)"
     )
 
 

@@ -136,13 +136,15 @@ def test_plan_and_status_say_when_an_override_is_in_effect(env: Env) -> None:
     url = env.vars["RECONCILER_BASE_URL_STRIPE"]
     r = env.run("plan")
     assert r.exit_code == 0
-    assert f"Note: stripe health checks go to {url}" in r.stdout
-    assert "RECONCILER_BASE_URL_STRIPE" in r.stdout
+    sim = url.removesuffix("/stripe")
+    note = "Note: health checks and API calls of anthropic, geoapify, google_maps, mapbox, "
+    assert f"{note}postmark, quo, stripe go to {sim}/<provider>" in r.stdout
+    assert r.stdout.count("Note: ") == 1
     data = json.loads(env.run("plan", "--format", "json").stdout)
     assert data["overrides"]["stripe"] == url
     assert env.run("apply").exit_code == 0
     r = env.run("status")
-    assert f"Note: stripe health checks go to {url}" in r.stdout
+    assert f"{note}postmark, quo, stripe go to {sim}/<provider>" in r.stdout
     r = env.run("plan", RECONCILER_BASE_URL_STRIPE="")
-    assert "health checks go to" in r.stdout  # the others are still overridden
-    assert "Note: stripe health checks" not in r.stdout
+    assert "API calls of anthropic, geoapify, google_maps, mapbox, postmark, quo go to" in r.stdout
+    assert "stripe" not in r.stdout.split("\n")[0]
