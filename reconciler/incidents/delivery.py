@@ -184,8 +184,8 @@ def _post(
         return "timed out", True
     except httpx.ConnectError:
         return "connection refused or failed", True
-    except httpx.HTTPError as e:
-        return f"transport error ({type(e).__name__})", True
+    except Exception as e:  # httpx.HTTPError, InvalidURL...: named by type (no URL in it)
+        return f"could not send ({type(e).__name__})", True
     if 200 <= response.status_code < 300:
         return None, False
     return f"HTTP {response.status_code}", False

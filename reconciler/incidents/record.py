@@ -19,12 +19,13 @@ import logging
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from reconciler.db.schema import Incident, Instance
@@ -78,16 +79,41 @@ def record_checks(
     ordered = sorted(checks, key=lambda c: _aware(c.checked_at))
     if not ordered:
         return []
+    work = _Work(settings.resolve_after)
     opened = _open_incidents(s, {c.organization for c in ordered})
-    changes: list[IncidentChange] = []
     for c in ordered:
         mine = opened[(c.organization, c.provider)]
         if c.healthy:
-            changes += _healthy(s, mine, c, settings)
+            _healthy(mine, c, work)
         else:
-            changes += _failing(s, mine, c, settings)
+            _failing(mine, c, work)
+    work.lost = _insert_new(s, work.new)
+    return _finish(s, work, settings)
+
+
+@dataclass
+class _Work:
+    """What a batch of checks does: incidents to open, events to write, changes to report."""
+
+    resolve_after: int
+    new: list[Incident] = field(default_factory=list)
+    events: list[tuple[str, Incident, str, str | None]] = field(default_factory=list)
+    changes: list[IncidentChange] = field(default_factory=list)
+    lost: set[str] = field(default_factory=set)  # new ones a concurrent command opened first
+
+
+def _finish(s: Session, work: _Work, settings: NotifySettings) -> list[IncidentChange]:
+    """Write the events (into the outbox, when a receiver is configured) and flush."""
+    if settings.enabled:
+        for kind, inc, message, resolution in work.events:
+            if inc.uid in work.lost:
+                continue
+            body = event_body(kind, inc, message=message, now=_now())
+            if resolution is not None:
+                body["resolution"] = resolution
+            s.add(outbox_row(body, inc, _now()))
     s.flush()
-    return changes
+    return [c for c in work.changes if c.incident_uid not in work.lost]
 
 
 def _open_incidents(
@@ -106,41 +132,111 @@ def _open_incidents(
     if len(organizations) <= MAX_IN:  # apply: one organization; a big health run: all of them
         query = query.where(Incident.organization.in_(sorted(organizations)))
     for inc in s.scalars(query):
-        if inc.organization not in organizations:
-            continue
-        out[(inc.organization, inc.provider)].append(inc)
+        if inc.organization in organizations:
+            out[(inc.organization, inc.provider)].append(inc)
     return out
 
 
-def _healthy(
-    s: Session, mine: list[Incident], c: CheckOutcome, settings: NotifySettings
-) -> list[IncidentChange]:
-    changes = []
+def _healthy(mine: list[Incident], c: CheckOutcome, work: _Work) -> None:
     for inc in list(mine):
         inc.healthy_streak += 1
-        if inc.healthy_streak < settings.resolve_after:
-            continue
-        mine.remove(inc)
-        changes.append(_resolve(s, inc, c.checked_at, c.message, "healthy", settings))
-    return changes
+        if inc.healthy_streak >= work.resolve_after:
+            mine.remove(inc)
+            _resolve(inc, c.checked_at, c.message, "healthy", work)
 
 
-def _resolve(
-    s: Session,
-    inc: Incident,
-    when: datetime,
-    message: str,
-    resolution: str,
-    settings: NotifySettings,
-) -> IncidentChange:
+def _failing(mine: list[Incident], c: CheckOutcome, work: _Work) -> None:
+    failure = c.failure_type or "unknown"
+    for other in mine:
+        other.healthy_streak = 0
+    same = next((i for i in mine if i.failure_type == failure), None)
+    if same is not None:
+        same.failures += 1
+        same.last_failed_at = c.checked_at
+        same.message = c.message
+        return
+    inc = Incident(
+        uid=new_incident_uid(),
+        organization=c.organization,
+        provider=c.provider,
+        failure_type=failure,
+        open_key=open_key(c.organization, c.provider, failure),
+        message=c.message,
+        opened_at=c.checked_at,
+        last_failed_at=c.checked_at,
+        resolved_at=None,
+        failures=1,
+        healthy_streak=0,
+    )
+    mine.append(inc)  # later checks of this batch count on it (or resolve it)
+    work.new.append(inc)
+    log.debug("opened incident %s for %s/%s", inc.uid, c.organization, c.provider)
+    work.events.append((OPENED, inc, c.message, None))
+    work.changes.append(IncidentChange("opened", inc.organization, inc.provider, failure, inc.uid))
+
+
+def _resolve(inc: Incident, when: datetime, message: str, resolution: str, work: _Work) -> None:
     inc.resolved_at = when
     inc.open_key = None
     log.debug("resolved incident %s (%s)", inc.uid, resolution)
-    if settings.enabled:
-        body = _body(RESOLVED, inc, message)
-        body["resolution"] = resolution
-        s.add(outbox_row(body, inc, _now()))
-    return IncidentChange("resolved", inc.organization, inc.provider, inc.failure_type, inc.uid)
+    work.events.append((RESOLVED, inc, message, resolution))
+    work.changes.append(
+        IncidentChange("resolved", inc.organization, inc.provider, inc.failure_type, inc.uid)
+    )
+
+
+_COLUMNS = (
+    "uid",
+    "organization",
+    "provider",
+    "failure_type",
+    "open_key",
+    "message",
+    "opened_at",
+    "last_failed_at",
+    "resolved_at",
+    "failures",
+    "healthy_streak",
+)
+
+
+def _insert_new(s: Session, new: list[Incident]) -> set[str]:
+    """Insert the new incidents, a few statements for thousands (an outage opens them all at
+    once), each ``ON CONFLICT (open_key) DO NOTHING``: one that a concurrent command opened
+    first is not inserted, and its failures count on that one instead (no second event).
+    Returns the uids of those; the others are added to the session with their ids."""
+    if not new:
+        return set()
+    insert = postgresql_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    ids: dict[str, int] = {}
+    for start in range(0, len(new), MAX_IN):
+        chunk = new[start : start + MAX_IN]
+        s.execute(
+            insert(Incident)
+            .values([{c: getattr(inc, c) for c in _COLUMNS} for inc in chunk])
+            .on_conflict_do_nothing()
+        )
+        found = s.execute(
+            select(Incident.uid, Incident.id).where(Incident.uid.in_([i.uid for i in chunk]))
+        )
+        ids.update({uid: id_ for uid, id_ in found})
+    lost = set()
+    for inc in new:
+        if inc.uid not in ids:
+            lost.add(inc.uid)
+            if inc.open_key is not None:
+                s.execute(
+                    update(Incident)
+                    .where(Incident.open_key == inc.open_key)
+                    .values(
+                        failures=Incident.failures + inc.failures,
+                        last_failed_at=inc.last_failed_at,
+                        healthy_streak=0,
+                    )
+                )
+            continue
+        inc.id = ids[inc.uid]
+    return lost
 
 
 def resolve_unchecked(s: Session, settings: NotifySettings) -> list[IncidentChange]:
@@ -165,74 +261,18 @@ def resolve_unchecked(s: Session, settings: NotifySettings) -> list[IncidentChan
             )
         )
         status.update({(o, p): st for o, p, st in rows})
+    work = _Work(settings.resolve_after)
     now = _now()
-    changes = []
     for inc in found:
         st = status.get((inc.organization, inc.provider))
         address = f"{inc.organization}/{inc.provider}"
         if st is None:
             message = f"{address} was removed; it is no longer checked."
-            changes.append(_resolve(s, inc, now, message, "removed", settings))
+            _resolve(inc, now, message, "removed", work)
         elif st == "inactive":
             message = f"{address} was made inactive; it is no longer checked."
-            changes.append(_resolve(s, inc, now, message, "inactive", settings))
-    s.flush()
-    return changes
-
-
-def _failing(
-    s: Session, mine: list[Incident], c: CheckOutcome, settings: NotifySettings
-) -> list[IncidentChange]:
-    failure = c.failure_type or "unknown"
-    for other in mine:
-        other.healthy_streak = 0
-    same = next((i for i in mine if i.failure_type == failure), None)
-    if same is not None:
-        same.failures += 1
-        same.last_failed_at = c.checked_at
-        same.message = c.message
-        return []
-    new = _open(s, c, failure)
-    if new is None:  # another process opened it a moment ago: one more failure of that one
-        return []
-    mine.append(new)
-    log.debug("opened incident %s for %s/%s", new.uid, c.organization, c.provider)
-    if settings.enabled:
-        s.add(outbox_row(_body(OPENED, new, c.message), new, _now()))
-    return [IncidentChange("opened", new.organization, new.provider, failure, new.uid)]
-
-
-def _open(s: Session, c: CheckOutcome, failure: str) -> Incident | None:
-    """Insert a new open incident; if a concurrent command opened the same key first (the
-    unique ``open_key`` says so), count this check as a failure of that one instead."""
-    key = open_key(c.organization, c.provider, failure)
-    inc = Incident(
-        uid=new_incident_uid(),
-        organization=c.organization,
-        provider=c.provider,
-        failure_type=failure,
-        open_key=key,
-        message=c.message,
-        opened_at=c.checked_at,
-        last_failed_at=c.checked_at,
-        failures=1,
-        healthy_streak=0,
-    )
-    try:
-        with s.begin_nested():
-            s.add(inc)
-            s.flush()
-    except IntegrityError:  # the savepoint's rollback took ``inc`` out of the session
-        other = s.scalar(select(Incident).where(Incident.open_key == key))
-        if other is not None:
-            other.failures += 1
-            other.last_failed_at = c.checked_at
-        return None
-    return inc
-
-
-def _body(kind: str, inc: Incident, message: str) -> dict[str, Any]:
-    return event_body(kind, inc, message=message, now=_now())
+            _resolve(inc, now, message, "inactive", work)
+    return _finish(s, work, settings)
 
 
 def _now() -> datetime:

@@ -179,3 +179,26 @@ def test_no_secret_in_any_event_or_header(notifying: Env, receiver: Receiver, si
         assert_no_canary(blob, "a notification")
         assert NOTIFY_SECRET.encode() not in blob
     assert CANARIES  # the fixed canaries were in the environment throughout
+
+
+def test_a_bad_url_is_a_warning_that_does_not_quote_it(env: Env, sim) -> None:
+    env.vars.update(
+        RECONCILER_NOTIFY_URL="http://127.0.0.1:99999/CANARYbad-path", RECONCILER_NOTIFY_SECRET="s"
+    )
+    assert env.run("apply").exit_code == 0
+    sim.revoke(env.vars["GLOBEX_STRIPE_SECRET_KEY"])
+    r = env.run("--verbose", "health")
+    assert r.exit_code == 1
+    assert "1 notification(s) could not be delivered (" in r.stderr
+    assert "CANARYbad" not in r.output
+    assert len(outbox(env)) == 1
+
+
+def test_each_run_overwrites_its_row(env: Env, sim) -> None:
+    from reconciler.db.schema import Run
+
+    assert env.run("apply").exit_code == 0
+    assert env.run("health").exit_code == 0
+    assert env.run("health", "--org", "nobody").exit_code == 0
+    with env.session() as s:
+        assert sorted(r.command for r in s.scalars(select(Run))) == ["apply", "health"]
