@@ -291,7 +291,8 @@ class OrgWriter:
                 ch.address,
                 {"reason": ch.reason},
             )
-            self.report.append(ChangeResult.of(ch, Status.DONE, ch.reason, done=Action.DELETE))
+            # what was done, not why again: the plan above gave the reason
+            self.report.append(ChangeResult.of(ch, Status.DONE, "", done=Action.DELETE))
             return
         assert inst is not None and key is not None and isinstance(ch.after, ResourceSpec)
         stored = json.dumps(dict(ch.after.spec), sort_keys=True)
@@ -319,7 +320,7 @@ class OrgWriter:
             ch.address,
             {"reason": ch.reason, "changed": list(ch.changed_names())},
         )
-        self.report.append(ChangeResult.of(ch, Status.DONE, ch.reason, done=done))
+        self.report.append(ChangeResult.of(ch, Status.DONE, "", done=done))
 
     # -- teardown --------------------------------------------------------------------------------
 
@@ -378,7 +379,7 @@ class OrgWriter:
             ch.address,
             {"reason": ch.reason},
         )
-        self.report.append(ChangeResult.of(ch, Status.DONE, ch.reason, done=Action.DELETE))
+        self.report.append(ChangeResult.of(ch, Status.DONE, "", done=Action.DELETE))
 
 
 def _columns(row: Any) -> dict[str, Any]:

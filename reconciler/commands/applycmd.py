@@ -94,7 +94,9 @@ class Summary:
 
 def summarize(report: ApplyReport) -> Summary:
     lines = tuple(
-        f"{o.address}: {'ERROR' if o.failed else o.result}: {o.message}" for o in report.outcomes
+        f"{o.address}: {'ERROR' if o.failed else o.result}"
+        + (f": {o.message}" if o.message else "")
+        for o in report.outcomes
     )
     counts: dict[str, int] = {}
     for o in report.outcomes:
