@@ -1,3 +1,3 @@
 from reconciler.cli import main
 
-main()
+raise SystemExit(main())
