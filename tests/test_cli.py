@@ -80,3 +80,21 @@ def test_detailed_exitcode(in_env: Env, capsys: pytest.CaptureFixture[str]) -> N
     (in_env.cwd / "manifests" / "broken.yaml").write_text("kind: [unclosed\n")
     assert main(["plan", "--detailed-exitcode"]) == 1
     assert "broken.yaml" in capsys.readouterr().err
+
+
+def test_python_m_reconciler_exits_with_the_code(tmp_path: object) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    r = subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate", "no-such-folder"],
+        cwd=str(tmp_path),
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 1, r.stderr
+    assert "no-such-folder" in r.stderr
