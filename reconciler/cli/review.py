@@ -1,0 +1,201 @@
+"""Reviewing and making changes: validate, import, schema, plan, apply."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler.cli.group import (
+    actor_option,
+    catalog_option,
+    cli,
+    parallelism_option,
+    paths_argument,
+    plan_file_option,
+    target_selection,
+    with_orgs,
+)
+from reconciler.commands.error_handler import EXIT_CHANGES, EXIT_OK
+from reconciler.commands.logs import logging_options
+from reconciler.commands.notifycmd import delivers
+
+
+@cli.command()
+@catalog_option
+@paths_argument
+@click.option(
+    "--require-env",
+    is_flag=True,
+    help="Also fail when a variable the manifests name is not set (plan and apply always do).",
+)
+@logging_options
+def validate(catalog_dir: str | None, paths: tuple[str, ...], require_env: bool) -> int:
+    """Check the catalog and manifests without touching the database or the network.
+
+    Secrets are not needed: a variable the manifests name but the environment lacks is a
+    warning here (an error with --require-env, and always for plan and apply)."""
+    from reconciler.commands.validatecmd import validate as run_validation
+
+    result = run_validation(catalog_dir, paths, os.environ, require_env=require_env)
+    for line in result.warnings:
+        click.echo(line, err=True)
+    click.echo(result.summary)
+    return EXIT_OK
+
+
+@cli.command(name="import")
+@catalog_option
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Folder to write the manifests to (one per organization).",
+)
+@click.option("--org", "orgs", multiple=True, help="Only this organization (repeatable).")
+@click.option(
+    "--exclude-org", "exclude_orgs", multiple=True, help="Not this organization (repeatable)."
+)
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@logging_options
+def import_cmd(
+    catalog_dir: str | None,
+    out: str,
+    orgs: tuple[str, ...],
+    exclude_orgs: tuple[str, ...],
+    force: bool,
+) -> int:
+    """Write one manifest per organization of the database, with credentials: keep.
+
+    Reads the database only (no write, no encryption key, no secret needed). Connections made
+    in the SaaS's screens get adopt: true; `plan` then shows only adopt changes for them."""
+    from reconciler.commands.importcmd import run_import, selection_of
+
+    result = run_import(
+        catalog_dir, Path(out), os.environ, selection_of(orgs, exclude_orgs), force=force
+    )
+    for d in result.problems.items:
+        click.echo(f"Warning: {d}", err=True)
+    if not result.organizations:
+        click.echo("No organization to import; nothing was written.")
+        return EXIT_OK
+    click.echo(
+        f"Imported {result.organizations} organization(s), {result.connections} connection(s) "
+        f"({result.adopted} to adopt) into {out}:"
+    )
+    for path in result.written:
+        click.echo(f"  {path}")
+    click.echo(f"Review them, then: reconciler validate {out} && reconciler plan {out}")
+    return EXIT_OK
+
+
+@cli.command()
+@catalog_option
+@logging_options
+def schema(catalog_dir: str | None) -> int:
+    """Print the JSON Schema of manifests (draft 2020-12) for editors and CI.
+
+    Built from the catalog in effect: write it to a file with
+    `reconciler schema > manifest.schema.json` and name that file in a
+    `# yaml-language-server: $schema=manifest.schema.json` comment."""
+    from reconciler.core.catalog import load_catalog
+    from reconciler.core.manifest_schema import manifest_schema
+
+    click.echo(json.dumps(manifest_schema(load_catalog(catalog_dir)), indent=2))
+    return EXIT_OK
+
+
+@cli.command()
+@catalog_option
+@paths_argument
+@with_orgs
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text")
+@click.option(
+    "--out", type=click.Path(dir_okay=False), help="Save the plan to FILE for `apply --plan FILE`."
+)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
+@logging_options
+def plan(
+    catalog_dir: str | None,
+    paths: tuple[str, ...],
+    fmt: str,
+    out: str | None,
+    detailed_exitcode: bool,
+    **where: Any,
+) -> int:
+    """Show what apply would do; change nothing."""
+    from reconciler.commands.run import make_plan
+    from reconciler.commands.saved import save_plan
+    from reconciler.core.render import render_json, render_markdown, render_text
+
+    planned = make_plan(catalog_dir, paths, os.environ, target_selection(**where))
+    render = render_json if fmt == "json" else render_markdown if fmt == "markdown" else render_text
+    click.echo(render(planned.plan, overrides=planned.overrides), nl=False)
+    if out:
+        save_plan(planned, Path(out))
+        if fmt == "text":
+            click.echo(
+                f"Saved the plan to {out}. Apply exactly it with: reconciler apply --plan {out}"
+            )
+    return EXIT_CHANGES if detailed_exitcode and planned.plan.has_changes else EXIT_OK
+
+
+@cli.command()
+@catalog_option
+@paths_argument
+@with_orgs
+@plan_file_option
+@actor_option
+@parallelism_option
+@click.option(
+    "--max-deletions",
+    type=click.IntRange(0),
+    help="Refuse a plan that deletes more than N connections.",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(0),
+    default=30.0,
+    help="Seconds to wait for an organization's lock.",
+)
+@logging_options
+@delivers("apply")
+def apply(
+    catalog_dir: str | None,
+    paths: tuple[str, ...],
+    plan_file: str | None,
+    actor: str | None,
+    parallelism: int,
+    max_deletions: int | None,
+    lock_timeout: float,
+    **where: Any,
+) -> int:
+    """Make it so: create, update and tear down connections; check every new credential."""
+    from reconciler.commands import applycmd
+    from reconciler.commands.progress import CheckProgress
+    from reconciler.core.render import render_text, summary_line
+
+    selection = target_selection(**where)
+    planned = applycmd.plan_to_apply(catalog_dir, paths, selection, plan_file, os.environ)
+    if not planned.plan.has_changes:
+        click.echo(summary_line(planned.plan))
+        return EXIT_OK
+    applycmd.refuse_too_many_deletions(planned.plan, max_deletions)
+    click.echo(render_text(planned.plan, overrides=planned.overrides), nl=False)
+    click.echo("")
+    run = applycmd.ApplyRun(actor, parallelism, lock_timeout, from_saved_plan=bool(plan_file))
+    with CheckProgress() as progress:
+        report = applycmd.carry_out(
+            planned, run, on_check=progress.on_check, on_start=progress.on_start
+        )
+    summary = applycmd.summarize(report)
+    for line in summary.lines:
+        click.echo(line)
+    click.echo(summary.closing, err=bool(summary.errors))
+    for line in summary.errors:
+        click.echo(line, err=True)
+    return summary.exit_code
