@@ -15,7 +15,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import click
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, event, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -70,6 +70,26 @@ def _engine(environ: Mapping[str, str]) -> Engine | None:
         return None
 
 
+BOOKKEEPING_LOCK_WAIT_S = 2
+
+
+def _wait_briefly(engine: Engine) -> None:
+    """Bound how long the bookkeeping after a command waits for a lock: a command that failed
+    because another process holds the database (SQLite's one writer, an apply of the same
+    organization) must not then wait the driver's default 30 s just to record that it ran."""
+
+    def on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        if engine.dialect.name == "sqlite":
+            cursor.execute(f"PRAGMA busy_timeout = {BOOKKEEPING_LOCK_WAIT_S * 1000}")
+        elif engine.dialect.name == "postgresql":
+            cursor.execute(f"SET lock_timeout = '{BOOKKEEPING_LOCK_WAIT_S}s'")
+        cursor.close()
+
+    if not event.contains(engine, "checkout", on_checkout):
+        event.listen(engine, "checkout", on_checkout)
+
+
 def after_command(command: str, exit_code: int, environ: Mapping[str, str]) -> list[str]:
     """Record the run and deliver due notifications; the lines to print on stderr. Never
     raises: the command's own outcome stands whatever happens here."""
@@ -77,6 +97,7 @@ def after_command(command: str, exit_code: int, environ: Mapping[str, str]) -> l
         engine = _engine(environ)
         if engine is None:
             return []
+        _wait_briefly(engine)
         settings = NotifySettings.from_environ(environ)
         if command in RECORDED_RUNS:
             record_run(engine, command, exit_code)
