@@ -32,6 +32,7 @@ from reconciler.core.changes import (
     ResourceSpec,
     audit_action,
 )
+from reconciler.core.remote import is_signing_secret_field
 from reconciler.core.secret import Secret
 from reconciler.crypto import CredentialAddress, KeyRing
 from reconciler.db.records import OrgRows
@@ -247,7 +248,8 @@ class OrgWriter:
         existing = self.rows.credentials.get(row.id, [])
         keep = []
         for cr in existing:
-            if replace_all or cr.field in envelopes:
+            # a resource's signing secret (SPEC section 8) is not the manifest's to replace
+            if cr.field in envelopes or (replace_all and not is_signing_secret_field(cr.field)):
                 self.s.delete(cr)
             else:
                 keep.append(cr)

@@ -49,6 +49,12 @@ class ObservedResource:
     spec: Mapping[str, Any]
     is_default: bool
     managed_by: str = "manifest"
+    # the object at the provider (SPEC section 8): see ``reconciler.core.remote.StoredRemote``
+    remote_id: str | None = None
+    remote_generation: int = 0
+    remote_replaces: str | None = None
+    remote_adopted: bool = False
+    remote_pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,8 @@ def plan_signature(instances: Iterable[ObservedInstance]) -> list[tuple[object, 
                     tuple(sorted(r.spec.items(), key=str)),
                     r.is_default,
                     r.managed_by,
+                    r.remote_id,
+                    r.remote_generation,
                 )
                 for r in sorted(i.resources, key=lambda r: (r.kind, r.identity))
             ),

@@ -68,7 +68,20 @@ def observe_in(s: Session, organizations: Collection[str] | None = None) -> Obse
         _C.prevent_destroy,
         _C.identity,
     )
-    rq = select(_R.id, _R.instance_id, _R.kind, _R.identity, _R.spec, _R.is_default, _R.managed_by)
+    rq = select(
+        _R.id,
+        _R.instance_id,
+        _R.kind,
+        _R.identity,
+        _R.spec,
+        _R.is_default,
+        _R.managed_by,
+        _R.remote_id,
+        _R.remote_generation,
+        _R.remote_replaces,
+        _R.remote_adopted,
+        _R.remote_pending,
+    )
     if inst_filter:
         cq = cq.where(_C.instance_id.in_(ids))
         rq = rq.where(_R.instance_id.in_(ids))

@@ -146,6 +146,12 @@ class Resource(Base):
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
     )
+    # the object at the provider (SPEC section 8; migration 0004)
+    remote_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    remote_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    remote_replaces: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    remote_adopted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    remote_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Health(Base):

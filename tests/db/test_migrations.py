@@ -63,6 +63,14 @@ def rows(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
         }
 
 
+def first_columns(
+    after: dict[str, list[tuple[object, ...]]], before: dict[str, list[tuple[object, ...]]]
+) -> dict[str, list[tuple[object, ...]]]:
+    """Rows cut to the columns ``before`` had: later revisions add columns at the end of a row
+    (0004: the resources' provider-side columns)."""
+    return {t: [r[: len(before[t][0])] if before[t] else r for r in after[t]] for t in after}
+
+
 def test_revision_list_matches_the_migrations_folder() -> None:
     script = ScriptDirectory(str(MIGRATIONS))
     walked = [s.revision for s in script.walk_revisions()][::-1]
@@ -111,7 +119,7 @@ def test_upgrade_from_the_first_schema_keeps_every_row(
 
     r = env.run("db", "upgrade")
     assert r.exit_code == 0, r.output
-    assert rows(engine) == before
+    assert first_columns(rows(engine), before) == before
     with engine.connect() as conn:
         assert conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar() == HEAD
     r = env.run("audit", "verify")
@@ -181,5 +189,5 @@ def test_a_killed_upgrade_leaves_the_old_schema(env: Env, engine: Engine) -> Non
     assert not inspect(engine).has_table("reconciler_locks")
     assert rows(engine) == before
     assert env.run("db", "upgrade").exit_code == 0
-    assert rows(engine) == before
+    assert first_columns(rows(engine), before) == before
     assert env.run("plan", "--detailed-exitcode").exit_code == 0
