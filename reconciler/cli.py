@@ -193,6 +193,13 @@ def schema(catalog_dir: str | None) -> int:
     "--out", type=click.Path(dir_okay=False), help="Save the plan to FILE for `apply --plan FILE`."
 )
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
+@click.option(
+    "--refresh",
+    type=click.BOOL,
+    default=True,
+    help="Read the providers' side (GET only); --refresh=false compares with the database only.",
+)
+@parallelism_option
 @logging_options
 def plan(
     catalog_dir: str | None,
@@ -200,6 +207,8 @@ def plan(
     fmt: str,
     out: str | None,
     detailed_exitcode: bool,
+    refresh: bool,
+    parallelism: int,
     **where: Any,
 ) -> int:
     """Show what apply would do; change nothing."""
@@ -207,7 +216,14 @@ def plan(
     from reconciler.commands.saved import save_plan
     from reconciler.core.render import render_json, render_markdown, render_text
 
-    planned = make_plan(catalog_dir, paths, os.environ, _selection(**where))
+    planned = make_plan(
+        catalog_dir,
+        paths,
+        os.environ,
+        _selection(**where),
+        refresh=refresh,
+        parallelism=parallelism,
+    )
     render = render_json if fmt == "json" else render_markdown if fmt == "markdown" else render_text
     click.echo(render(planned.plan, overrides=planned.overrides), nl=False)
     if out:

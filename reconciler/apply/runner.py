@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from reconciler.apply.checks import Checker
+from reconciler.apply.remote import ProviderCalls
 from reconciler.apply.results import ApplyOptions, ApplyReport, ChangeResult, Status
 from reconciler.apply.writes import OrgWriter
 from reconciler.audit import AuditWriter
@@ -50,6 +51,9 @@ class Applier:
         self._pending: dict[str, set[str]] = {}
         self._error: BaseException | None = None
         self._stop = False
+        # provider-side steps (SPEC section 8), under each organization's lock; the rate
+        # limits of every key are shared by the whole run
+        self.calls = ProviderCalls(catalog, policy=options.policy, environ=options.environ)
 
     @property
     def holder(self) -> str:
@@ -208,4 +212,5 @@ class Applier:
             self.secrets,
             checker.phase,
             self.report.outcomes,
+            self.calls,
         )

@@ -24,7 +24,7 @@ from reconciler.core.changes import (
 )
 from reconciler.core.desired import Desired, DesiredConnection, DesiredOrganization
 from reconciler.core.errors import Diagnostics
-from reconciler.core.kept_credentials import keep_problem, kept_fields
+from reconciler.core.kept_credentials import SECRET_FIELD_MARK, keep_problem, kept_fields
 from reconciler.core.plan_resources import plan_resources, resource_change, resource_spec
 from reconciler.core.state import Observed, ObservedConnection, ObservedInstance
 
@@ -179,8 +179,14 @@ def _stored(inst: ObservedInstance, existing: ObservedConnection) -> ConnectionS
         status=inst.status,
         deletion_policy=existing.deletion_policy,
         prevent_destroy=existing.prevent_destroy,
-        credentials=tuple(CredentialRef(f) for f in sorted(existing.credentials)),
+        credentials=tuple(CredentialRef(f) for f in _credential_fields(existing)),
     )
+
+
+def _credential_fields(existing: ObservedConnection) -> list[str]:
+    """The connection's stored credentials; a resource's signing secret (SPEC section 8) is
+    stored beside them but is not one."""
+    return sorted(f for f in existing.credentials if SECRET_FIELD_MARK not in f)
 
 
 def _credential_changes(
@@ -390,7 +396,7 @@ def _plan_teardown(
             before,
             None,
             frozenset({Attr.INSTANCE, Attr.CONNECTION, Attr.CREDENTIALS}),
-            tuple(sorted(conn.credentials)),
+            tuple(_credential_fields(conn)),
         )
     ]
     for r in inst.resources:
