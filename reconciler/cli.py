@@ -239,6 +239,26 @@ def plan(
 @catalog_option
 @paths_argument
 @with_orgs
+@format_option
+@parallelism_option
+@logging_options
+def drift(catalog_dir: str | None, paths: tuple[str, ...], fmt: str, **where: Any) -> int:
+    """Report what differs between manifests, database and providers; change nothing."""
+    from reconciler.commands.driftcmd import render, run_drift
+    from reconciler.core.drift import exit_code
+
+    parallelism = where.pop("parallelism")
+    findings = run_drift(
+        catalog_dir, paths, os.environ, _selection(**where), parallelism=parallelism
+    )
+    click.echo(render(findings, fmt), nl=False)
+    return exit_code(findings)
+
+
+@cli.command()
+@catalog_option
+@paths_argument
+@with_orgs
 @plan_file_option
 @actor_option
 @parallelism_option
