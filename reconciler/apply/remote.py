@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Delete, delete
 from sqlalchemy.orm import Session
 
 from reconciler.core.catalog import Catalog
@@ -31,7 +32,7 @@ from reconciler.core.remote import (
 from reconciler.core.secret import Secret
 from reconciler.crypto import CredentialAddress, KeyRing
 from reconciler.db.records import OrgRows
-from reconciler.db.schema import Connection, Credential
+from reconciler.db.schema import Connection, Credential, PendingCreate
 from reconciler.health import RetryPolicy
 from reconciler.providers import RateLimits, open_writes, provider_client
 from reconciler.providers.effects import Effect, carry_out
@@ -238,6 +239,11 @@ class ProviderSideWriter:
             )
         )
 
+    def _recorded(self, ch: Change, outcome: Outcome) -> None:
+        """The provider's answer is in this transaction: its pending create goes with it."""
+        for rc in {(e.change.provider, e.change.kind, e.change.identity) for e in outcome.effects}:
+            self.s.execute(_pending_of(ch.organization, *rc))
+
     def _forget_secret(self, ch: Change) -> None:
         spec = ch.resource
         row = self._owner_row(ch)
@@ -270,3 +276,45 @@ def remote_details(outcome: Outcome | None) -> dict[str, Any]:
             for e in outcome.effects
         ]
     }
+
+
+def unsafe_creates(catalog: Catalog, changes: list[Change]) -> list[RemoteChange]:
+    """Creates the provider cannot replay (no Idempotency-Key: Postmark, Quo): each is
+    committed as pending before it is sent, so a crash after the provider answered leaves a
+    trace and the next plan takes the object as ours instead of making a second one."""
+    out = []
+    for c in changes:
+        provider = catalog.providers[c.provider]
+        for rc in c.remote:
+            kind = provider.resource_kind(rc.kind)
+            idempotent = (
+                kind is not None and kind.remote is not None and kind.remote.idempotency_key
+            )
+            if rc.action in (RemoteAction.CREATE, RemoteAction.REPLACE) and not idempotent:
+                out.append(rc)
+    return out
+
+
+def write_pending(s: Session, organization: str, steps: list[RemoteChange], now: datetime) -> None:
+    for rc in steps:
+        s.execute(_pending_of(organization, rc.provider, rc.kind, rc.identity))
+        s.add(
+            PendingCreate(
+                organization=organization,
+                provider=rc.provider,
+                kind=rc.kind,
+                identity=rc.identity,
+                generation=rc.generation,
+                replaces=rc.replaces,
+                created_at=now,
+            )
+        )
+
+
+def _pending_of(organization: str, provider: str, kind: str, identity: str) -> Delete:
+    return delete(PendingCreate).where(
+        PendingCreate.organization == organization,
+        PendingCreate.provider == provider,
+        PendingCreate.kind == kind,
+        PendingCreate.identity == identity,
+    )

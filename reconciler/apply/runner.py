@@ -10,12 +10,13 @@ import socket
 import threading
 from collections import defaultdict
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from reconciler.apply.checks import Checker
-from reconciler.apply.remote import ProviderCalls
+from reconciler.apply.remote import ProviderCalls, unsafe_creates, write_pending
 from reconciler.apply.results import ApplyOptions, ApplyReport, ChangeResult, Status
 from reconciler.apply.writes import OrgWriter
 from reconciler.audit import AuditWriter
@@ -151,6 +152,12 @@ class Applier:
             (c for c in changes if later(c)),
             key=lambda c: (-rank[c.provider], c.kind is Kind.CONNECTION, c.address),
         )
+        pending = unsafe_creates(self.catalog, upserts)
+        if pending:  # committed before the calls: a crash after the answer leaves a trace
+            with Session(self.engine, autoflush=False) as s, s.begin():
+                if self._open(s, org, changes, checker, check=True) is None:
+                    return
+                write_pending(s, org, pending, datetime.now(UTC))
         checked = False
         ok = True
         if upserts:

@@ -309,6 +309,8 @@ class OrgWriter(ProviderSideWriter):
             self.report.append(ChangeResult.of(ch, Status.FAILED, outcome.error))
             return
         said = say(outcome, self._display(ch)) if outcome is not None else ""
+        if outcome is not None:
+            self._recorded(ch, outcome)
         if ch.action is Action.DELETE:
             if existing is not None and key is not None:
                 self.s.delete(existing)

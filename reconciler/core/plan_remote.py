@@ -33,7 +33,7 @@ from reconciler.core.remote import (
     signing_secret_field,
 )
 from reconciler.core.remote_diff import diff_remote
-from reconciler.core.state import Observed, ObservedInstance, ObservedResource
+from reconciler.core.state import Observed, ObservedInstance, ObservedResource, PendingCreate
 
 Key = tuple[str, str]  # (organization, provider)
 
@@ -106,26 +106,39 @@ def _managed(inst: ObservedInstance | None) -> list[ObservedResource]:
     return [r for r in (inst.resources if inst else ()) if r.managed_by == "manifest"]
 
 
-def stored_remotes(inst: ObservedInstance | None, kind: str) -> list[StoredRemote]:
-    """What our tables remember of a connection's resources of one kind."""
-    if inst is None:
-        return []
-    managed = inst.managed_connection
+def stored_remotes(
+    inst: ObservedInstance | None,
+    kind: str,
+    pending: Iterable[PendingCreate] = (),
+) -> list[StoredRemote]:
+    """What our tables remember of a connection's resources of one kind. A create committed as
+    about to be sent and never recorded (``pending``) is remembered as started: its object at
+    the provider is then taken as ours, not as a conflict."""
+    started = {(p.kind, p.identity): p for p in pending if p.kind == kind}
+    managed = inst.managed_connection if inst is not None else None
     secrets = set(managed.credentials) if managed is not None else set()
-    return [
-        StoredRemote(
-            r.kind,
-            r.identity,
-            r.remote_id,
-            declared_fields_of(r),
-            r.remote_generation,
-            r.remote_replaces,
-            signing_secret_field(r.kind, r.identity) in secrets,
-            r.remote_adopted,
+    out = []
+    for r in _managed(inst):
+        if r.kind != kind:
+            continue
+        p = started.pop((r.kind, r.identity), None)
+        out.append(
+            StoredRemote(
+                r.kind,
+                r.identity,
+                r.remote_id if p is None else None,
+                declared_fields_of(r),
+                r.remote_generation if p is None else p.generation,
+                r.remote_replaces if p is None else p.replaces,
+                signing_secret_field(r.kind, r.identity) in secrets,
+                r.remote_adopted,
+            )
         )
-        for r in inst.resources
-        if r.kind == kind and r.managed_by == "manifest"
+    out += [
+        StoredRemote(p.kind, p.identity, None, {}, p.generation, p.replaces)
+        for p in started.values()
     ]
+    return out
 
 
 def declared_fields_of(r: ObservedResource) -> dict[str, object]:
@@ -145,6 +158,9 @@ def with_remote(
     (compare with the database only); a target missing from it was not read either."""
     changes = list(base.changes)
     notes = list(base.notes)
+    pending: dict[Key, list[PendingCreate]] = {}
+    for p in observed.pending:
+        pending.setdefault((p.organization, p.provider), []).append(p)
     for t in targets:
         provider = catalog.providers[t.provider]
         d = desired.organizations.get(t.organization)
@@ -178,7 +194,7 @@ def with_remote(
                 provider=t.provider,
                 kind=kind,
                 desired=wanted,
-                stored=stored_remotes(inst, kind_name),
+                stored=stored_remotes(inst, kind_name, pending.get(t.key, ())),
                 remote=objects,
             )
             for conflict in diff.conflicts:
@@ -283,7 +299,6 @@ def _reason(rc: RemoteChange, row: ObservedResource | None) -> str:
         rc.action is RemoteAction.CREATE
         and row is not None
         and row.remote_id is None
-        and not row.remote_pending
         and rc.reason.startswith("completing")
     ):
         secret = ", which issues its signing secret" if rc.issues_secret else ""

@@ -54,7 +54,19 @@ class ObservedResource:
     remote_generation: int = 0
     remote_replaces: str | None = None
     remote_adopted: bool = False
-    remote_pending: bool = False
+
+
+@dataclass(frozen=True)
+class PendingCreate:
+    """A provider-side create committed as about to be sent, whose answer was never recorded
+    (``reconciler_pending_creates``)."""
+
+    organization: str
+    provider: str
+    kind: str
+    identity: str
+    generation: int = 0
+    replaces: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,7 @@ class Observed:
     lineage: str = ""
     serial: int = 0
     exists: bool = True  # False when the database has no schema yet (plan shows all as create)
+    pending: tuple[PendingCreate, ...] = ()  # provider-side creates never recorded (SPEC 8)
 
     @cached_property
     def _by_organization(self) -> dict[str, list[ObservedInstance]]:

@@ -44,7 +44,6 @@ def resource_record(row: Any) -> ObservedResource:
         row.remote_generation or 0,
         row.remote_replaces,
         bool(row.remote_adopted),
-        bool(row.remote_pending),
     )
 
 

@@ -170,7 +170,12 @@ def test_plan_on_an_empty_database_writes_nothing(env: Env, engine: Engine) -> N
 def test_db_upgrade_creates_the_schema(env: Env, engine: Engine) -> None:
     r = env.run("db", "upgrade")
     assert r.exit_code == 0, r.output
-    later = {"reconciler_locks", "integration_incidents", "reconciler_notifications"}
+    later = {
+        "reconciler_locks",
+        "integration_incidents",
+        "reconciler_notifications",
+        "reconciler_pending_creates",
+    }
     assert set(REV1_TABLES) | later | {"reconciler_runs", VERSION_TABLE} == set(
         inspect(engine).get_table_names()
     )

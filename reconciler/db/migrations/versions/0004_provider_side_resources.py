@@ -8,8 +8,10 @@ provider.
   into a create's Idempotency-Key, with ``remote_replaces`` (the id of the object a re-create
   replaces), so a re-create after a deletion at the provider is a new request.
 - ``remote_adopted``: the object was made outside the reconciler and adopted (``adopt: true``).
-- ``remote_pending``: a create without an idempotency key (Postmark, Quo) was about to be sent
-  when this row was committed; the next plan looks for the object by its identity.
+- ``reconciler_pending_creates``: a create without an idempotency key (Postmark, Quo) about to
+  be sent, committed before it is; the apply that records the answer deletes the row. One left
+  behind (a crash between the provider's answer and the commit) makes the next plan take the
+  object of that identity at the provider as ours instead of a conflict (no duplicate).
 
 Signing secrets are ``integration_credentials`` rows of the connection (no new column).
 
@@ -40,15 +42,26 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("remote_adopted", sa.Boolean(), nullable=False, server_default=sa.false())
         )
-        batch.add_column(
-            sa.Column("remote_pending", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+    op.create_table(
+        "reconciler_pending_creates",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("organization", sa.String(128), nullable=False),
+        sa.Column("provider", sa.String(64), nullable=False),
+        sa.Column("kind", sa.String(64), nullable=False),
+        sa.Column("identity", sa.String(512), nullable=False),
+        sa.Column("generation", sa.Integer(), nullable=False),
+        sa.Column("replaces", sa.String(128), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.UniqueConstraint(
+            "organization", "provider", "kind", "identity", name="uq_pending_create"
+        ),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("reconciler_pending_creates")
     with op.batch_alter_table(TABLE) as batch:
         for name in (
-            "remote_pending",
             "remote_adopted",
             "remote_replaces",
             "remote_generation",
