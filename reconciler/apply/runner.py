@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from reconciler.apply.checks import Checker
@@ -28,6 +28,7 @@ from reconciler.core.state import Observed, plan_signature
 from reconciler.crypto import KeyRing
 from reconciler.db.locking import lock_organization
 from reconciler.db.records import OrgRows
+from reconciler.db.schema import AuditEntry
 
 log = logging.getLogger("reconciler.apply")
 
@@ -197,12 +198,13 @@ class Applier:
         lock_organization(s, org, timeout=self.options.lock_timeout, holder=self.holder)
         rows = OrgRows.load(s, org)
         if check and plan_signature(rows.observed()) != plan_signature(self.observed.of(org)):
+            by = last_writer(s, org)
             for ch in changes:
                 self.report.outcomes.append(
                     ChangeResult.of(
                         ch,
                         Status.FAILED,
-                        f"{org} changed in the database while this apply ran (another apply?); "
+                        f"{org} changed in the database while this apply ran ({by}); "
                         "nothing was written for it. Run plan and apply again.",
                     )
                 )
@@ -221,3 +223,19 @@ class Applier:
             self.report.outcomes,
             self.calls,
         )
+
+
+def last_writer(s: Session, organization: str) -> str:
+    """Who last wrote the organization, from its audit log: the holder of the lock this apply
+    waited for (the lock is held from reading the state to the last write, provider calls
+    included, so two applies never both call the provider)."""
+    entry = s.scalar(
+        select(AuditEntry)
+        .where(AuditEntry.organization == organization)
+        .order_by(AuditEntry.seq.desc())
+        .limit(1)
+    )
+    if entry is None:
+        return "another apply?"
+    when = entry.created_at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return f"written by {entry.actor} ({entry.method}) at {when}, holding its lock"

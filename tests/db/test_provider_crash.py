@@ -5,6 +5,8 @@ provider holds for the object that stays."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -92,3 +94,35 @@ def test_killed_after_a_re_create_answered(env: Env, sim: Simulator) -> None:
     assert len(sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)) == 1
     endpoint, _, _ = converged(env, sim)
     assert endpoint["id"] != first["id"]
+
+
+def test_a_second_apply_waits_for_the_provider_calls_and_names_the_holder(
+    env: Env, tmp_path: Path
+) -> None:
+    """The organization's lock covers the provider calls: a second apply of it waits
+    --lock-timeout and exits 1 naming the organization and the holder; each webhook was
+    created once."""
+    declare_webhooks(env)
+    with Simulator(latency_ms=2500) as slow:
+        env.vars.update(slow.env())
+        assert env.run("db", "upgrade").exit_code == 0
+        trace = tmp_path / "trace"
+        first = spawn(env, "apply", "--org", "acme", RECONCILER_TEST_TRACE=str(trace))
+        deadline = time.monotonic() + 30
+        while " locked " not in (trace.read_text() if trace.exists() else ""):
+            assert first.poll() is None, first.communicate()[0]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        second = spawn(env, "apply", "--org", "acme", "--lock-timeout", "1")
+        code2, out2 = finish(second, timeout=90)
+        code1, out1 = finish(first, timeout=90)
+        assert code1 == 0, out1
+        assert code2 == 1, out2
+        # waited, then found acme written by the holder; or gave up waiting for it
+        assert ("'acme' is locked" in out2 and "held by" in out2) or (
+            "acme changed in the database while this apply ran (written by ci-bot (apply)" in out2
+        ), out2
+        assert "ci-bot" in out2
+        assert len(slow.objects("stripe", "webhook_endpoints", STRIPE_KEY)) == 1
+        assert len(slow.objects("postmark", "webhooks", POSTMARK_KEY)) == 1
+        assert len(slow.objects("quo", "webhooks", QUO_KEY)) == 1
