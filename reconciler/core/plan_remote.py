@@ -257,7 +257,7 @@ def _merge(
             changes[i] = dataclasses.replace(
                 c,
                 action=action,
-                reason=f"{c.reason}; at {provider.display_name}: {reason}",
+                reason=f"{c.reason}; {_named(reason, provider)}",
                 remote=(*c.remote, rc),
             )
             continue
@@ -291,6 +291,12 @@ def _merge(
             )
         )
         index[rc.address] = len(changes) - 1
+
+
+def _named(reason: str, provider: Provider) -> str:
+    """A provider-side reason that says where: "at Postmark: changed in the manifest…"."""
+    shown = provider.display_name
+    return reason if shown in reason else f"at {shown}: {reason}"
 
 
 def _reason(rc: RemoteChange, row: ObservedResource | None) -> str:
