@@ -255,3 +255,33 @@ def test_a_quo_number_missing_from_the_workspace_is_an_error_naming_it(
     r = env.run("apply")
     assert r.exit_code == 1
     assert "+15555550177" in r.output
+
+
+def test_thirty_webhooks_on_one_key_see_no_429(
+    env: Env, logged: tuple[Simulator, list[str]]
+) -> None:
+    """Stripe test mode allows 25 requests per second per key, Quo 10: apply paces its
+    calls per key (shared by the run), so 30 webhooks each are made without a 429."""
+    sim, log = logged
+    stripe = "".join(
+        f"          - {{url: https://acme.example/hooks/s{i}, events: [invoice.paid]}}\n"
+        for i in range(29)
+    )
+    quo = "".join(
+        f"          - {{type: calls, url: https://acme.example/hooks/q{i}, "
+        "events: [call.completed]}\n"
+        for i in range(30)
+    )
+    edit(
+        env,
+        "            events: [invoice.paid, customer.subscription.deleted]\n",
+        "            events: [invoice.paid, customer.subscription.deleted]\n" + stripe,
+    )
+    anchor = '      credentials: {api_key: "${ACME_QUO_KEY}"}\n      resources:\n'
+    edit(env, anchor, anchor + "        webhooks:\n" + quo)
+    r = env.run("apply")
+    assert r.exit_code == 0, r.output
+    assert len(sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)) == 30
+    assert len(sim.objects("quo", "webhooks", QUO_KEY)) == 30
+    assert not [line for line in log if line.endswith(" 429")], log
+    assert "No changes." in env.run("plan").stdout
