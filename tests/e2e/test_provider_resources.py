@@ -285,3 +285,27 @@ def test_thirty_webhooks_on_one_key_see_no_429(
     assert len(sim.objects("quo", "webhooks", QUO_KEY)) == 30
     assert not [line for line in log if line.endswith(" 429")], log
     assert "No changes." in env.run("plan").stdout
+
+
+def test_postmark_senders_are_made_with_the_account_token(
+    env: Env, logged: tuple[Simulator, list[str]]
+) -> None:
+    sim, _ = logged
+    account = "pm-account-CANARY-7c1e"
+    edit(
+        env,
+        'credentials: {api_key: "${ACME_POSTMARK_TOKEN}"}',
+        'credentials: {api_key: "${ACME_POSTMARK_TOKEN}", '
+        'account_token: "${ACME_POSTMARK_ACCOUNT}"}',
+    )
+    env.vars["ACME_POSTMARK_ACCOUNT"] = account
+    r = env.run("apply")
+    assert r.exit_code == 0, r.output
+    senders = sim.objects("postmark", "senders", account)
+    assert sorted(s["EmailAddress"] for s in senders) == [
+        "billing@acme.example",
+        "support@acme.example",
+    ]
+    assert {s["Name"] for s in senders} == {"Acme Billing", "Acme Support"}
+    assert "No changes." in env.run("plan").stdout
+    assert account not in r.output
