@@ -239,6 +239,18 @@ class ProviderSideWriter:
             )
         )
 
+    def _secret_of(self, outcome: Outcome) -> Secret | None:
+        """The signing secret to store: the one the provider issued, or for an adopted object
+        the one its entry names (``signing_secret: ${VAR}``); adopting never rotates one."""
+        if outcome.secret is not None:
+            return outcome.secret
+        environ = self.calls.environ if self.calls is not None else {}
+        for e in outcome.effects:
+            var = e.change.secret_variable
+            if e.change.action is RemoteAction.ADOPT and var and environ.get(var):
+                return Secret(environ[var], var)
+        return None
+
     def _recorded(self, ch: Change, outcome: Outcome) -> None:
         """The provider's answer is in this transaction: its pending create goes with it."""
         for rc in {(e.change.provider, e.change.kind, e.change.identity) for e in outcome.effects}:

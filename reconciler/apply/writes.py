@@ -350,8 +350,9 @@ class OrgWriter(ProviderSideWriter):
             for column, value in at_provider.items():
                 setattr(existing, column, value)
             done = ch.action if ch.action is not Action.ORPHAN else Action.UPDATE
-        if outcome is not None and outcome.secret is not None:
-            self._store_secret(ch, outcome.secret)
+        secret = self._secret_of(outcome) if outcome is not None else None
+        if secret is not None:
+            self._store_secret(ch, secret)
         self.audit.record(
             ch.organization,
             audit_action(ch.kind, done),

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from reconciler.core.remote import signing_secret_field
+from reconciler.crypto import CredentialAddress, KeyRing
 from reconciler.db.schema import AuditEntry, Credential, Resource
 from reconciler.simulator import Simulator
 from tests.conftest import CANARIES, Env, all_forms, assert_no_canary
@@ -228,8 +229,10 @@ def test_a_dashboard_endpoint_is_a_conflict_until_adopted(
     edit(
         env,
         "events: [invoice.paid, customer.subscription.deleted]",
-        "events: [invoice.paid, customer.subscription.deleted]\n            adopt: true",
+        "events: [invoice.paid, customer.subscription.deleted]\n            adopt: true\n"
+        "            signing_secret: ${ACME_STRIPE_WHSEC}",
     )
+    env.vars["ACME_STRIPE_WHSEC"] = made["secret"]  # the receiver's, from the dashboard
     doc = plan_json(env)
     assert ("adopt" in [c["action"] for c in doc["changes"]]) or any(
         s["action"] == "adopt" for c in doc["changes"] for s in c.get("remote", [])
@@ -242,6 +245,11 @@ def test_a_dashboard_endpoint_is_a_conflict_until_adopted(
     with env.session() as s:
         row = s.scalar(select(Resource).where(Resource.kind == "webhook_endpoints"))
         assert row is not None and row.remote_id == made["id"] and row.remote_adopted
+        field = signing_secret_field("webhook_endpoints", STRIPE_URL)
+        (cred,) = [c for c in s.scalars(select(Credential)) if c.field == field]
+        addr = CredentialAddress("acme", "stripe", "ops@acme.example", field)
+        assert KeyRing.from_env(env.vars).decrypt(cred.ciphertext, addr) == made["secret"]
+    assert made["secret"] not in r.output
     assert "No changes." in env.run("plan").stdout
 
 
