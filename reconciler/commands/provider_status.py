@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from reconciler.core.catalog import Catalog
 from reconciler.core.remote import is_signing_secret_field
 from reconciler.core.secret import Secret
-from reconciler.core.state import ObservedInstance
+from reconciler.core.state import Observed, ObservedInstance
 from reconciler.core.usage import budget_status
 from reconciler.crypto import KeyRing
 from reconciler.db.credentials import decrypt, managed_credentials
@@ -107,3 +107,24 @@ def _usage(inst: ObservedInstance, usd: Any) -> dict[str, Any]:
         "alert": b.alert,
         "message": b.message,
     }
+
+
+def budget_usage(
+    catalog: Catalog,
+    observed: Observed,
+    engine: Engine | None,
+    ring: Callable[[], KeyRing],
+    environ: Mapping[str, str],
+    admits: Callable[[str], bool],
+) -> dict[str, dict[str, Any]]:
+    """ORG/anthropic -> its month-to-date cost against the budget (``health`` reports the
+    ones over ``alert_at_percent``); only connections holding an ``admin_key``."""
+    if engine is None or not observed.exists:
+        return {}
+    instances = [
+        i
+        for (org, provider), i in sorted(observed.instances.items())
+        if provider == "anthropic" and admits(org)
+    ]
+    facts = provider_facts(catalog, instances, engine, ring, environ)
+    return {f"{org}/{p}": got["usage"] for (org, p), got in facts.items() if "usage" in got}

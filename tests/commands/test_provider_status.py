@@ -84,6 +84,13 @@ def test_status_shows_senders_and_usage_from_the_providers(env: Env, sim: Simula
     assert senders["support@acme.example"] == "pending confirmation"
     assert row(rows, "acme", "anthropic")["usage_alert"] is True
 
+    r = env.run("health")
+    assert "Budget alert: acme/anthropic: $" in r.stdout, r.output
+    assert "over the alert threshold of 80 %" in r.stdout
+    doc = json.loads(env.run("health", "--format", "json").stdout)
+    (checked,) = [x for x in doc if x["address"] == "acme/anthropic"]
+    assert checked["usage"]["alert"] is True and checked["usage"]["budget_usd"] == 500.0
+
     r = env.run("status")
     assert r.exit_code == 0
     assert "over the alert threshold of 80 %" in r.stdout
