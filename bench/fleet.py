@@ -20,6 +20,7 @@ import hashlib
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 PROVIDERS = ("stripe", "postmark", "quo", "mapbox", "google_maps", "geoapify", "anthropic")
 
@@ -77,6 +78,19 @@ def secret_value(var: str, generation: int = 0) -> str:
     return KEY_PREFIX[provider] + digest
 
 
+def phone_number(org: str) -> str:
+    """The Quo number an organization declares (it must exist in its workspace: SPEC 8)."""
+    return f"+1555555{int(org[3:]) % 10000:04d}"
+
+
+def workspace_numbers(fleet: Fleet, sim: Any, generations: int = 2) -> None:
+    """Give each organization's Quo workspace (one per key, rotated ones too) its number."""
+    for org in fleet.organizations:
+        var = variable(org, "quo")
+        for g in range(generations):
+            sim.set_phone_numbers(secret_value(var, g), [(phone_number(org), "Support")])
+
+
 def manifest(org: str) -> str:
     """The manifest of one organization: seven connections and their resources."""
     domain = f"{org}.example"
@@ -116,7 +130,7 @@ spec:
       credentials: {cred("quo")}
       resources:
         phone_numbers:
-          - {{number: "+1555555{int(org[3:]) % 10000:04d}", label: Support, default: true}}
+          - {{number: "{phone_number(org)}", label: Support, default: true}}
     - provider: mapbox
       owner: {owner}
       credentials: {cred("mapbox")}

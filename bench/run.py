@@ -36,7 +36,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `reconciler` 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import report
-from bench.fleet import Fleet, generate_fleet
+from bench.fleet import Fleet, generate_fleet, workspace_numbers
 from bench.measure import REPO, Measurement, run_floor, run_reconciler, summary_of
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -65,7 +65,9 @@ def steps(fleet: Fleet, parallelism: int, rotated_count: int) -> list[Step]:
         Step("apply (no-op)", apply, "f", "No changes"),
         Step(
             "plan (rotated)",
-            ("plan", folder),
+            # the database only: the simulator gives each Stripe key its own account, where a
+            # rotated key would find no webhook endpoint (a real rolled key keeps its account)
+            ("plan", "--refresh=false", folder),
             "f",
             f"Plan: 0 to create, {rotated_count} to update, 0 to delete",
             rotated=True,
@@ -308,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     workdir = root / f"{backend}-{n}"
                     workdir.mkdir(exist_ok=True)
                     sim.reset()
+                    workspace_numbers(fleet, sim)
                     db = (
                         sqlite_database(workdir)
                         if backend == "sqlite"

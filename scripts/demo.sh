@@ -43,6 +43,7 @@ echo "== reconciler plan";     reconciler plan manifests/
 echo "== reconciler apply";    reconciler apply manifests/
 echo "== reconciler plan (again: nothing to do)"; reconciler plan manifests/ --detailed-exitcode
 echo "== reconciler health";   reconciler health
+echo "== reconciler drift (manifests, database and the simulated providers agree)"; reconciler drift manifests/
 echo "== reconciler status";   reconciler status
 echo
 echo "Next: reconciler report --out site/   (then open site/index.html)"

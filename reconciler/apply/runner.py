@@ -10,11 +10,13 @@ import socket
 import threading
 from collections import defaultdict
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from reconciler.apply.checks import Checker
+from reconciler.apply.remote import ProviderCalls, unsafe_creates, write_pending
 from reconciler.apply.results import ApplyOptions, ApplyReport, ChangeResult, Status
 from reconciler.apply.writes import OrgWriter
 from reconciler.audit import AuditWriter
@@ -26,6 +28,7 @@ from reconciler.core.state import Observed, plan_signature
 from reconciler.crypto import KeyRing
 from reconciler.db.locking import lock_organization
 from reconciler.db.records import OrgRows
+from reconciler.db.schema import AuditEntry
 
 log = logging.getLogger("reconciler.apply")
 
@@ -50,6 +53,9 @@ class Applier:
         self._pending: dict[str, set[str]] = {}
         self._error: BaseException | None = None
         self._stop = False
+        # provider-side steps (SPEC section 8), under each organization's lock; the rate
+        # limits of every key are shared by the whole run
+        self.calls = ProviderCalls(catalog, policy=options.policy, environ=options.environ)
 
     @property
     def holder(self) -> str:
@@ -147,6 +153,12 @@ class Applier:
             (c for c in changes if later(c)),
             key=lambda c: (-rank[c.provider], c.kind is Kind.CONNECTION, c.address),
         )
+        pending = unsafe_creates(self.catalog, upserts)
+        if pending:  # committed before the calls: a crash after the answer leaves a trace
+            with Session(self.engine, autoflush=False) as s, s.begin():
+                if self._open(s, org, changes, checker, check=True) is None:
+                    return
+                write_pending(s, org, pending, datetime.now(UTC))
         checked = False
         ok = True
         if upserts:
@@ -186,12 +198,13 @@ class Applier:
         lock_organization(s, org, timeout=self.options.lock_timeout, holder=self.holder)
         rows = OrgRows.load(s, org)
         if check and plan_signature(rows.observed()) != plan_signature(self.observed.of(org)):
+            by = last_writer(s, org)
             for ch in changes:
                 self.report.outcomes.append(
                     ChangeResult.of(
                         ch,
                         Status.FAILED,
-                        f"{org} changed in the database while this apply ran (another apply?); "
+                        f"{org} changed in the database while this apply ran ({by}); "
                         "nothing was written for it. Run plan and apply again.",
                     )
                 )
@@ -208,4 +221,21 @@ class Applier:
             self.secrets,
             checker.phase,
             self.report.outcomes,
+            self.calls,
         )
+
+
+def last_writer(s: Session, organization: str) -> str:
+    """Who last wrote the organization, from its audit log: the holder of the lock this apply
+    waited for (the lock is held from reading the state to the last write, provider calls
+    included, so two applies never both call the provider)."""
+    entry = s.scalar(
+        select(AuditEntry)
+        .where(AuditEntry.organization == organization)
+        .order_by(AuditEntry.seq.desc())
+        .limit(1)
+    )
+    if entry is None:
+        return "another apply?"
+    when = entry.created_at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return f"written by {entry.actor} ({entry.method}) at {when}, holding its lock"

@@ -19,6 +19,13 @@ from sqlalchemy.orm import Session
 
 from reconciler.apply.checks import CheckPhase, uses_new_credentials
 from reconciler.apply.decisions import Decision, decide
+from reconciler.apply.remote import (
+    ProviderCalls,
+    ProviderSideWriter,
+    remembered,
+    remote_details,
+    say,
+)
 from reconciler.apply.results import ChangeResult, Status
 from reconciler.apply.rows import health_row
 from reconciler.audit import AuditWriter
@@ -32,6 +39,7 @@ from reconciler.core.changes import (
     ResourceSpec,
     audit_action,
 )
+from reconciler.core.remote import is_signing_secret_field
 from reconciler.core.secret import Secret
 from reconciler.crypto import CredentialAddress, KeyRing
 from reconciler.db.records import OrgRows
@@ -41,7 +49,7 @@ from reconciler.incidents import record_health_rows
 log = logging.getLogger("reconciler.apply")
 
 
-class OrgWriter:
+class OrgWriter(ProviderSideWriter):
     """Writes one organization's changes on its rows; appends results to ``report``."""
 
     def __init__(
@@ -54,8 +62,12 @@ class OrgWriter:
         secrets: Mapping[str, Secret],
         phase: CheckPhase,
         report: list[ChangeResult],
+        calls: ProviderCalls | None = None,
     ) -> None:
         self.s, self.audit, self.rows = s, audit, rows
+        self.calls = calls
+        # the connections this apply writes, as the plan wants them (their new credentials)
+        self.connections: dict[str, ConnectionSpec] = {}
         self.catalog, self.keyring, self.phase = catalog, keyring, phase
         self.secrets, self.report = secrets, report
         self.now = datetime.now(UTC)
@@ -78,6 +90,9 @@ class OrgWriter:
         """Connections first (in the given, dependency, order), then resources. False when
         anything failed (its organization's deletions then wait)."""
         ok = True
+        for c in changes:
+            if c.kind is Kind.CONNECTION and c.connection is not None:
+                self.connections[c.provider] = c.connection
         decisions = [decide(c, self.phase, self.rows) for c in changes if c.kind is Kind.CONNECTION]
         self._create_instances(decisions)
         self._create_connections(decisions)
@@ -247,7 +262,8 @@ class OrgWriter:
         existing = self.rows.credentials.get(row.id, [])
         keep = []
         for cr in existing:
-            if replace_all or cr.field in envelopes:
+            # a resource's signing secret (SPEC section 8) is not the manifest's to replace
+            if cr.field in envelopes or (replace_all and not is_signing_secret_field(cr.field)):
                 self.s.delete(cr)
             else:
                 keep.append(cr)
@@ -281,21 +297,36 @@ class OrgWriter:
         inst = self.rows.instances.get(ch.provider)
         key = (inst.id, spec.kind, spec.identity) if inst is not None else None
         existing = self.rows.resources.get(key) if key else None
+        outcome = self._at_provider(ch) if ch.remote else None
+        if outcome is not None and outcome.error is not None:
+            # nothing is written for it: the next plan proposes the same step again
+            self.audit.record(
+                ch.organization,
+                audit_action(ch.kind, ch.action, failed=True),
+                ch.address,
+                {"reason": ch.reason, "provider_error": outcome.error},
+            )
+            self.report.append(ChangeResult.of(ch, Status.FAILED, outcome.error))
+            return
+        said = say(outcome, self._display(ch)) if outcome is not None else ""
+        if outcome is not None:
+            self._recorded(ch, outcome)
         if ch.action is Action.DELETE:
             if existing is not None and key is not None:
                 self.s.delete(existing)
                 del self.rows.resources[key]
+            self._forget_secret(ch)
             self.audit.record(
                 ch.organization,
                 audit_action(ch.kind, Action.DELETE),
                 ch.address,
-                {"reason": ch.reason},
+                {"reason": ch.reason, **remote_details(outcome)},
             )
-            # what was done, not why again: the plan above gave the reason
-            self.report.append(ChangeResult.of(ch, Status.DONE, "", done=Action.DELETE))
+            self.report.append(ChangeResult.of(ch, Status.DONE, said or "", done=Action.DELETE))
             return
         assert inst is not None and key is not None and isinstance(ch.after, ResourceSpec)
         stored = json.dumps(dict(ch.after.spec), sort_keys=True)
+        at_provider = remembered(outcome) if outcome is not None else {}
         if existing is None:
             self._new[Resource].append(
                 {
@@ -307,20 +338,26 @@ class OrgWriter:
                     "managed_by": "manifest",
                     "created_at": self.now,
                     "updated_at": self.now,
+                    **at_provider,
                 }
             )
-            done = Action.CREATE
+            done = Action.ADOPT if ch.action is Action.ADOPT else Action.CREATE
         else:
             existing.spec, existing.is_default = stored, ch.after.is_default
             existing.managed_by, existing.updated_at = "manifest", self.now
-            done = Action.ADOPT if ch.action is Action.ADOPT else Action.UPDATE
+            for column, value in at_provider.items():
+                setattr(existing, column, value)
+            done = ch.action if ch.action is not Action.ORPHAN else Action.UPDATE
+        secret = self._secret_of(outcome) if outcome is not None else None
+        if secret is not None:
+            self._store_secret(ch, secret)
         self.audit.record(
             ch.organization,
             audit_action(ch.kind, done),
             ch.address,
-            {"reason": ch.reason, "changed": list(ch.changed_names())},
+            {"reason": ch.reason, "changed": list(ch.changed_names()), **remote_details(outcome)},
         )
-        self.report.append(ChangeResult.of(ch, Status.DONE, "", done=done))
+        self.report.append(ChangeResult.of(ch, Status.DONE, said or "", done=done))
 
     # -- teardown --------------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ def health(
     **where: Any,
 ) -> int:
     """Re-check existing connections and record the results."""
+    from reconciler.commands import healthcmd
     from reconciler.commands.healthcmd import run_health
     from reconciler.commands.inputs import actor_name
     from reconciler.commands.progress import CheckProgress
@@ -55,6 +56,7 @@ def health(
             on_check=progress.on_check,
             on_start=progress.on_start,
         )
+    usage = healthcmd.budget_alerts(catalog_dir, os.environ, target_selection(**where), results)
     if fmt == "json":
         click.echo(json.dumps(results, indent=2, sort_keys=True, default=str))
     bad = [r for r in results if r["status"] != "healthy"]
@@ -62,6 +64,8 @@ def health(
         for r in results:
             for inc in r.get("incidents", ()):
                 click.echo(f"Incident {inc['change']}: {r['address']} {inc['failure_type']}")
+        for line in usage:
+            click.echo(line)
         click.echo(f"{len(results) - len(bad)} healthy, {len(bad)} unhealthy.")
     return EXIT_ERROR if bad else EXIT_OK
 

@@ -1,4 +1,4 @@
-"""Reviewing and making changes: validate, import, schema, plan, apply."""
+"""Reviewing and making changes: validate, import, schema, plan, drift, apply."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from reconciler.cli.group import (
     actor_option,
     catalog_option,
     cli,
+    format_option,
     parallelism_option,
     paths_argument,
     plan_file_option,
@@ -118,6 +119,13 @@ def schema(catalog_dir: str | None) -> int:
     "--out", type=click.Path(dir_okay=False), help="Save the plan to FILE for `apply --plan FILE`."
 )
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
+@click.option(
+    "--refresh",
+    type=click.BOOL,
+    default=True,
+    help="Read the providers' side (GET only); --refresh=false compares with the database only.",
+)
+@parallelism_option
 @logging_options
 def plan(
     catalog_dir: str | None,
@@ -125,6 +133,8 @@ def plan(
     fmt: str,
     out: str | None,
     detailed_exitcode: bool,
+    refresh: bool,
+    parallelism: int,
     **where: Any,
 ) -> int:
     """Show what apply would do; change nothing."""
@@ -132,7 +142,14 @@ def plan(
     from reconciler.commands.saved import save_plan
     from reconciler.core.render import render_json, render_markdown, render_text
 
-    planned = make_plan(catalog_dir, paths, os.environ, target_selection(**where))
+    planned = make_plan(
+        catalog_dir,
+        paths,
+        os.environ,
+        target_selection(**where),
+        refresh=refresh,
+        parallelism=parallelism,
+    )
     render = render_json if fmt == "json" else render_markdown if fmt == "markdown" else render_text
     click.echo(render(planned.plan, overrides=planned.overrides), nl=False)
     if out:
@@ -142,6 +159,26 @@ def plan(
                 f"Saved the plan to {out}. Apply exactly it with: reconciler apply --plan {out}"
             )
     return EXIT_CHANGES if detailed_exitcode and planned.plan.has_changes else EXIT_OK
+
+
+@cli.command()
+@catalog_option
+@paths_argument
+@with_orgs
+@format_option
+@parallelism_option
+@logging_options
+def drift(catalog_dir: str | None, paths: tuple[str, ...], fmt: str, **where: Any) -> int:
+    """Report what differs between manifests, database and providers; change nothing."""
+    from reconciler.commands.driftcmd import render, run_drift
+    from reconciler.core.drift import exit_code
+
+    parallelism = where.pop("parallelism")
+    findings = run_drift(
+        catalog_dir, paths, os.environ, target_selection(**where), parallelism=parallelism
+    )
+    click.echo(render(findings, fmt), nl=False)
+    return exit_code(findings)
 
 
 @cli.command()

@@ -282,3 +282,37 @@ def _transition(
         )
         inst.status = new_inst
         inst.updated_at = now
+
+
+def budget_alerts(
+    catalog_dir: str | None,
+    environ: Mapping[str, str],
+    selection: Selection,
+    results: list[dict[str, Any]],
+) -> list[str]:
+    """Anthropic's month-to-date cost (with an ``admin_key``; SPEC section 8): added to the
+    connection's result as ``usage``, and a line for each over its ``alert_at_percent``."""
+    from reconciler.commands.inputs import open_database
+    from reconciler.commands.provider_status import budget_usage
+
+    engine, observed = open_database(environ)
+    try:
+        usage = budget_usage(
+            load_catalog(catalog_dir),
+            observed,
+            engine,
+            lambda: keyring(environ),
+            environ,
+            selection.admits,
+        )
+    finally:
+        if engine is not None:
+            engine.dispose()
+    for r in results:
+        if r.get("address") in usage:
+            r["usage"] = usage[r["address"]]
+    return [
+        f"Budget alert: {address}: {u['message']}"
+        for address, u in sorted(usage.items())
+        if u.get("alert")
+    ]

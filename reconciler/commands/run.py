@@ -16,6 +16,7 @@ from reconciler.commands.inputs import (
     open_database,
     policy_from_env,
 )
+from reconciler.commands.provider_side import with_provider_side
 from reconciler.core.catalog import Catalog
 from reconciler.core.desired import Desired
 from reconciler.core.endpoints import base_url_for
@@ -74,7 +75,12 @@ def make_plan(
     paths: Sequence[str],
     environ: Mapping[str, str],
     selection: Selection,
+    *,
+    refresh: bool = True,
+    parallelism: int = 10,
 ) -> Planned:
+    """The plan of the manifests against the database and, with ``refresh``, the providers
+    (GET only; SPEC section 8)."""
     # a mistyped path is named before anything is asked of the environment (keys, secrets)
     collect_manifest_files(list(paths) or ["manifests"])
     ring = keyring(environ)
@@ -83,6 +89,18 @@ def make_plan(
     fps = fingerprints_for(ring, inputs.desired, observed)
     p, diags = plan(
         inputs.catalog, inputs.desired, observed, fps, providers=selection.provider_filter
+    )
+    p = with_provider_side(
+        inputs.catalog,
+        inputs.desired,
+        observed,
+        p,
+        diags,
+        ring=ring,
+        environ=environ,
+        refresh=refresh,
+        parallelism=parallelism,
+        providers=selection.provider_filter,
     )
     diags.raise_if_errors()
     log.debug(
@@ -155,6 +173,16 @@ def replan_after_schema(planned: Planned, environ: Mapping[str, str]) -> Planned
     fps = fingerprints_for(planned.keyring, desired, observed)
     p, diags = plan(
         planned.catalog, desired, observed, fps, providers=planned.selection.provider_filter
+    )
+    p = with_provider_side(
+        planned.catalog,
+        desired,
+        observed,
+        p,
+        diags,
+        ring=planned.keyring,
+        environ=environ,
+        providers=planned.selection.provider_filter,
     )
     diags.raise_if_errors()
     return replace(planned, plan=p, observed=observed, fingerprints=fps)

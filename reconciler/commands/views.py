@@ -8,13 +8,15 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from reconciler.commands.incidentviews import incidents_text, open_incident_rows
-from reconciler.commands.inputs import Selection, open_database
-from reconciler.core.catalog import load_catalog
+from reconciler.commands.inputs import Selection, keyring, open_database
+from reconciler.core.catalog import Catalog, load_catalog
 from reconciler.core.endpoints import base_url_for
 from reconciler.core.render import describe_overrides
+from reconciler.core.state import Observed
 from reconciler.db.history import History, health_history
 
 
@@ -85,7 +87,49 @@ def status_json(
                 ],
             }
         )
+    if engine is not None and observed.exists and out:
+        _with_provider_facts(catalog, observed, engine, environ, out)
     return out
+
+
+def _with_provider_facts(
+    catalog: Catalog,
+    observed: Observed,
+    engine: Engine,
+    environ: Mapping[str, str],
+    rows: list[dict[str, Any]],
+) -> None:
+    """What Postmark says of the senders (with ``account_token``) and Anthropic of the
+    month's cost (with ``admin_key``): SPEC section 8. GET only."""
+    from reconciler.commands.provider_status import provider_facts
+
+    shown = {(r["organization"], r["provider"]) for r in rows}
+    instances = [i for k, i in sorted(observed.instances.items()) if k in shown]
+    facts = provider_facts(catalog, instances, engine, lambda: keyring(environ), environ)
+    for r in rows:
+        got = facts.get((r["organization"], r["provider"]), {})
+        if r["provider"] == "postmark":
+            senders = got.get("senders")
+            for x in r["resources"]:
+                if x["kind"] != "sender_emails":
+                    continue
+                if "error" in got:
+                    x["at_provider"] = f"not read at Postmark: {got['error']}"
+                elif senders is None:
+                    x["at_provider"] = "not verified at Postmark (no account_token)"
+                elif x["identity"].casefold() not in senders:
+                    x["at_provider"] = "not at Postmark"
+                else:
+                    confirmed = senders[x["identity"].casefold()]
+                    x["at_provider"] = "confirmed" if confirmed else "pending confirmation"
+        usage = got.get("usage")
+        if usage is not None:
+            r["month_to_date_usd"] = usage["month_to_date_usd"]
+            r["budget_usd"] = usage["budget_usd"]
+            r["usage_alert"] = usage["alert"]
+            r["usage"] = usage
+        elif "error" in got and r["provider"] == "anthropic":
+            r["usage"] = {"error": got["error"]}
 
 
 def status_text(catalog_dir: str | None, environ: Mapping[str, str], sel: Selection) -> str:
@@ -146,7 +190,16 @@ def status_text(catalog_dir: str | None, environ: Mapping[str, str], sel: Select
                     account = ", ".join(f"{k} {v}" for k, v in sorted(c["identity"].items()))
                     details.append(f"  {org}/{r['provider']} account: {account}")
             for x in r["resources"]:
-                details.append(f"  {org}/{r['provider']} {_resource_label(x)}")
+                at = f", {x['at_provider']}" if x.get("at_provider") else ""
+                details.append(f"  {org}/{r['provider']} {_resource_label(x)}{at}")
+            usage = r.get("usage")
+            if usage is not None:
+                said = (
+                    usage.get("message")
+                    or usage.get("error")
+                    or (f"${usage['month_to_date_usd']:.2f} this month")
+                )
+                details.append(f"  {org}/{r['provider']} usage: {said}")
         t.caption = "\n".join(details) if details else None
         t.caption_justify = "left"
         tables.append(t)

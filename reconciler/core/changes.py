@@ -12,6 +12,11 @@ provider-side resource with remote effects) is a new ``Kind``, a new payload cla
 more branch where apply dispatches on ``kind`` (``apply/writes.py``: ``OrgWriter.upsert`` for
 creates and updates, ``OrgWriter.teardown`` for deletions; the codec in ``core/planfile.py``
 and the view in ``planfile.view`` for the file and the renderers).
+
+A resource that exists at its provider (SPEC section 8) carries, in ``Change.remote``, what
+apply does there (``reconciler.core.remote.RemoteChange``: create, update in place, replace,
+delete, adopt, with the Idempotency-Key's generation); ``reconciler.core.plan_remote`` puts
+them on the plan, ``apply/remote.py`` carries them out.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from reconciler.core.remote import RemoteChange
 
 
 class Action(enum.StrEnum):
@@ -144,6 +151,8 @@ class Change:
     after: Payload | None = None
     changed: frozenset[Attr] = frozenset()
     credentials: tuple[str, ...] = ()  # the credential fields whose value changes
+    # what apply does at the provider for a resource (SPEC section 8), in the order sent
+    remote: tuple[RemoteChange, ...] = ()
 
     @property
     def sort_key(self) -> tuple[str, str, int, str]:

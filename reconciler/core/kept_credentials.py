@@ -14,6 +14,8 @@ from __future__ import annotations
 from reconciler.core.desired import DesiredConnection
 from reconciler.core.state import ObservedConnection, ObservedInstance
 
+# the mark of a signing secret's field (``reconciler.core.remote.signing_secret_field``)
+SECRET_FIELD_MARK = ".signing_secret."
 KEPT_MARK = "credentials_kept"  # shown in a plan's view of a connection that keeps them
 
 
@@ -56,4 +58,7 @@ def kept_fields(conn: DesiredConnection, inst: ObservedInstance | None) -> tuple
     if not conn.keep_credentials:
         return ()
     existing = kept_connection(conn, inst)
-    return tuple(sorted(existing.credentials)) if existing is not None else ()
+    if existing is None:
+        return ()
+    # a resource's signing secret (SPEC section 8) is not a credential of the connection
+    return tuple(sorted(f for f in existing.credentials if SECRET_FIELD_MARK not in f))

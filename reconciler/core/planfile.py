@@ -32,6 +32,7 @@ from reconciler.core.changes import (
 )
 from reconciler.core.errors import InputError, StalePlanError
 from reconciler.core.kept_credentials import KEPT_MARK
+from reconciler.core.remote import ChangeSource, RemoteAction, RemoteChange
 from reconciler.core.secret import SENSITIVE
 
 FORMAT_VERSION = "1.1"
@@ -113,7 +114,59 @@ def change_to_json(c: Change) -> dict[str, Any]:
         out["identity"] = c.resource.identity
     if c.connection is not None:
         out["credential_variables"] = {r.field: r.variable for r in c.connection.credentials}
+    if c.remote:
+        out["remote"] = [remote_to_json(r) for r in c.remote]
     return out
+
+
+def remote_to_json(r: RemoteChange) -> dict[str, Any]:
+    """What apply does at the provider (SPEC section 8); never a signing secret, only the
+    variable an adopted one is read from."""
+    return {
+        "action": r.action.value,
+        "provider": r.provider,
+        "resource_kind": r.kind,
+        "identity": r.identity,
+        "source": r.source.value,
+        "reason": r.reason,
+        "remote_id": r.remote_id,
+        "before": _plain(r.before) if r.before is not None else None,
+        "after": _plain(r.after) if r.after is not None else None,
+        "changed": list(r.changed),
+        "generation": r.generation,
+        "replaces": r.replaces,
+        "issues_secret": r.issues_secret,
+        "secret_variable": r.secret_variable,
+    }
+
+
+def remote_from_json(raw: Any, address: str, where: str) -> RemoteChange:
+    if not isinstance(raw, Mapping):
+        raise InputError(f"{where}: each remote change is an object")
+    try:
+        action = RemoteAction(str(raw.get("action")))
+        source = ChangeSource(str(raw.get("source") or "manifest"))
+    except ValueError:
+        raise InputError(f"{where}: unknown remote action or source") from None
+    generation = raw.get("generation")
+    before, after = raw.get("before"), raw.get("after")
+    return RemoteChange(
+        action,
+        _text(raw, "provider"),
+        _text(raw, "resource_kind"),
+        _text(raw, "identity"),
+        address,
+        _text(raw, "reason"),
+        source,
+        _text(raw, "remote_id") or None,
+        dict(before) if isinstance(before, Mapping) else None,
+        dict(after) if isinstance(after, Mapping) else None,
+        tuple(str(x) for x in raw.get("changed") or []),
+        generation if isinstance(generation, int) and not isinstance(generation, bool) else 0,
+        _text(raw, "replaces") or None,
+        raw.get("issues_secret") is True,
+        _text(raw, "secret_variable") or None,
+    )
 
 
 def plan_to_json(plan: Plan, *, overrides: Mapping[str, str]) -> dict[str, Any]:
@@ -263,6 +316,10 @@ def change_from_json(raw: Any, where: str, fps: Fingerprints | None = None) -> C
         after,
         frozenset(changed),
         tuple(credentials),
+        tuple(
+            remote_from_json(r, address, f"{where}: remote[{i}]")
+            for i, r in enumerate(raw.get("remote") or [])
+        ),
     )
 
 

@@ -30,6 +30,7 @@ from typing import Any
 from reconciler.core.catalog import Provider, ResourceKind
 from reconciler.core.credential_refs import REFERENCE
 from reconciler.core.desired import DesiredResource
+from reconciler.core.kept_credentials import SECRET_FIELD_MARK
 
 MARKER_KEY = "reconciler_address"  # Stripe metadata key that names the resource an object is for
 MANAGED_BY_KEY = "managed_by"
@@ -239,9 +240,6 @@ def realized_kinds(
     return tuple(
         k for k in provider.resources if k.remote is not None and k.remote.credential in held
     )
-
-
-SECRET_FIELD_MARK = ".signing_secret."
 
 
 def signing_secret_field(kind: str, identity: str) -> str:

@@ -209,6 +209,18 @@ class _Context:
         # Marked as ours but not in our tables: an apply stopped between the provider's answer
         # and its commit. The signing secret of that answer was never stored.
         after = declared_fields(self.kind, d.spec)
+        if row is not None and row.remote_id is not None and self.remote.signing_secret:
+            # our tables name another object (gone at the provider): which create made this
+            # one, and so its Idempotency-Key and signing secret, is not known (a key that
+            # went to another account and back, or a re-create whose answer was lost)
+            self.replace(
+                d,
+                obj,
+                f"marked as ours but not the object our tables name ({row.remote_id}, gone); "
+                "its signing secret is not known",
+                row=row,
+            )
+            return
         if self.remote.idempotency_key and not differing(self.kind, after, obj.fields):
             gone = row.remote_id if row is not None else None
             self.create(

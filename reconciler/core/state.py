@@ -49,6 +49,24 @@ class ObservedResource:
     spec: Mapping[str, Any]
     is_default: bool
     managed_by: str = "manifest"
+    # the object at the provider (SPEC section 8): see ``reconciler.core.remote.StoredRemote``
+    remote_id: str | None = None
+    remote_generation: int = 0
+    remote_replaces: str | None = None
+    remote_adopted: bool = False
+
+
+@dataclass(frozen=True)
+class PendingCreate:
+    """A provider-side create committed as about to be sent, whose answer was never recorded
+    (``reconciler_pending_creates``)."""
+
+    organization: str
+    provider: str
+    kind: str
+    identity: str
+    generation: int = 0
+    replaces: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +100,7 @@ class Observed:
     lineage: str = ""
     serial: int = 0
     exists: bool = True  # False when the database has no schema yet (plan shows all as create)
+    pending: tuple[PendingCreate, ...] = ()  # provider-side creates never recorded (SPEC 8)
 
     @cached_property
     def _by_organization(self) -> dict[str, list[ObservedInstance]]:
@@ -128,6 +147,8 @@ def plan_signature(instances: Iterable[ObservedInstance]) -> list[tuple[object, 
                     tuple(sorted(r.spec.items(), key=str)),
                     r.is_default,
                     r.managed_by,
+                    r.remote_id,
+                    r.remote_generation,
                 )
                 for r in sorted(i.resources, key=lambda r: (r.kind, r.identity))
             ),

@@ -16,13 +16,22 @@ from reconciler.core.state import (
     ObservedHealth,
     ObservedResource,
 )
+from reconciler.core.state import PendingCreate as ObservedPending
 from reconciler.db.records import (
     connection_record,
     credential_record,
     instance_record,
     resource_record,
 )
-from reconciler.db.schema import Connection, Credential, Health, Instance, Resource, StateMeta
+from reconciler.db.schema import (
+    Connection,
+    Credential,
+    Health,
+    Instance,
+    PendingCreate,
+    Resource,
+    StateMeta,
+)
 from reconciler.db.schema_version import check_schema
 
 # Core columns of the tables: selecting them returns plain rows, with no ORM loading step.
@@ -68,7 +77,19 @@ def observe_in(s: Session, organizations: Collection[str] | None = None) -> Obse
         _C.prevent_destroy,
         _C.identity,
     )
-    rq = select(_R.id, _R.instance_id, _R.kind, _R.identity, _R.spec, _R.is_default, _R.managed_by)
+    rq = select(
+        _R.id,
+        _R.instance_id,
+        _R.kind,
+        _R.identity,
+        _R.spec,
+        _R.is_default,
+        _R.managed_by,
+        _R.remote_id,
+        _R.remote_generation,
+        _R.remote_replaces,
+        _R.remote_adopted,
+    )
     if inst_filter:
         cq = cq.where(_C.instance_id.in_(ids))
         rq = rq.where(_R.instance_id.in_(ids))
@@ -97,11 +118,19 @@ def observe_in(s: Session, organizations: Collection[str] | None = None) -> Obse
         )
         for row in instances
     }
+    pq = select(PendingCreate)
+    if organizations is not None:
+        pq = pq.where(PendingCreate.organization.in_(sorted(organizations)))
+    pending = tuple(
+        ObservedPending(p.organization, p.provider, p.kind, p.identity, p.generation, p.replaces)
+        for p in s.scalars(pq.order_by(PendingCreate.id))
+    )
     return Observed(
         instances=out,
         lineage=meta.lineage if meta else "",
         serial=meta.serial if meta else 0,
         exists=True,
+        pending=pending,
     )
 
 

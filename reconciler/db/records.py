@@ -34,7 +34,16 @@ def credential_record(row: Any) -> ObservedCredential:
 
 def resource_record(row: Any) -> ObservedResource:
     return ObservedResource(
-        row.id, row.kind, row.identity, json.loads(row.spec), row.is_default, row.managed_by
+        row.id,
+        row.kind,
+        row.identity,
+        json.loads(row.spec),
+        row.is_default,
+        row.managed_by,
+        row.remote_id,
+        row.remote_generation or 0,
+        row.remote_replaces,
+        bool(row.remote_adopted),
     )
 
 

@@ -146,6 +146,30 @@ class Resource(Base):
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
     )
+    # the object at the provider (SPEC section 8; migration 0004)
+    remote_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    remote_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    remote_replaces: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    remote_adopted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class PendingCreate(Base):
+    """A create without an idempotency key (Postmark, Quo) about to be sent (SPEC section 8),
+    committed before it is; deleted with the commit that records the provider's answer."""
+
+    __tablename__ = "reconciler_pending_creates"
+    __table_args__ = (
+        UniqueConstraint("organization", "provider", "kind", "identity", name="uq_pending_create"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organization: Mapped[str] = mapped_column(String(128))
+    provider: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(64))
+    identity: Mapped[str] = mapped_column(String(512))
+    generation: Mapped[int] = mapped_column(Integer)
+    replaces: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Health(Base):

@@ -35,7 +35,7 @@ from reconciler.db.schema import StateMeta
 # Not "alembic_version": the SaaS application's own Alembic may share this database.
 VERSION_TABLE = "reconciler_schema_version"
 # Every revision in order, oldest first (tests/db checks this against the migrations folder).
-REVISIONS = ("0001", "0002", "0003")
+REVISIONS = ("0001", "0002", "0003", "0004")
 FIRST = REVISIONS[0]
 HEAD = REVISIONS[-1]
 MIGRATIONS = Path(__file__).with_name("migrations")

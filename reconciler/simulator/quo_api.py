@@ -55,7 +55,11 @@ def not_found(request: SimRequest) -> Answer:
 
 
 RATE_LIMIT = 10  # requests per second per key, shared by every client of the key
-DEFAULT_NUMBERS = (("+14155550100", "Main line"), ("+14155550101", "Support"))
+DEFAULT_NUMBERS = (
+    ("+14155550100", "Main line"),
+    ("+14155550101", "Support"),
+    ("+15555550100", "Acme support"),  # the number the shipped manifests declare
+)
 
 
 def rate_limit(key: str) -> int:

@@ -56,8 +56,12 @@ def test_apply_writes_the_six_tables(env: Env) -> None:
         assert {c.status for c in conns} == {"connected"}
         assert {c.user_email for c in conns} == {"ops@acme.example", "admin@globex.example"}
         creds = list(s.scalars(select(Credential)))
-        assert len(creds) == 9
-        assert all(c.field == "api_key" and c.key_id == "k1" for c in creds)
+        # nine api keys, and the signing secret Stripe issued for acme's webhook endpoint
+        assert len(creds) == 10
+        assert all(c.key_id == "k1" for c in creds)
+        assert sorted(c.field.split(".")[0] for c in creds) == ["api_key"] * 9 + [
+            "webhook_endpoints"
+        ]
         kinds = {r.kind for r in s.scalars(select(Resource))}
         assert kinds == {
             "sender_emails",
@@ -151,7 +155,8 @@ def test_rejected_key_leaves_no_credential_then_fixing_connects(env: Env) -> Non
             select(Instance).where(Instance.organization == "acme", Instance.provider == "stripe")
         )
         assert inst is not None and inst.status == "active"
-        assert s.scalar(select(func.count()).select_from(Credential)) == 9
+        # nine api keys, and the signing secret of the webhook endpoint now made at Stripe
+        assert s.scalar(select(func.count()).select_from(Credential)) == 10
 
 
 def test_rate_limited_and_outage_messages(env: Env) -> None:
@@ -176,9 +181,12 @@ def test_changed_secret_is_an_update_and_reencrypts(env: Env) -> None:
             .join(Connection)
             .join(Instance)
             .where(Instance.organization == "acme", Instance.provider == "stripe")
+            .where(Credential.field == "api_key")
         )
     env.vars["ACME_STRIPE_SECRET_KEY"] = "sk_test_CANARYrotated-0000"
-    r = env.run("plan", "--format", "json")
+    # compared with the database only: the simulator gives each Stripe key its own account,
+    # where the webhook endpoint would be made again
+    r = env.run("plan", "--format", "json", "--refresh=false")
     doc = json.loads(r.stdout)
     assert [(c["address"], c["action"]) for c in doc["changes"]] == [("acme/stripe", "update")]
     assert doc["summary"]["update"] == 1
@@ -189,6 +197,7 @@ def test_changed_secret_is_an_update_and_reencrypts(env: Env) -> None:
             .join(Connection)
             .join(Instance)
             .where(Instance.organization == "acme", Instance.provider == "stripe")
+            .where(Credential.field == "api_key")
         )
         assert after != before
         assert s.scalar(select(AuditEntry).where(AuditEntry.action == "connection.update"))

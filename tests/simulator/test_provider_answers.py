@@ -200,7 +200,7 @@ def test_anthropic_headers(http: httpx.Client, sim: Simulator) -> None:
 
 def test_quo_lists_phone_numbers(http: httpx.Client, sim: Simulator) -> None:
     numbers = call(http, sim, "quo", "quo-good").json()["data"]
-    assert [n["number"] for n in numbers] == ["+14155550100", "+14155550101"]
+    assert [n["number"] for n in numbers] == ["+14155550100", "+14155550101", "+15555550100"]
     assert all(n["id"].startswith("PN") for n in numbers)
 
 

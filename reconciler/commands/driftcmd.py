@@ -1,0 +1,176 @@
+"""``reconciler drift [PATHS]`` (SPEC section 8): what differs between the manifests, the
+database and the providers, for a scheduled pipeline job. Read-only: it writes nothing
+anywhere (no row, no health record, no audit entry) and sends only GETs.
+
+Findings:
+- ``config``: a row differs from its manifest (the plan's changes, e.g. edited in the SaaS's
+  screens), and provider-side steps that come from the manifest alone;
+- ``provider``: a provider-side resource differs from what was applied, is gone, collides
+  with an object that is not ours, or the provider could not be read;
+- ``credential``: a stored credential fails its health check (checked, not recorded).
+
+Exit 0 when nothing drifted, 2 when something did, 1 on error (the CLI's error handler).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from reconciler.commands.fingerprints import fingerprints_for
+from reconciler.commands.inputs import (
+    Selection,
+    keyring,
+    load_inputs,
+    open_database,
+    policy_from_env,
+)
+from reconciler.commands.provider_side import with_provider_side
+from reconciler.core.catalog import Catalog
+from reconciler.core.changes import Plan
+from reconciler.core.drift import Finding, remote_findings, report
+from reconciler.core.errors import Diagnostics
+from reconciler.core.plan import plan
+from reconciler.core.plan_remote import at_provider
+from reconciler.core.remote import RemoteDiff, is_signing_secret_field
+from reconciler.core.state import Observed
+from reconciler.crypto import KeyRing
+from reconciler.db.credentials import decrypt, managed_credentials
+
+
+def run_drift(
+    catalog_dir: str | None,
+    paths: Sequence[str],
+    environ: Mapping[str, str],
+    selection: Selection,
+    *,
+    parallelism: int = 10,
+) -> list[Finding]:
+    """Every finding of the selected organizations, in address order."""
+    ring = keyring(environ)
+    engine, observed = open_database(environ)
+    inputs = load_inputs(catalog_dir, paths, environ, existing=observed, selection=selection)
+    fps = fingerprints_for(ring, inputs.desired, observed)
+    base, diags = plan(
+        inputs.catalog, inputs.desired, observed, fps, providers=selection.provider_filter
+    )
+    diags.raise_if_errors()
+    at_providers = Diagnostics()
+    full = with_provider_side(
+        inputs.catalog,
+        inputs.desired,
+        observed,
+        base,
+        at_providers,
+        ring=ring,
+        environ=environ,
+        parallelism=parallelism,
+        providers=selection.provider_filter,
+    )
+    findings = config_findings(base) + provider_findings(inputs.catalog, base, full, at_providers)
+    if engine is not None:
+        try:
+            findings += credential_findings(
+                inputs.catalog,
+                observed,
+                base.organizations,
+                engine,
+                ring,
+                environ,
+                parallelism,
+                selection.provider_filter,
+            )
+        finally:
+            engine.dispose()
+    return sorted(set(findings), key=lambda f: (f.address, f.kind, f.detail))
+
+
+def config_findings(base: Plan) -> list[Finding]:
+    """The plan against the database: each change is a row that differs from its manifest."""
+    return [Finding(c.address, "config", f"{c.action.value}: {c.reason}") for c in base.changes]
+
+
+def provider_findings(
+    catalog: Catalog, base: Plan, full: Plan, conflicts: Diagnostics
+) -> list[Finding]:
+    """The provider-side steps (a step of the manifest's own is ``config``, reported once with
+    its row's change), conflicts there, and providers that could not be read."""
+    rows = {c.address for c in base.changes}
+    steps = RemoteDiff(tuple(r for c in full.changes for r in c.remote))
+    found = [
+        Finding(
+            f.address, f.kind, at_provider(f.detail, catalog.providers[f.address.split("/")[1]])
+        )
+        for f in remote_findings(steps)
+        if f.kind == "provider" or f.address not in rows
+    ]
+    for d in conflicts.errors:
+        address, _, message = d.message.partition(": ")
+        found.append(Finding(address, "provider", message or d.message))
+    found += [
+        Finding(n.address, "provider", n.message) for n in full.notes if n.kind == "provider_unread"
+    ]
+    return found
+
+
+def _provider(finding: Finding) -> str:
+    return finding.address.split("/")[1]
+
+
+def credential_findings(
+    catalog: Catalog,
+    observed: Observed,
+    organizations: Sequence[str],
+    engine: Engine,
+    ring: KeyRing,
+    environ: Mapping[str, str],
+    parallelism: int,
+    providers: frozenset[str] | None,
+) -> list[Finding]:
+    """Health checks of the stored credentials of managed, active connections, run and not
+    recorded (an OAuth2 token is not refreshed: that would write)."""
+    from reconciler.health import CheckRequest, base_url_for, run_checks  # the HTTP stack
+
+    requests: list[CheckRequest] = []
+    with Session(engine) as s:
+        for org in organizations:
+            for inst in observed.of(org):
+                conn = inst.managed_connection
+                provider = catalog.providers.get(inst.provider)
+                if conn is None or provider is None or inst.status == "inactive":
+                    continue
+                if providers is not None and inst.provider not in providers:
+                    continue
+                stored = [
+                    c
+                    for c in managed_credentials(s, org, inst.provider)
+                    if not is_signing_secret_field(c.field)
+                ]
+                if not stored:
+                    continue
+                base, _ = base_url_for(provider, environ)
+                requests.append(CheckRequest(inst.address, provider, decrypt(ring, stored), base))
+    results = run_checks(requests, parallelism=parallelism, policy=policy_from_env(environ))
+    return [
+        Finding(str(r.key), "credential", f"{r.failure_type or r.status}: {r.message}")
+        for r in results
+        if not r.healthy
+    ]
+
+
+def render(findings: list[Finding], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(report(findings), sort_keys=True, indent=2) + "\n"
+    doc = report(findings)
+    lines = [f"{f.kind:<10} {f.address}: {f.detail}" for f in findings]
+    counts = ", ".join(f"{n} {k}" for k, n in doc["summary"].items())
+    lines.append(
+        f"Drift: {counts}."
+        if findings
+        else "No drift: the database and the providers match "
+        "the manifests, and every stored credential works."
+    )
+    return "\n".join(lines) + "\n"

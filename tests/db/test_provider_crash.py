@@ -1,0 +1,128 @@
+"""Crash safety at the provider (SPEC section 8): `reconciler apply` killed with SIGKILL after
+the providers answered and before the commit. The next apply converges with nothing
+duplicated at the provider or in the database, and the signing secret stored is the one the
+provider holds for the object that stays."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from reconciler.core.remote import signing_secret_field
+from reconciler.crypto import CredentialAddress, KeyRing
+from reconciler.db.schema import Credential, PendingCreate, Resource
+from reconciler.simulator import Simulator
+from tests.conftest import CANARIES, Env
+from tests.db import finish, invariants, spawn
+from tests.e2e.test_provider_resources import POSTMARK_URL, QUO_URL, STRIPE_URL, declare_webhooks
+
+STRIPE_KEY = CANARIES["ACME_STRIPE_SECRET_KEY"]
+POSTMARK_KEY = CANARIES["ACME_POSTMARK_TOKEN"]
+QUO_KEY = CANARIES["ACME_QUO_KEY"]
+
+
+def stored_secret(env: Env, kind: str, identity: str) -> str:
+    ring = KeyRing.from_env(env.vars)
+    field = signing_secret_field(kind, identity)
+    with env.session() as s:
+        (row,) = [c for c in s.scalars(select(Credential)) if c.field == field]
+        addr = CredentialAddress(
+            "acme", "stripe" if kind == "webhook_endpoints" else "quo", "ops@acme.example", field
+        )
+        return ring.decrypt(row.ciphertext, addr)
+
+
+def converged(env: Env, sim: Simulator) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    r = env.run("apply", "--lock-timeout", "5")
+    assert r.exit_code == 0, r.output
+    r = env.run("plan", "--detailed-exitcode")
+    assert r.exit_code == 0 and "No changes." in r.output, r.output
+    (endpoint,) = sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)
+    (hook,) = sim.objects("postmark", "webhooks", POSTMARK_KEY)
+    (quo,) = sim.objects("quo", "webhooks", QUO_KEY)
+    assert stored_secret(env, "webhook_endpoints", STRIPE_URL) == endpoint["secret"]
+    assert stored_secret(env, "webhooks", f"messages:{QUO_URL}") == quo["key"]
+    with env.session() as s:
+        invariants(s)
+        rows = {(r.kind, r.identity): r for r in s.scalars(select(Resource))}
+        assert rows[("webhook_endpoints", STRIPE_URL)].remote_id == endpoint["id"]
+        assert rows[("webhooks", f"outbound:{POSTMARK_URL}")].remote_id == str(hook["ID"])
+        assert rows[("webhooks", f"messages:{QUO_URL}")].remote_id == quo["id"]
+        assert list(s.scalars(select(PendingCreate))) == []
+    return endpoint, hook, quo
+
+
+def test_killed_after_the_providers_answered_the_first_creates(env: Env, sim: Simulator) -> None:
+    declare_webhooks(env)
+    # acme's rows are inserted after all of its provider calls: killed there, nothing of
+    # acme is committed, while Stripe, Postmark and Quo hold the new webhooks
+    code, out = finish(
+        spawn(
+            env,
+            "apply",
+            "--org",
+            "acme",
+            RECONCILER_TEST_KILL_POINT="sql=INSERT INTO integration_resources:1",
+        )
+    )
+    assert code == -9, out
+    assert len(sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)) == 1
+    (first_hook,) = sim.objects("postmark", "webhooks", POSTMARK_KEY)
+    assert len(sim.objects("quo", "webhooks", QUO_KEY)) == 1
+    _, hook, _ = converged(env, sim)
+    assert hook["ID"] == first_hook["ID"]  # the pending create: recorded as ours, not re-made
+
+
+def test_killed_after_a_re_create_answered(env: Env, sim: Simulator) -> None:
+    declare_webhooks(env)
+    assert env.run("apply").exit_code == 0
+    first, _, _ = converged(env, sim)
+    sim.delete_object("stripe", "webhook_endpoints", STRIPE_KEY, first["id"])
+    code, out = finish(
+        spawn(
+            env,
+            "apply",
+            "--org",
+            "acme",
+            RECONCILER_TEST_KILL_POINT="sql=UPDATE integration_resources:1",
+        )
+    )
+    assert code == -9, out
+    assert len(sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)) == 1
+    endpoint, _, _ = converged(env, sim)
+    assert endpoint["id"] != first["id"]
+
+
+def test_a_second_apply_waits_for_the_provider_calls_and_names_the_holder(
+    env: Env, tmp_path: Path
+) -> None:
+    """The organization's lock covers the provider calls: a second apply of it waits
+    --lock-timeout and exits 1 naming the organization and the holder; each webhook was
+    created once."""
+    declare_webhooks(env)
+    with Simulator(latency_ms=2500) as slow:
+        env.vars.update(slow.env())
+        assert env.run("db", "upgrade").exit_code == 0
+        trace = tmp_path / "trace"
+        first = spawn(env, "apply", "--org", "acme", RECONCILER_TEST_TRACE=str(trace))
+        deadline = time.monotonic() + 30
+        while " locked " not in (trace.read_text() if trace.exists() else ""):
+            assert first.poll() is None, first.communicate()[0]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        second = spawn(env, "apply", "--org", "acme", "--lock-timeout", "1")
+        code2, out2 = finish(second, timeout=90)
+        code1, out1 = finish(first, timeout=90)
+        assert code1 == 0, out1
+        assert code2 == 1, out2
+        # waited, then found acme written by the holder; or gave up waiting for it
+        assert ("'acme' is locked" in out2 and "held by" in out2) or (
+            "acme changed in the database while this apply ran (written by ci-bot (apply)" in out2
+        ), out2
+        assert "ci-bot" in out2
+        assert len(slow.objects("stripe", "webhook_endpoints", STRIPE_KEY)) == 1
+        assert len(slow.objects("postmark", "webhooks", POSTMARK_KEY)) == 1
+        assert len(slow.objects("quo", "webhooks", QUO_KEY)) == 1

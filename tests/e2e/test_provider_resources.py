@@ -1,0 +1,319 @@
+"""Resources at the provider (SPEC section 8), end to end through the CLI against the bundled
+simulator: webhooks exist at Stripe, Postmark and Quo with exactly the declared fields, created
+once; drift there shows up in plan and apply repairs it; objects made in the dashboards are
+never touched unless adopted; signing secrets are stored encrypted and shown nowhere."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from reconciler.core.remote import signing_secret_field
+from reconciler.crypto import CredentialAddress, KeyRing
+from reconciler.db.schema import AuditEntry, Credential, Resource
+from reconciler.simulator import Simulator
+from tests.conftest import CANARIES, Env, all_forms, assert_no_canary
+
+STRIPE_KEY = CANARIES["ACME_STRIPE_SECRET_KEY"]
+POSTMARK_KEY = CANARIES["ACME_POSTMARK_TOKEN"]
+QUO_KEY = CANARIES["ACME_QUO_KEY"]
+STRIPE_URL = "https://acme.example/hooks/stripe"
+POSTMARK_URL = "https://acme.example/hooks/postmark"
+QUO_URL = "https://acme.example/hooks/quo"
+ENDPOINT = f"acme/stripe/webhook_endpoints/{STRIPE_URL}"
+
+WEBHOOKS = {
+    '      credentials: {api_key: "${ACME_POSTMARK_TOKEN}"}\n      resources:\n': (
+        f"        webhooks:\n          - {{url: {POSTMARK_URL}, triggers: [delivery, bounce]}}\n"
+    ),
+    '      credentials: {api_key: "${ACME_QUO_KEY}"}\n      resources:\n': (
+        "        webhooks:\n"
+        f"          - {{type: messages, url: {QUO_URL}, events: [message.received], "
+        "label: Inbox}\n"
+    ),
+}
+
+
+@pytest.fixture
+def logged(env: Env) -> Iterator[tuple[Simulator, list[str]]]:
+    """A simulator of our own whose access log we read (method, path, status)."""
+    lines: list[str] = []
+    with Simulator(access_log=lines.append) as sim:
+        env.vars.update(sim.env())
+        yield sim, lines
+
+
+def declare_webhooks(env: Env) -> None:
+    path = env.cwd / "manifests" / "acme.yaml"
+    text = path.read_text()
+    for anchor, block in WEBHOOKS.items():
+        assert anchor in text
+        text = text.replace(anchor, anchor + block)
+    path.write_text(text)
+
+
+def edit(env: Env, old: str, new: str) -> None:
+    path = env.cwd / "manifests" / "acme.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def plan_json(env: Env, *args: str) -> dict[str, Any]:
+    r = env.run("plan", "--format", "json", *args)
+    assert r.exit_code == 0, r.output
+    doc: dict[str, Any] = json.loads(r.stdout)
+    return doc
+
+
+def dump(env: Env) -> str:
+    """Every row of every table, as text (for canary searches and "nothing written")."""
+    from sqlalchemy import inspect, text
+
+    with env.session() as s:
+        bind = s.get_bind()
+        out = []
+        for table in sorted(inspect(bind).get_table_names()):
+            rows = s.execute(text(f"SELECT * FROM {table} ORDER BY 1")).all()
+            out.append(f"{table}: {sorted(map(repr, rows))}")
+        return "\n".join(out)
+
+
+def test_declared_webhooks_exist_at_the_providers_created_once(
+    env: Env, logged: tuple[Simulator, list[str]]
+) -> None:
+    sim, log = logged
+    declare_webhooks(env)
+    r = env.run("plan")
+    assert r.exit_code == 0, r.output
+    assert "created at Stripe, which issues its signing secret" in r.stdout
+    assert "created at Postmark" in r.stdout and "created at Quo" in r.stdout
+    r = env.run("apply")
+    assert r.exit_code == 0, r.output
+    assert f"{ENDPOINT}: created: created at Stripe (we_" in r.stdout
+    assert "its new signing secret is stored encrypted" in r.stdout
+    (endpoint,) = sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)
+    assert endpoint["url"] == STRIPE_URL
+    assert endpoint["enabled_events"] == ["invoice.paid", "customer.subscription.deleted"]
+    (hook,) = sim.objects("postmark", "webhooks", POSTMARK_KEY)
+    assert (hook["Url"], hook["MessageStream"]) == (POSTMARK_URL, "outbound")
+    assert {k for k, v in hook["Triggers"].items() if v["Enabled"]} == {"Delivery", "Bounce"}
+    (quo,) = sim.objects("quo", "webhooks", QUO_KEY)
+    assert (quo["url"], quo["events"], quo["label"]) == (QUO_URL, ["message.received"], "Inbox")
+
+    with env.session() as s:
+        rows = {r.kind + ":" + r.identity: r for r in s.scalars(select(Resource))}
+        assert rows[f"webhook_endpoints:{STRIPE_URL}"].remote_id == endpoint["id"]
+        assert rows[f"webhooks:messages:{QUO_URL}"].remote_id == quo["id"]
+        fields = {c.field for c in s.scalars(select(Credential))}
+        assert signing_secret_field("webhook_endpoints", STRIPE_URL) in fields
+        assert signing_secret_field("webhooks", f"messages:{QUO_URL}") in fields
+        actions = [a.details for a in s.scalars(select(AuditEntry))]
+        assert any('"at_provider"' in d and endpoint["id"] in d for d in actions)
+
+    # the second plan changes nothing and only reads
+    log.clear()
+    r = env.run("plan", "--detailed-exitcode")
+    assert r.exit_code == 0 and "No changes." in r.stdout, r.output
+    assert log and all(line.startswith("GET ") for line in log), log
+    r = env.run("apply")
+    assert r.exit_code == 0 and "No changes." in r.stdout
+    assert len(sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)) == 1
+    assert len(sim.objects("postmark", "webhooks", POSTMARK_KEY)) == 1
+    assert len(sim.objects("quo", "webhooks", QUO_KEY)) == 1
+
+    # the signing secrets are stored, encrypted, and shown nowhere
+    for secret in (endpoint["secret"], quo["key"]):
+        for out in (r.output, dump(env), env.run("plan", "--format", "json").stdout):
+            for form in all_forms(secret):
+                assert form not in out
+    assert_no_canary(dump(env), "the database")
+
+
+def test_deleted_at_stripe_is_re_created_with_a_new_secret(
+    env: Env, logged: tuple[Simulator, list[str]]
+) -> None:
+    sim, _ = logged
+    assert env.run("apply").exit_code == 0
+    (first,) = sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)
+    sim.delete_object("stripe", "webhook_endpoints", STRIPE_KEY, first["id"])
+
+    assert "No changes." in env.run("plan", "--refresh=false").stdout
+    doc = plan_json(env)
+    (change,) = doc["changes"]
+    assert change["address"] == ENDPOINT and change["action"] == "create"
+    assert f"deleted at Stripe (was {first['id']})" in change["reason"]
+    assert "a new signing secret will be issued" in change["reason"]
+    assert change["remote"][0]["source"] == "provider"
+    r = env.run("plan")
+    assert "deleted at Stripe" in r.stdout
+    assert "deleted at Stripe" in env.run("plan", "--format", "markdown").stdout
+
+    r = env.run("apply")
+    assert r.exit_code == 0, r.output
+    (second,) = sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)
+    assert second["id"] != first["id"] and second["secret"] != first["secret"]
+    with env.session() as s:
+        creds = [
+            c
+            for c in s.scalars(select(Credential))
+            if c.field == signing_secret_field("webhook_endpoints", STRIPE_URL)
+        ]
+        assert len(creds) == 1  # the new secret replaced the old one
+        row = s.scalar(select(Resource).where(Resource.kind == "webhook_endpoints"))
+        assert row is not None and row.remote_id == second["id"]
+        assert row.remote_generation == 1 and row.remote_replaces == first["id"]
+    assert "No changes." in env.run("plan").stdout
+
+
+def test_changed_at_the_provider_is_repaired_in_place(
+    env: Env, logged: tuple[Simulator, list[str]]
+) -> None:
+    sim, _ = logged
+    declare_webhooks(env)
+    assert env.run("apply").exit_code == 0
+    (endpoint,) = sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)
+    (hook,) = sim.objects("postmark", "webhooks", POSTMARK_KEY)
+    sim.change_object(
+        "stripe", "webhook_endpoints", STRIPE_KEY, endpoint["id"], {"enabled_events": ["x.y"]}
+    )
+    sim.change_object(
+        "postmark", "webhooks", POSTMARK_KEY, str(hook["ID"]), {"Url": "https://evil.example/h"}
+    )
+    assert "No changes." in env.run("plan", "--refresh=false").stdout
+    doc = plan_json(env)
+    reasons = {c["address"]: c["reason"] for c in doc["changes"]}
+    assert reasons[ENDPOINT] == "changed at Stripe: events (updated in place)"
+    assert "changed at Postmark: url (updated in place)" in reasons.values()
+    assert all(c["action"] == "update" for c in doc["changes"])
+
+    r = env.run("apply")
+    assert r.exit_code == 0, r.output
+    assert "updated in place at Stripe" in r.stdout
+    assert "updated in place at Postmark" in r.stdout
+    (repaired,) = sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)
+    assert repaired["id"] == endpoint["id"]
+    assert repaired["enabled_events"] == ["invoice.paid", "customer.subscription.deleted"]
+    (fixed,) = sim.objects("postmark", "webhooks", POSTMARK_KEY)
+    assert (fixed["ID"], fixed["Url"]) == (hook["ID"], POSTMARK_URL)
+    assert "No changes." in env.run("plan").stdout
+
+
+def test_a_dashboard_endpoint_is_a_conflict_until_adopted(
+    env: Env, logged: tuple[Simulator, list[str]]
+) -> None:
+    sim, _ = logged
+    made = sim.seed_object(
+        "stripe",
+        "webhook_endpoints",
+        STRIPE_KEY,
+        {"url": STRIPE_URL, "enabled_events[]": ["invoice.paid"]},
+    )
+    r = env.run("plan")
+    assert r.exit_code == 1
+    assert made["id"] in r.output and "was not created by the reconciler" in r.output
+    assert "adopt: true" in r.output
+    r = env.run("apply")
+    assert r.exit_code == 1
+    (untouched,) = sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)
+    assert (untouched["id"], untouched["enabled_events"], untouched["metadata"]) == (
+        made["id"],
+        ["invoice.paid"],
+        {},
+    )
+
+    edit(
+        env,
+        "events: [invoice.paid, customer.subscription.deleted]",
+        "events: [invoice.paid, customer.subscription.deleted]\n            adopt: true\n"
+        "            signing_secret: ${ACME_STRIPE_WHSEC}",
+    )
+    env.vars["ACME_STRIPE_WHSEC"] = made["secret"]  # the receiver's, from the dashboard
+    doc = plan_json(env)
+    assert ("adopt" in [c["action"] for c in doc["changes"]]) or any(
+        s["action"] == "adopt" for c in doc["changes"] for s in c.get("remote", [])
+    )
+    r = env.run("apply")
+    assert r.exit_code == 0, r.output
+    (adopted,) = sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)
+    assert adopted["id"] == made["id"] and adopted["secret"] == made["secret"]
+    assert adopted["enabled_events"] == ["invoice.paid", "customer.subscription.deleted"]
+    with env.session() as s:
+        row = s.scalar(select(Resource).where(Resource.kind == "webhook_endpoints"))
+        assert row is not None and row.remote_id == made["id"] and row.remote_adopted
+        field = signing_secret_field("webhook_endpoints", STRIPE_URL)
+        (cred,) = [c for c in s.scalars(select(Credential)) if c.field == field]
+        addr = CredentialAddress("acme", "stripe", "ops@acme.example", field)
+        assert KeyRing.from_env(env.vars).decrypt(cred.ciphertext, addr) == made["secret"]
+    assert made["secret"] not in r.output
+    assert "No changes." in env.run("plan").stdout
+
+
+def test_a_quo_number_missing_from_the_workspace_is_an_error_naming_it(
+    env: Env, logged: tuple[Simulator, list[str]]
+) -> None:
+    edit(env, '{number: "+15555550100"', '{number: "+15555550177"')
+    r = env.run("plan")
+    assert r.exit_code == 1
+    assert "+15555550177 is not a number of this quo workspace" in r.output
+    r = env.run("apply")
+    assert r.exit_code == 1
+    assert "+15555550177" in r.output
+
+
+def test_thirty_webhooks_on_one_key_see_no_429(
+    env: Env, logged: tuple[Simulator, list[str]]
+) -> None:
+    """Stripe test mode allows 25 requests per second per key, Quo 10: apply paces its
+    calls per key (shared by the run), so 30 webhooks each are made without a 429."""
+    sim, log = logged
+    stripe = "".join(
+        f"          - {{url: https://acme.example/hooks/s{i}, events: [invoice.paid]}}\n"
+        for i in range(29)
+    )
+    quo = "".join(
+        f"          - {{type: calls, url: https://acme.example/hooks/q{i}, "
+        "events: [call.completed]}\n"
+        for i in range(30)
+    )
+    edit(
+        env,
+        "            events: [invoice.paid, customer.subscription.deleted]\n",
+        "            events: [invoice.paid, customer.subscription.deleted]\n" + stripe,
+    )
+    anchor = '      credentials: {api_key: "${ACME_QUO_KEY}"}\n      resources:\n'
+    edit(env, anchor, anchor + "        webhooks:\n" + quo)
+    r = env.run("apply")
+    assert r.exit_code == 0, r.output
+    assert len(sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)) == 30
+    assert len(sim.objects("quo", "webhooks", QUO_KEY)) == 30
+    assert not [line for line in log if line.endswith(" 429")], log
+    assert "No changes." in env.run("plan").stdout
+
+
+def test_postmark_senders_are_made_with_the_account_token(
+    env: Env, logged: tuple[Simulator, list[str]]
+) -> None:
+    sim, _ = logged
+    account = "pm-account-CANARY-7c1e"
+    edit(
+        env,
+        'credentials: {api_key: "${ACME_POSTMARK_TOKEN}"}',
+        'credentials: {api_key: "${ACME_POSTMARK_TOKEN}", '
+        'account_token: "${ACME_POSTMARK_ACCOUNT}"}',
+    )
+    env.vars["ACME_POSTMARK_ACCOUNT"] = account
+    r = env.run("apply")
+    assert r.exit_code == 0, r.output
+    senders = sim.objects("postmark", "senders", account)
+    assert sorted(s["EmailAddress"] for s in senders) == [
+        "billing@acme.example",
+        "support@acme.example",
+    ]
+    assert {s["Name"] for s in senders} == {"Acme Billing", "Acme Support"}
+    assert "No changes." in env.run("plan").stdout
+    assert account not in r.output
