@@ -17,6 +17,7 @@ from reconciler.core.plan import Plan
 
 if TYPE_CHECKING:  # apply pulls in the HTTP stack
     from reconciler.apply import ApplyReport
+    from reconciler.apply.results import ChangeResult
 
 
 def plan_to_apply(
@@ -92,12 +93,19 @@ class Summary:
     exit_code: int
 
 
+def _result_line(o: ChangeResult) -> str:
+    """``ADDRESS: created``, or what was done and where (``ADDRESS: created at Stripe (we_1)``),
+    never the verb twice."""
+    said = "ERROR" if o.failed else o.result
+    if not o.message:
+        return f"{o.address}: {said}"
+    if not o.failed and o.message.startswith(said):
+        return f"{o.address}: {o.message}"
+    return f"{o.address}: {said}: {o.message}"
+
+
 def summarize(report: ApplyReport) -> Summary:
-    lines = tuple(
-        f"{o.address}: {'ERROR' if o.failed else o.result}"
-        + (f": {o.message}" if o.message else "")
-        for o in report.outcomes
-    )
+    lines = tuple(_result_line(o) for o in report.outcomes)
     counts: dict[str, int] = {}
     for o in report.outcomes:
         counts[o.result] = counts.get(o.result, 0) + 1

@@ -94,7 +94,7 @@ def test_declared_webhooks_exist_at_the_providers_created_once(
     assert "created at Postmark" in r.stdout and "created at Quo" in r.stdout
     r = env.run("apply")
     assert r.exit_code == 0, r.output
-    assert f"{ENDPOINT}: created: created at Stripe (we_" in r.stdout
+    assert f"{ENDPOINT}: created at Stripe (we_" in r.stdout
     assert "its new signing secret is stored encrypted" in r.stdout
     (endpoint,) = sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)
     assert endpoint["url"] == STRIPE_URL
