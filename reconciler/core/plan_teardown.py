@@ -9,8 +9,15 @@ from reconciler.core.catalog import Catalog
 from reconciler.core.changes import Action, Attr, Change, ConnectionSpec, CredentialRef, Kind
 from reconciler.core.desired import DesiredConnection, DesiredOrganization
 from reconciler.core.errors import Diagnostics
+from reconciler.core.kept_credentials import SECRET_FIELD_MARK
 from reconciler.core.plan_resources import resource_change, resource_spec
 from reconciler.core.state import ObservedConnection, ObservedInstance
+
+
+def credential_fields(existing: ObservedConnection) -> list[str]:
+    """The connection's stored credentials; a resource's signing secret (SPEC section 8) is
+    stored beside them but is not one."""
+    return sorted(f for f in existing.credentials if SECRET_FIELD_MARK not in f)
 
 
 def stored_connection(inst: ObservedInstance, existing: ObservedConnection) -> ConnectionSpec:
@@ -20,7 +27,7 @@ def stored_connection(inst: ObservedInstance, existing: ObservedConnection) -> C
         status=inst.status,
         deletion_policy=existing.deletion_policy,
         prevent_destroy=existing.prevent_destroy,
-        credentials=tuple(CredentialRef(f) for f in sorted(existing.credentials)),
+        credentials=tuple(CredentialRef(f) for f in credential_fields(existing)),
     )
 
 
@@ -80,7 +87,7 @@ def plan_teardown(
             before,
             None,
             frozenset({Attr.INSTANCE, Attr.CONNECTION, Attr.CREDENTIALS}),
-            tuple(sorted(conn.credentials)),
+            tuple(credential_fields(conn)),
         )
     ]
     for r in inst.resources:

@@ -109,9 +109,11 @@ def test_ui_connection_of_another_user_stays_when_the_manifest_drops_the_provide
 def test_plan_for_one_provider_sees_its_existing_connections(env: Env) -> None:
     """``--provider`` narrows the plan to one provider's connections, which exist already."""
     assert env.run("apply").exit_code == 0
-    r = env.run("plan", "--provider", "stripe", "--detailed-exitcode")
+    r = env.run("plan", "--provider", "geoapify", "--detailed-exitcode")
     assert r.exit_code == 0 and "No changes." in r.output, r.output
-    env.vars["ACME_STRIPE_SECRET_KEY"] = "sk_test_rotated_by_hand"
-    r = env.run("plan", "--provider", "stripe", "--format", "json")
+    # (geoapify: no provider-side resources, whose refresh reads with the new key, which the
+    # simulator treats as another account)
+    env.vars["ACME_GEOAPIFY_KEY"] = "geo_rotated_by_hand"
+    r = env.run("plan", "--provider", "geoapify", "--format", "json")
     changes = {c["address"]: c["action"] for c in json.loads(r.stdout)["changes"]}
-    assert changes == {"acme/stripe": "update"}, changes
+    assert changes == {"acme/geoapify": "update"}, changes
