@@ -20,7 +20,7 @@ from reconciler.cli.group import (
     target_selection,
     with_orgs,
 )
-from reconciler.commands.error_handler import EXIT_CHANGES, EXIT_OK
+from reconciler.commands.error_handler import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 from reconciler.commands.logs import logging_options
 from reconciler.commands.notifycmd import delivers
 
@@ -152,12 +152,16 @@ def plan(
     )
     render = render_json if fmt == "json" else render_markdown if fmt == "markdown" else render_text
     click.echo(render(planned.plan, overrides=planned.overrides), nl=False)
+    for error in planned.plan.errors:
+        click.echo(f"Error: {error}", err=True)
     if out:
         save_plan(planned, Path(out))
         if fmt == "text":
             click.echo(
                 f"Saved the plan to {out}. Apply exactly it with: reconciler apply --plan {out}"
             )
+    if planned.plan.errors:
+        return EXIT_ERROR
     return EXIT_CHANGES if detailed_exitcode and planned.plan.has_changes else EXIT_OK
 
 
@@ -220,7 +224,9 @@ def apply(
     planned = applycmd.plan_to_apply(catalog_dir, paths, selection, plan_file, os.environ)
     if not planned.plan.has_changes:
         click.echo(summary_line(planned.plan))
-        return EXIT_OK
+        for error in planned.plan.errors:
+            click.echo(f"Error: {error}", err=True)
+        return EXIT_ERROR if planned.plan.errors else EXIT_OK
     applycmd.refuse_too_many_deletions(planned.plan, max_deletions)
     click.echo(render_text(planned.plan, overrides=planned.overrides), nl=False)
     click.echo("")
@@ -229,7 +235,7 @@ def apply(
         report = applycmd.carry_out(
             planned, run, on_check=progress.on_check, on_start=progress.on_start
         )
-    summary = applycmd.summarize(report)
+    summary = applycmd.summarize(report, planned.plan.errors)
     for line in summary.lines:
         click.echo(line)
     click.echo(summary.closing, err=bool(summary.errors))

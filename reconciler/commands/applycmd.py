@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.commands.inputs import Selection, actor_name
 from reconciler.commands.run import Planned, make_plan, replan_after_schema, run_apply
+from reconciler.core.changes import PlanError
 from reconciler.core.errors import ReconcilerError
 from reconciler.core.plan import Plan
 
@@ -104,13 +105,16 @@ def _result_line(o: ChangeResult) -> str:
     return f"{o.address}: {said}: {o.message}"
 
 
-def summarize(report: ApplyReport) -> Summary:
+def summarize(report: ApplyReport, left_out: tuple[PlanError, ...] = ()) -> Summary:
+    """``left_out``: the plan's errors (connections left out of it, SPEC section 8); the rest
+    was applied, and the run exits 1."""
     lines = tuple(_result_line(o) for o in report.outcomes)
     counts: dict[str, int] = {}
     for o in report.outcomes:
         counts[o.result] = counts.get(o.result, 0) + 1
     parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-    if report.failed:
-        errors = tuple(f"Error: {o.address}: {o.message}" for o in report.failed)
+    if report.failed or left_out:
+        errors = tuple(f"Error: {e}" for e in left_out)
+        errors += tuple(f"Error: {o.address}: {o.message}" for o in report.failed)
         return Summary(lines, f"Apply finished with errors: {parts}.", errors, 1)
     return Summary(lines, f"Apply complete: {parts}.", (), 0)

@@ -32,7 +32,6 @@ from reconciler.commands.provider_side import with_provider_side
 from reconciler.core.catalog import Catalog
 from reconciler.core.changes import Plan
 from reconciler.core.drift import Finding, remote_findings, report
-from reconciler.core.errors import Diagnostics
 from reconciler.core.plan import plan
 from reconciler.core.plan_remote import at_provider
 from reconciler.core.remote import RemoteDiff, is_signing_secret_field
@@ -58,19 +57,18 @@ def run_drift(
         inputs.catalog, inputs.desired, observed, fps, providers=selection.provider_filter
     )
     diags.raise_if_errors()
-    at_providers = Diagnostics()
     full = with_provider_side(
         inputs.catalog,
         inputs.desired,
         observed,
         base,
-        at_providers,
         ring=ring,
         environ=environ,
         parallelism=parallelism,
         providers=selection.provider_filter,
+        keep_failed=True,
     )
-    findings = config_findings(base) + provider_findings(inputs.catalog, base, full, at_providers)
+    findings = config_findings(base) + provider_findings(inputs.catalog, base, full)
     if engine is not None:
         try:
             findings += credential_findings(
@@ -93,9 +91,7 @@ def config_findings(base: Plan) -> list[Finding]:
     return [Finding(c.address, "config", f"{c.action.value}: {c.reason}") for c in base.changes]
 
 
-def provider_findings(
-    catalog: Catalog, base: Plan, full: Plan, conflicts: Diagnostics
-) -> list[Finding]:
+def provider_findings(catalog: Catalog, base: Plan, full: Plan) -> list[Finding]:
     """The provider-side steps (a step of the manifest's own is ``config``, reported once with
     its row's change), conflicts there, and providers that could not be read."""
     rows = {c.address for c in base.changes}
@@ -107,9 +103,7 @@ def provider_findings(
         for f in remote_findings(steps)
         if f.kind == "provider" or f.address not in rows
     ]
-    for d in conflicts.errors:
-        address, _, message = d.message.partition(": ")
-        found.append(Finding(address, "provider", message or d.message))
+    found += [Finding(e.address, "provider", e.message) for e in full.errors]
     found += [
         Finding(n.address, "provider", n.message) for n in full.notes if n.kind == "provider_unread"
     ]

@@ -17,7 +17,6 @@ from reconciler.commands.inputs import policy_from_env
 from reconciler.core.catalog import Catalog
 from reconciler.core.changes import Plan
 from reconciler.core.desired import Desired
-from reconciler.core.errors import Diagnostics
 from reconciler.core.plan_remote import Key, Refreshed, RemoteTarget, remote_targets, with_remote
 from reconciler.core.remote import is_signing_secret_field
 from reconciler.core.secret import Secret
@@ -34,16 +33,17 @@ def with_provider_side(
     desired: Desired,
     observed: Observed,
     base: Plan,
-    diags: Diagnostics,
     *,
     ring: KeyRing,
     environ: Mapping[str, str],
     refresh: bool = True,
     parallelism: int = 10,
     providers: frozenset[str] | None = None,
+    keep_failed: bool = False,
 ) -> Plan:
-    """``base`` with the provider-side changes of the connections it covers; conflicts go to
-    ``diags``. ``refresh`` False compares with the database only (``plan --refresh=false``)."""
+    """``base`` with the provider-side changes of the connections it covers; a conflict is
+    one of ``Plan.errors`` and leaves its connection out (``keep_failed``: ``drift`` keeps it).
+    ``refresh`` False compares with the database only (``plan --refresh=false``)."""
     targets = remote_targets(catalog, desired, observed, base.organizations, providers)
     if not targets:
         return base
@@ -52,7 +52,7 @@ def with_provider_side(
         if refresh
         else None
     )
-    return with_remote(catalog, desired, observed, base, targets, read, diags)
+    return with_remote(catalog, desired, observed, base, targets, read, keep_failed=keep_failed)
 
 
 def credentials_of(

@@ -4,7 +4,8 @@ A saved plan holds the changes (with the environment variables of the credential
 store), the catalog digest, the keyed fingerprints of the secrets it saw (and their
 variables), and the state it was computed from (lineage and serial). Apply refuses it as
 stale when any of those moved on, before writing anything. The file holds no absolute path: a
-catalog given with ``--catalog`` is named relative to the plan file.
+catalog given with ``--catalog`` is named relative to the plan file. A plan with errors (a
+connection left out: SPEC section 8) is not saved.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from reconciler.commands.inputs import keyring, open_database
 from reconciler.commands.run import CredentialKey, Planned
 from reconciler.core.catalog import default_catalog_dir, load_catalog
-from reconciler.core.errors import InputError, StalePlanError
+from reconciler.core.errors import InputError, ReconcilerError, StalePlanError
 from reconciler.core.planfile import STALE, SavedPlan, read_saved, write_saved
 from reconciler.core.secret import Secret
 from reconciler.crypto import CredentialAddress, KeyRing
@@ -32,6 +33,13 @@ def _catalog_dir_for(source: str, plan_file: Path) -> str | None:
 
 
 def save_plan(planned: Planned, path: Path) -> None:
+    """Write the plan to ``path``; refused (nothing written) when it has errors."""
+    if planned.plan.errors:
+        failed = sorted({e.connection for e in planned.plan.errors})
+        raise ReconcilerError(
+            f"the plan has errors for {', '.join(failed)} (above); it was not saved to {path}. "
+            "Fix them, then run `reconciler plan --out` again."
+        )
     write_saved(
         SavedPlan(
             plan=planned.plan,

@@ -196,6 +196,24 @@ class Note:
 
 
 @dataclass(frozen=True)
+class PlanError:
+    """A connection left out of the plan (SPEC section 8): an object at the provider that is
+    not ours, a Quo number missing from the workspace. ``address`` names the object; nothing
+    is written for ``connection`` (ORG/PROVIDER), and plan and apply exit 1."""
+
+    connection: str
+    address: str
+    message: str
+    file: str = ""
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        text = f"{self.address}: {self.message}"
+        return f"{where}: {text}" if where else text
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything apply will do, and what it was computed from (state lineage and serial)."""
 
@@ -204,6 +222,8 @@ class Plan:
     organizations: tuple[str, ...] = ()
     lineage: str = ""
     serial: int = 0
+    # connections left out because of an error at their provider (SPEC section 8)
+    errors: tuple[PlanError, ...] = ()
 
     @property
     def summary(self) -> dict[str, int]:
@@ -250,6 +270,7 @@ __all__ = [
     "Note",
     "Payload",
     "Plan",
+    "PlanError",
     "ResourceSpec",
     "Unmanaged",
     "audit_action",

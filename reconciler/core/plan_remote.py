@@ -7,7 +7,8 @@ credentials they hold; the caller reads those (refresh, GET only) and hands back
 each provider-side change on the one Plan: on the resource change of the same address when
 the manifest changed it too, or as a resource change of its own (an object deleted or changed
 at the provider, with a reason saying so). Conflicts (an object of the same identity that is
-not ours, a Quo number not in the workspace) are errors naming the object.
+not ours, a Quo number not in the workspace) are errors naming the object (``Plan.errors``):
+their connection is left out of the plan, the rest of it stands.
 """
 
 from __future__ import annotations
@@ -17,9 +18,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from reconciler.core.catalog import Catalog, Provider
-from reconciler.core.changes import Action, Attr, Change, Kind, Note, Plan, ResourceSpec
+from reconciler.core.changes import (
+    Action,
+    Attr,
+    Change,
+    Kind,
+    Note,
+    Plan,
+    PlanError,
+    ResourceSpec,
+)
 from reconciler.core.desired import Desired, DesiredConnection, DesiredResource
-from reconciler.core.errors import Diagnostics
 from reconciler.core.plan_resources import resource_spec
 from reconciler.core.remote import (
     RemoteAction,
@@ -152,11 +161,16 @@ def with_remote(
     base: Plan,
     targets: Iterable[RemoteTarget],
     read: Mapping[Key, Refreshed] | None,
-    diags: Diagnostics,
+    *,
+    keep_failed: bool = False,
 ) -> Plan:
     """``base`` with each target's provider-side changes. ``read`` None: ``--refresh=false``
-    (compare with the database only); a target missing from it was not read either."""
+    (compare with the database only); a target missing from it was not read either.
+
+    A conflict is a ``PlanError`` on the plan, and its connection (the connection change and
+    every resource change of it) is left out, unless ``keep_failed`` (``drift`` reports all)."""
     changes = list(base.changes)
+    errors = list(base.errors)
     notes = list(base.notes)
     pending: dict[Key, list[PendingCreate]] = {}
     for p in observed.pending:
@@ -187,7 +201,7 @@ def with_remote(
             if kind.remote.existence_only:
                 if objects is not None:
                     for c in missing_at_provider(address, kind, wanted, objects):
-                        diags.add(file, line, f"{c.address}: {c.message}")
+                        errors.append(PlanError(address, c.address, c.message, file, line))
                 continue
             diff = diff_remote(
                 connection=address,
@@ -197,14 +211,18 @@ def with_remote(
                 stored=stored_remotes(inst, kind_name, pending.get(t.key, ())),
                 remote=objects,
             )
-            for conflict in diff.conflicts:
-                diags.add(file, line, f"{conflict.address}: {conflict.message}")
+            for c in diff.conflicts:
+                errors.append(PlanError(address, c.address, c.message, file, line))
             _merge(changes, diff, provider, t.organization, conn, inst)
+    failed = {e.connection for e in errors}
+    if not keep_failed:
+        changes = [c for c in changes if c.parent not in failed]
     changes.sort(key=lambda c: c.sort_key)
     return dataclasses.replace(
         base,
         changes=tuple(changes),
         notes=tuple(sorted(notes, key=lambda n: (n.address, n.kind))),
+        errors=tuple(sorted(errors, key=lambda e: (e.connection, e.address, e.message))),
     )
 
 

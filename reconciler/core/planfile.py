@@ -182,6 +182,10 @@ def plan_to_json(plan: Plan, *, overrides: Mapping[str, str]) -> dict[str, Any]:
         "organizations": list(plan.organizations),
         "state": {"lineage": plan.lineage, "serial": plan.serial},
         "overrides": dict(sorted(overrides.items())),
+        "errors": [
+            {"address": e.address, "connection": e.connection, "message": e.message}
+            for e in plan.errors
+        ],
     }
 
 

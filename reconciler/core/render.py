@@ -154,7 +154,16 @@ def render_text(plan: Plan, *, overrides: dict[str, str] | None = None) -> str:
             out.extend(_attribute_lines(c, "      "))
             out.append("")
     out.append(summary_line(plan))
+    if plan.errors:
+        out.append(left_out_line(plan))
     return "\n".join(out) + "\n"
+
+
+def left_out_line(plan: Plan) -> str:
+    """Which connections an error left out of the plan (the errors themselves go to stderr)."""
+    failed = sorted({e.connection for e in plan.errors})
+    names = ", ".join(failed)
+    return f"Left out of the plan because of errors (nothing is written for them): {names}."
 
 
 def render_json(plan: Plan, *, overrides: Mapping[str, str] | None = None) -> str:
@@ -181,6 +190,9 @@ def render_markdown(
     ]
     if overrides:
         warnings.append(f"- :warning: {describe_overrides(overrides)}")
+    warnings += [
+        f"- :x: **{e.address}**: {e.message} (its connection is left out)" for e in plan.errors
+    ]
     if warnings:
         head += ["### Warnings", "", *warnings, ""]
     head.append(f"**{summary_line(plan)}**")

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from reconciler.core.remote import signing_secret_field
 from reconciler.crypto import CredentialAddress, KeyRing
-from reconciler.db.schema import AuditEntry, Credential, Resource
+from reconciler.db.schema import AuditEntry, Credential, Instance, Resource
 from reconciler.simulator import Simulator
 from tests.conftest import CANARIES, Env, all_forms, assert_no_canary
 
@@ -215,10 +215,29 @@ def test_a_dashboard_endpoint_is_a_conflict_until_adopted(
     )
     r = env.run("plan")
     assert r.exit_code == 1
-    assert made["id"] in r.output and "was not created by the reconciler" in r.output
-    assert "adopt: true" in r.output
+    assert f"Error: manifests/acme.yaml:13: {ENDPOINT}: " in r.stderr
+    assert made["id"] in r.stderr and "was not created by the reconciler" in r.stderr
+    assert "adopt: true" in r.stderr
+    # only that connection is left out: the rest of the plan stands
+    assert "# acme/stripe" not in r.stdout and "# acme/postmark" in r.stdout
+    assert "# globex/stripe" in r.stdout
+    assert "Left out of the plan because of errors" in r.stdout
+    r = env.run("plan", "--format", "json")
+    assert r.exit_code == 1
+    doc = json.loads(r.stdout)
+    assert doc["format_version"] == "1.1"
+    (error,) = doc["errors"]
+    assert error["address"] == ENDPOINT and error["connection"] == "acme/stripe"
+    assert made["id"] in error["message"]
+    assert not [c for c in doc["changes"] if c["address"].startswith("acme/stripe")]
+    r = env.run("plan", "--out", str(env.cwd / "saved.json"))
+    assert r.exit_code == 1 and "it was not saved" in r.stderr
+    assert not (env.cwd / "saved.json").exists()
+
     r = env.run("apply")
     assert r.exit_code == 1
+    assert f"Error: manifests/acme.yaml:13: {ENDPOINT}: " in r.stderr and made["id"] in r.stderr
+    assert_applied_except(env, "acme", "stripe")
     (untouched,) = sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)
     assert (untouched["id"], untouched["enabled_events"], untouched["metadata"]) == (
         made["id"],
@@ -259,10 +278,29 @@ def test_a_quo_number_missing_from_the_workspace_is_an_error_naming_it(
     edit(env, '{number: "+15555550100"', '{number: "+15555550177"')
     r = env.run("plan")
     assert r.exit_code == 1
-    assert "+15555550177 is not a number of this quo workspace" in r.output
+    assert "Error: manifests/acme.yaml:28: acme/quo/phone_numbers/+15555550177: " in r.stderr
+    assert "+15555550177 is not a number of this quo workspace" in r.stderr
+    assert "# acme/quo" not in r.stdout and "# acme/stripe" in r.stdout
     r = env.run("apply")
     assert r.exit_code == 1
-    assert "+15555550177" in r.output
+    assert "+15555550177 is not a number of this quo workspace" in r.stderr
+    assert "Apply finished with errors" in r.stderr
+    assert_applied_except(env, "acme", "quo")
+    edit(env, '{number: "+15555550177"', '{number: "+15555550100"')
+    assert env.run("apply").exit_code == 0
+    assert "No changes." in env.run("plan").stdout
+
+
+def assert_applied_except(env: Env, organization: str, provider: str) -> None:
+    """The failing connection has no row; the others of its organization and the other
+    organization were applied."""
+    with env.session() as s:
+        made = {(i.organization, i.provider) for i in s.scalars(select(Instance))}
+        audited = {(a.organization, a.target) for a in s.scalars(select(AuditEntry))}
+    assert (organization, provider) not in made
+    assert {("acme", "postmark"), ("globex", "stripe"), ("globex", "postmark")} <= made
+    assert ("acme", "stripe" if provider != "stripe" else "quo") in made
+    assert not [a for a in audited if str(a[1]).startswith(f"{organization}/{provider}")]
 
 
 def test_thirty_webhooks_on_one_key_see_no_429(
