@@ -78,6 +78,18 @@ def test_bad_base64_names_the_key_id(encoded: str) -> None:
         (f"{KEY_TEXT}:k1", "entry 1 has an invalid key id"),
         (f"{GOOD},main:{generate_entry().split(':')[1]}", "'main' appears more than once"),
     ],
+    # stable ids (one value holds a generated key), so every pytest worker collects the same
+    ids=[
+        "no-id",
+        "trailing-comma",
+        "empty-middle",
+        "empty-id",
+        "space-in-id",
+        "long-id",
+        "newline-in-id",
+        "key-and-id-swapped",
+        "repeated-id",
+    ],
 )
 def test_malformed_entries_are_refused(value: str, expected: str) -> None:
     assert expected in config_error(value)
