@@ -69,20 +69,17 @@ def run_drift(
         keep_failed=True,
     )
     findings = config_findings(base) + provider_findings(inputs.catalog, base, full)
-    if engine is not None:
-        try:
-            findings += credential_findings(
-                inputs.catalog,
-                observed,
-                base.organizations,
-                engine,
-                ring,
-                environ,
-                parallelism,
-                selection.provider_filter,
-            )
-        finally:
-            engine.dispose()
+    if engine is not None:  # the command's engine, closed with the others when it ends
+        findings += credential_findings(
+            inputs.catalog,
+            observed,
+            base.organizations,
+            engine,
+            ring,
+            environ,
+            parallelism,
+            selection.provider_filter,
+        )
     return sorted(set(findings), key=lambda f: (f.address, f.kind, f.detail))
 
 

@@ -296,18 +296,14 @@ def budget_alerts(
     from reconciler.commands.provider_status import budget_usage
 
     engine, observed = open_database(environ)
-    try:
-        usage = budget_usage(
-            load_catalog(catalog_dir),
-            observed,
-            engine,
-            lambda: keyring(environ),
-            environ,
-            selection.admits,
-        )
-    finally:
-        if engine is not None:
-            engine.dispose()
+    usage = budget_usage(
+        load_catalog(catalog_dir),
+        observed,
+        engine,
+        lambda: keyring(environ),
+        environ,
+        selection.admits,
+    )
     for r in results:
         if r.get("address") in usage:
             r["usage"] = usage[r["address"]]

@@ -123,10 +123,12 @@ def load_inputs(
     existing: Observed | None = None,
     resolve_secrets: bool = True,
     selection: Selection | None = None,
+    files: list[Path] | None = None,
 ) -> Inputs:
+    """``files``: the manifest files, when the caller has collected them from ``paths``."""
     catalog = load_catalog(catalog_dir)
-    manifest_paths = list(paths) or ["manifests"]
-    files = collect_manifest_files(manifest_paths)
+    if files is None:
+        files = collect_manifest_files(list(paths) or ["manifests"])
     pairs = existing.connected_pairs() if existing is not None else set()
     if existing is not None:
         pairs |= set(existing.instances)

@@ -73,19 +73,16 @@ def credentials_of(
             out[t.key] = dict(conn.credentials)
     stored = [t for t in targets if t.key not in out]
     if stored and database_exists:
-        engine = make_engine(database_url(environ))
-        try:
-            with Session(engine) as s:
-                for t in stored:
-                    rows = [
-                        c
-                        for c in managed_credentials(s, t.organization, t.provider)
-                        if not is_signing_secret_field(c.field)
-                    ]
-                    if rows:
-                        out[t.key] = decrypt(ring, rows)
-        finally:
-            engine.dispose()
+        # the command's one engine for this URL (make_engine), closed when the command ends
+        with Session(make_engine(database_url(environ))) as s:
+            for t in stored:
+                rows = [
+                    c
+                    for c in managed_credentials(s, t.organization, t.provider)
+                    if not is_signing_secret_field(c.field)
+                ]
+                if rows:
+                    out[t.key] = decrypt(ring, rows)
     return out
 
 

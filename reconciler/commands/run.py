@@ -82,10 +82,12 @@ def make_plan(
     """The plan of the manifests against the database and, with ``refresh``, the providers
     (GET only; SPEC section 8)."""
     # a mistyped path is named before anything is asked of the environment (keys, secrets)
-    collect_manifest_files(list(paths) or ["manifests"])
+    files = collect_manifest_files(list(paths) or ["manifests"])
     ring = keyring(environ)
     _, observed = open_database(environ)
-    inputs = load_inputs(catalog_dir, paths, environ, existing=observed, selection=selection)
+    inputs = load_inputs(
+        catalog_dir, paths, environ, existing=observed, selection=selection, files=files
+    )
     fps = fingerprints_for(ring, inputs.desired, observed)
     p, diags = plan(
         inputs.catalog, inputs.desired, observed, fps, providers=selection.provider_filter
