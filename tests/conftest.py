@@ -30,16 +30,18 @@ REPO = Path(__file__).resolve().parents[1]
 MANIFESTS = REPO / "manifests"
 CATALOG = REPO / "catalog"
 
-# Canary secrets: distinctive values that must never appear in any output, file or row.
+# Canary secrets: distinctive values that must never appear in any output, file or row. The
+# Stripe and Quo keys name their account (`acct_<ID>_`), so a test that rotates one to another
+# key of that account sees the same objects at the simulated provider, as after a real rotation.
 CANARIES = {
-    "ACME_STRIPE_SECRET_KEY": "sk_test_CANARYstripe7f3a9",
+    "ACME_STRIPE_SECRET_KEY": "sk_test_acct_1AcmeCo_CANARYstripe7f3a9",
     "ACME_POSTMARK_TOKEN": "pm-CANARYpostmark-5d2e1",
-    "ACME_QUO_KEY": "quoCANARYkey8b4c2",
+    "ACME_QUO_KEY": "acct_1AcmeQuo_quoCANARYkey8b4c2",
     "ACME_MAPBOX_TOKEN": "pk.CANARYmapbox.c91d",
     "ACME_GOOGLE_MAPS_KEY": "AIzaCANARYgoogle_6e0f",
     "ACME_GEOAPIFY_KEY": "geoCANARYapify-2a7b",
     "ACME_ANTHROPIC_KEY": "sk-ant-CANARYanthropic-4c8d",
-    "GLOBEX_STRIPE_SECRET_KEY": "sk_test_CANARYglobex-1e5f",
+    "GLOBEX_STRIPE_SECRET_KEY": "sk_test_acct_1GlobexCo_CANARYglobex-1e5f",
     "GLOBEX_POSTMARK_TOKEN": "pm-CANARYglobex-postmark-93",
 }
 

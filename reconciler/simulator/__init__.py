@@ -6,8 +6,9 @@ rate limit, outage...), so tests, the README demo and benchmarks need no real ac
 
 Modules: `server` (HTTP and the `Simulator` handle), `dialect` (the interface each provider
 implements and the shared dispatch), one `*_api` module per provider, `verdict` (key rules),
-`state` (counters, revocations, records), `admin` (`/_sim/...`), `wire` (request/answer values).
-The objects the reconciler manages at the providers, per key: `stripe_webhooks`,
+`state` (counters, revocations, records), `admin` (`/_sim/...`), `wire` (request/answer values),
+`accounts` (the account a key belongs to: a rotated key that names `acct_<ID>_` keeps it).
+The objects the reconciler manages at the providers, per account: `stripe_webhooks`,
 `postmark_resources` (webhooks, sender signatures), `quo_webhooks`, `anthropic_costs` (the cost
 report); `controls` changes them behind the tool's back, as a person in a dashboard would.
 """

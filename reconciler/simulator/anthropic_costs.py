@@ -1,13 +1,14 @@
 """Anthropic's cost report (Admin API): `GET /v1/organizations/cost_report`, admin keys only
 (`sk-ant-admin…`). One bucket per day from `starting_at` to now; `amount` is a decimal string in
-cents; pages follow `next_page` (sent back as `page=`). A day's amount is set per key through
-`/_sim` (`daily_cents`), else 1234.50 cents."""
+cents; pages follow `next_page` (sent back as `page=`). A day's amount is set per organization
+(any admin key of it, see `accounts`) through `/_sim` (`daily_cents`), else 1234.50 cents."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+from reconciler.simulator import accounts
 from reconciler.simulator.anthropic_api import error
 from reconciler.simulator.dialect import Call, Route
 from reconciler.simulator.wire import Answer, SimRequest, request_id
@@ -32,7 +33,8 @@ def _stamp(moment: datetime) -> str:
 
 
 def daily_cents(call: Call) -> Decimal:
-    raw = call.state.settings.get(("anthropic-daily-cents", call.key or ""), DEFAULT_DAILY_CENTS)
+    organization = accounts.account(call.key or "")
+    raw = call.state.settings.get(("anthropic-daily-cents", organization), DEFAULT_DAILY_CENTS)
     try:
         return Decimal(str(raw))
     except InvalidOperation:

@@ -1,7 +1,7 @@
 """Changing the providers' objects behind the tool's back, as a person in a dashboard would.
 
 Used by the `/_sim/objects...` endpoints and by the `Simulator` methods. Objects are addressed
-by provider, kind and the key whose account holds them:
+by provider, kind and a key of the account that holds them (any key of it: see `accounts`):
 
     stripe webhook_endpoints    (Stripe secret key)
     postmark webhooks           (server token)
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from reconciler.simulator import postmark_resources, quo_webhooks, stripe_webhooks
+from reconciler.simulator import accounts, postmark_resources, quo_webhooks, stripe_webhooks
 from reconciler.simulator.dialect import Call, Handler
 from reconciler.simulator.state import SimState
 from reconciler.simulator.wire import SimRequest
@@ -122,10 +122,12 @@ def seed_object(
 
 
 def set_phone_numbers(state: SimState, key: str, numbers: list[tuple[str, str]]) -> None:
-    """The numbers the Quo workspace of ``key`` has: (E.164 number, name) pairs."""
-    state.settings[("quo-numbers", key)] = tuple(numbers)
+    """The numbers the Quo workspace of ``key`` has (every key of the workspace sees them):
+    (E.164 number, name) pairs."""
+    state.settings[("quo-numbers", accounts.account(key))] = tuple(numbers)
 
 
 def set_daily_cost(state: SimState, key: str, cents: str) -> None:
-    """What each day of the Anthropic cost report of admin key ``key`` amounts to, in cents."""
-    state.settings[("anthropic-daily-cents", key)] = str(cents)
+    """What each day of the Anthropic cost report of admin key ``key``'s organization amounts
+    to, in cents."""
+    state.settings[("anthropic-daily-cents", accounts.account(key))] = str(cents)

@@ -1,4 +1,5 @@
-"""Postmark webhooks (per server token) and sender signatures (per account token).
+"""Postmark webhooks (per server: its server tokens) and sender signatures (per account: its
+account tokens); see `accounts`.
 
 `/webhooks` takes the server token like every server API. `/senders` takes only the account
 token (`X-Postmark-Account-Token`): a server token there is refused as a missing account token.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler.simulator import accounts
 from reconciler.simulator.dialect import Call, Route
 from reconciler.simulator.postmark_api import error, refusal
 from reconciler.simulator.verdict import Outcome
@@ -35,11 +37,13 @@ BAD_ACCOUNT_TOKEN = (
 
 
 def webhooks_namespace(server_token: str) -> str:
-    return f"postmark/webhooks/{server_token}"
+    """A server's webhooks: every server token of that server sees them (see `accounts`)."""
+    return f"postmark/webhooks/{accounts.account(server_token)}"
 
 
 def senders_namespace(account_token: str) -> str:
-    return f"postmark/senders/{account_token}"
+    """An account's sender signatures: every account token of that account sees them."""
+    return f"postmark/senders/{accounts.account(account_token)}"
 
 
 def _ok(status: int, body: Any) -> Answer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
+from reconciler.simulator import accounts
 from reconciler.simulator.dialect import Call, Dialect, Route
 from reconciler.simulator.state import SimState
 from reconciler.simulator.verdict import Outcome
@@ -67,14 +68,16 @@ def rate_limit(key: str) -> int:
 
 
 def workspace_numbers(state: SimState, key: str) -> tuple[tuple[str, str], ...]:
-    """(number, name) of the workspace's numbers: set through `/_sim`, or two by default."""
-    configured = state.settings.get(("quo-numbers", key))
+    """(number, name) of the numbers of the key's workspace (see `accounts`): set through
+    `/_sim`, or the defaults."""
+    configured = state.settings.get(("quo-numbers", accounts.account(key)))
     return DEFAULT_NUMBERS if configured is None else tuple(configured)
 
 
 def phone_numbers(request: SimRequest, call: Call) -> Answer:
     key = call.key or ""
-    digest = hashlib.sha256(b"simulated-quo-workspace:" + key.encode()).hexdigest()
+    workspace = accounts.account(key)  # every key of the workspace sees the same numbers
+    digest = hashlib.sha256(b"simulated-quo-workspace:" + workspace.encode()).hexdigest()
     numbers = []
     for number, name in workspace_numbers(call.state, key):
         tail = hashlib.sha256(f"{digest}:{number}".encode()).hexdigest()

@@ -1,6 +1,6 @@
-"""Quo webhooks, per key: create under `/v1/webhooks/{messages,calls,call-summaries,
-call-transcripts}` (the answer carries the signing `key`), list, get, delete. There is no
-update: a change is a delete and a create."""
+"""Quo webhooks, per workspace (every API key of it sees them, see `accounts`): create under
+`/v1/webhooks/{messages,calls,call-summaries,call-transcripts}` (the answer carries the signing
+`key`), list, get, delete. There is no update: a change is a delete and a create."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
+from reconciler.simulator import accounts
 from reconciler.simulator.dialect import Call, Route
 from reconciler.simulator.quo_api import error
 from reconciler.simulator.wire import Answer, SimRequest
@@ -21,7 +22,8 @@ EVENTS: dict[str, tuple[str, ...]] = {
 
 
 def namespace(key: str) -> str:
-    return f"quo/webhooks/{key}"
+    """A workspace's webhooks: every API key of the workspace sees them (see `accounts`)."""
+    return f"quo/webhooks/{accounts.account(key)}"
 
 
 def _stamp(seconds: float) -> str:

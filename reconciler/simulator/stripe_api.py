@@ -9,6 +9,7 @@ import hashlib
 import math
 import re
 
+from reconciler.simulator import accounts
 from reconciler.simulator.dialect import Call, Dialect, Route, bearer
 from reconciler.simulator.verdict import Outcome
 from reconciler.simulator.wire import Answer, SimRequest, network_block, request_id
@@ -147,14 +148,23 @@ def not_found(request: SimRequest) -> Answer:
 
 
 def account_id(key: str) -> str:
-    """A stable account id for a key (one account per key, as in Stripe)."""
+    """The id of the key's account: the ``acct_<ID>`` the key names (so a rolled key keeps its
+    account, see `accounts`), else a stable id of the key's own account."""
+    named = accounts.named_account(key)
+    if named is not None:
+        return named
     digest = hashlib.sha256(b"simulated-stripe-account:" + key.encode()).hexdigest()
     return "acct_1" + digest[:15].upper()
 
 
+def livemode(key: str) -> bool:
+    """Live or test mode, from the key's prefix (anything unrecognized is test mode)."""
+    return key.startswith(("sk_live_", "rk_live_"))
+
+
 def rate_limit(key: str) -> int:
     """Requests per second: 100 in live mode, 25 in test mode (Stripe's documented limits)."""
-    return 100 if key.startswith(("sk_live_", "rk_live_")) else 25
+    return 100 if livemode(key) else 25
 
 
 def throttled(request: SimRequest, wait: float) -> Answer:

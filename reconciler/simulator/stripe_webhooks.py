@@ -1,7 +1,7 @@
-"""Stripe webhook endpoints, per account (one account per key, so test and live keys see
-separate sets): create (the `whsec_` secret only in this answer), list with `limit` and
-`starting_after`/`ending_before` (default 10, newest first), get, update, delete, and
-`Idempotency-Key` replay of POSTs for 24 hours."""
+"""Stripe webhook endpoints, per account and mode (every key of the account sees them, see
+`accounts`; test and live mode are separate sets): create (the `whsec_` secret only in this
+answer), list with `limit` and `starting_after`/`ending_before` (default 10, newest first), get,
+update, delete, and `Idempotency-Key` replay of POSTs for 24 hours (per account and mode)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,21 @@ import secrets
 from typing import Any
 
 from reconciler.simulator.dialect import Call, Route
-from reconciler.simulator.stripe_api import account_id, error, headers
+from reconciler.simulator.stripe_api import account_id, error, headers, livemode
 from reconciler.simulator.wire import Answer, SimRequest
 
 KIND = "webhook_endpoints"
 MAX_METADATA_KEYS = 50
 
 
+def scope(key: str) -> str:
+    """The key's account and mode: what its endpoints and idempotency keys belong to."""
+    return f"{account_id(key)}/{'live' if livemode(key) else 'test'}"
+
+
 def namespace(key: str) -> str:
     """Where a key's endpoints are kept (the `/_sim` controls use the same)."""
-    return f"stripe/{KIND}/{account_id(key)}"
+    return f"stripe/{KIND}/{scope(key)}"
 
 
 def _event_list(form: dict[str, list[str]]) -> list[str] | None:
@@ -126,8 +131,8 @@ def idempotent(handler: Any) -> Any:
             return _invalid(
                 request, "Idempotency-Key", "Idempotency-Key must be at most 255 characters"
             )
-        scope = account_id(call.key or "")
-        saved = call.state.replay(scope, key)
+        account = scope(call.key or "")
+        saved = call.state.replay(account, key)
         fingerprint = _fingerprint(request)
         if saved is not None:
             if saved[0] != fingerprint:
@@ -147,7 +152,7 @@ def idempotent(handler: Any) -> Any:
             )
         answer = handler(request, call)
         if answer.status < 500 and answer.status != 429:
-            call.state.save_replay(scope, key, fingerprint, answer)
+            call.state.save_replay(account, key, fingerprint, answer)
         return answer
 
     return wrapped
@@ -194,7 +199,7 @@ def create_webhook(request: SimRequest, call: Call) -> Answer:
         "created": int(call.state.now()),
         "description": (form.get("description") or [""])[0] or None,
         "enabled_events": events,
-        "livemode": key.startswith(("sk_live_", "rk_live_")),
+        "livemode": livemode(key),
         "metadata": metadata,
         "status": "enabled",
         "url": url,

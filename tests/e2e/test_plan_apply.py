@@ -9,6 +9,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from reconciler.db.schema import AuditEntry, Connection, Credential, Health, Instance, Resource
+from reconciler.simulator import Simulator
 from tests.conftest import CANARIES, Env, assert_no_canary
 
 SPEC_MESSAGES = {
@@ -173,8 +174,9 @@ def test_rate_limited_and_outage_messages(env: Env) -> None:
         assert types == {"rate_limited", "unreachable"}
 
 
-def test_changed_secret_is_an_update_and_reencrypts(env: Env) -> None:
+def test_changed_secret_is_an_update_and_reencrypts(env: Env, sim: Simulator) -> None:
     assert env.run("apply").exit_code == 0
+    (endpoint,) = sim.objects("stripe", "webhook_endpoints", CANARIES["ACME_STRIPE_SECRET_KEY"])
     with session(env) as s:
         before = s.scalar(
             select(Credential.ciphertext)
@@ -183,14 +185,21 @@ def test_changed_secret_is_an_update_and_reencrypts(env: Env) -> None:
             .where(Instance.organization == "acme", Instance.provider == "stripe")
             .where(Credential.field == "api_key")
         )
-    env.vars["ACME_STRIPE_SECRET_KEY"] = "sk_test_CANARYrotated-0000"
-    # compared with the database only: the simulator gives each Stripe key its own account,
-    # where the webhook endpoint would be made again
-    r = env.run("plan", "--format", "json", "--refresh=false")
+    # a rolled key of the same Stripe account: the provider side is read with it, and the
+    # webhook endpoint made with the old key is there
+    env.vars["ACME_STRIPE_SECRET_KEY"] = "sk_test_acct_1AcmeCo_CANARYrotated-0000"
+    r = env.run("plan", "--format", "json")
+    assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert [(c["address"], c["action"]) for c in doc["changes"]] == [("acme/stripe", "update")]
     assert doc["summary"]["update"] == 1
-    assert env.run("apply").exit_code == 0
+    r = env.run("apply")
+    assert r.exit_code == 0, r.output
+    assert "created at Stripe" not in r.stdout
+    assert sim.objects("stripe", "webhook_endpoints", env.vars["ACME_STRIPE_SECRET_KEY"]) == [
+        endpoint
+    ]  # the same endpoint, its signing secret unchanged
+    assert "No changes." in env.run("plan").stdout
     with session(env) as s:
         after = s.scalar(
             select(Credential.ciphertext)
