@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo: plan and apply of manifests/ against an embedded SQLite database (./reconciler.db),
-# with the bundled provider simulator standing in for the real provider APIs.
+# with the bundled provider simulator standing in for the real provider APIs: the webhooks the
+# manifests declare are created at the simulated Stripe, Postmark and Quo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,12 +20,15 @@ fi
 export RECONCILER_ENCRYPTION_KEYS="$(cat .demo-keys)"
 export RECONCILER_ACTOR="${RECONCILER_ACTOR:-demo}"
 
-# Demo secrets: the simulator accepts any key that does not ask for a failure by its name.
-export ACME_STRIPE_SECRET_KEY=sk_test_demo_acme ACME_POSTMARK_TOKEN=demo-postmark-server-token
-export ACME_QUO_KEY=demo-quo-key ACME_MAPBOX_TOKEN=pk.demo-mapbox-token
+# Demo secrets: the simulator accepts any key that does not ask for a failure by its name. A key
+# that names an account (acct_<ID>_) belongs to it: another key naming it is a rotated key of the
+# same account, which sees the webhooks made with this one.
+export ACME_STRIPE_SECRET_KEY=sk_test_acct_1Acme_demo ACME_POSTMARK_TOKEN=demo-postmark-server-token
+export ACME_POSTMARK_ACCOUNT_TOKEN=demo-postmark-account-token   # senders made at Postmark
+export ACME_QUO_KEY=acct_1AcmeQuo_demo-key ACME_MAPBOX_TOKEN=pk.demo-mapbox-token
 export ACME_GOOGLE_MAPS_KEY=AIzaDemoGoogleMapsKey ACME_GEOAPIFY_KEY=demo-geoapify-key
 export ACME_ANTHROPIC_KEY=sk-ant-demo-key
-export GLOBEX_STRIPE_SECRET_KEY=sk_test_demo_globex GLOBEX_POSTMARK_TOKEN=demo-globex-postmark
+export GLOBEX_STRIPE_SECRET_KEY=sk_test_acct_1Globex_demo GLOBEX_POSTMARK_TOKEN=demo-globex-postmark
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 reconciler simulate --port "$port" > .demo-simulator.log 2>&1 &

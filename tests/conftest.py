@@ -36,6 +36,7 @@ CATALOG = REPO / "catalog"
 CANARIES = {
     "ACME_STRIPE_SECRET_KEY": "sk_test_acct_1AcmeCo_CANARYstripe7f3a9",
     "ACME_POSTMARK_TOKEN": "pm-CANARYpostmark-5d2e1",
+    "ACME_POSTMARK_ACCOUNT_TOKEN": "pm-account-CANARYpostmark-a61f",
     "ACME_QUO_KEY": "acct_1AcmeQuo_quoCANARYkey8b4c2",
     "ACME_MAPBOX_TOKEN": "pk.CANARYmapbox.c91d",
     "ACME_GOOGLE_MAPS_KEY": "AIzaCANARYgoogle_6e0f",

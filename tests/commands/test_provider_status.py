@@ -8,9 +8,9 @@ import json
 from typing import Any
 
 from reconciler.simulator import Simulator
-from tests.conftest import Env, assert_no_canary
+from tests.conftest import CANARIES, Env, assert_no_canary
 
-ACCOUNT = "pm-account-CANARY-3b9d"
+ACCOUNT = CANARIES["ACME_POSTMARK_ACCOUNT_TOKEN"]
 ADMIN = "sk-ant-admin01-CANARY-5e2a"
 
 
@@ -33,17 +33,13 @@ def row(rows: list[dict[str, Any]], org: str, provider: str) -> dict[str, Any]:
 
 
 def test_status_shows_senders_and_usage_from_the_providers(env: Env, sim: Simulator) -> None:
-    edit(
-        env,
-        'credentials: {api_key: "${ACME_POSTMARK_TOKEN}"}',
-        'credentials: {api_key: "${ACME_POSTMARK_TOKEN}", account_token: "${PM_ACCOUNT}"}',
-    )
+    # the shipped manifest gives acme's Postmark its account token (ACME_POSTMARK_ACCOUNT_TOKEN)
     edit(
         env,
         'credentials: {api_key: "${ACME_ANTHROPIC_KEY}"}',
         'credentials: {api_key: "${ACME_ANTHROPIC_KEY}", admin_key: "${ANTHROPIC_ADMIN}"}',
     )
-    env.vars.update({"PM_ACCOUNT": ACCOUNT, "ANTHROPIC_ADMIN": ADMIN})
+    env.vars["ANTHROPIC_ADMIN"] = ADMIN
     sim.set_daily_cost(ADMIN, "100")  # $1 a day: far below the $500 budget
     r = env.run("apply")
     assert r.exit_code == 0, r.output

@@ -25,7 +25,8 @@ from reconciler.db.schema_version import (
     VERSION_TABLE,
     upgrade_schema,
 )
-from tests.conftest import Env
+from reconciler.simulator import Simulator
+from tests.conftest import CANARIES, Env
 from tests.db import finish, spawn
 
 REV1_TABLES = (
@@ -72,19 +73,37 @@ def first_columns(
     return {t: [r[: len(before[t][0])] if before[t] else r for r in after[t]] for t in after}
 
 
-def assert_only_the_endpoint_is_recovered(env: Env) -> None:
-    """A downgrade below 0004 forgets the Stripe endpoint's id; after the upgrade the plan
-    finds it by its marker and sends its create again (Stripe replays the answer), then
-    nothing is left to do, and Stripe holds one endpoint."""
+def assert_the_provider_objects_are_recovered(env: Env, sim: Simulator) -> None:
+    """A downgrade below 0004 forgets the ids of the objects made at the providers; after the
+    upgrade the plan finds each by its identity, as after an apply interrupted between the
+    provider's answer and the commit: the Stripe endpoint's create is sent again (Stripe replays
+    the answer, signing secret included), Postmark's objects (no signing secret) are recorded as
+    ours, and Quo's webhooks, whose create answer (and so which secret is theirs) cannot be
+    had again, are replaced with a new signing secret. Then nothing is left to do, and each
+    provider holds each object once."""
     r = env.run("plan", "--format", "json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert [(c["address"], [x["action"] for x in c["remote"]]) for c in doc["changes"]] == [
-        ("acme/stripe/webhook_endpoints/https://acme.example/hooks/stripe", ["create"])
+        ("acme/postmark/sender_emails/billing@acme.example", ["adopt"]),
+        ("acme/postmark/sender_emails/support@acme.example", ["adopt"]),
+        (
+            "acme/postmark/webhooks/broadcast:https://acme.example/hooks/postmark/broadcast",
+            ["adopt"],
+        ),
+        ("acme/postmark/webhooks/outbound:https://acme.example/hooks/postmark", ["adopt"]),
+        ("acme/quo/webhooks/calls:https://acme.example/hooks/quo/calls", ["replace"]),
+        ("acme/quo/webhooks/messages:https://acme.example/hooks/quo/messages", ["replace"]),
+        ("acme/stripe/webhook_endpoints/https://acme.example/hooks/stripe", ["create"]),
     ]
     assert env.run("apply").exit_code == 0
     r = env.run("plan", "--detailed-exitcode")
     assert r.exit_code == 0 and "No changes." in r.output, r.output
+    assert len(sim.objects("stripe", "webhook_endpoints", CANARIES["ACME_STRIPE_SECRET_KEY"])) == 1
+    assert len(sim.objects("postmark", "webhooks", CANARIES["ACME_POSTMARK_TOKEN"])) == 2
+    account = CANARIES["ACME_POSTMARK_ACCOUNT_TOKEN"]
+    assert len(sim.objects("postmark", "senders", account)) == 2
+    assert len(sim.objects("quo", "webhooks", CANARIES["ACME_QUO_KEY"])) == 2
 
 
 def test_revision_list_matches_the_migrations_folder() -> None:
@@ -107,7 +126,7 @@ def test_migrations_build_exactly_the_models(engine: Engine) -> None:
 
 @pytest.mark.parametrize("versioned", [True, False], ids=["revision-1", "before-migrations"])
 def test_upgrade_from_the_first_schema_keeps_every_row(
-    env: Env, engine: Engine, versioned: bool
+    env: Env, engine: Engine, sim: Simulator, versioned: bool
 ) -> None:
     # real data written by the tool: instances, connections, credentials, resources, health
     # rows and an audit chain, then a teardown
@@ -140,7 +159,7 @@ def test_upgrade_from_the_first_schema_keeps_every_row(
         assert conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar() == HEAD
     r = env.run("audit", "verify")
     assert r.exit_code == 0, r.output
-    assert_only_the_endpoint_is_recovered(env)
+    assert_the_provider_objects_are_recovered(env, sim)
     # and the tool carries on writing (ids continue, the chain grows)
     env.vars["GLOBEX_STRIPE_SECRET_KEY"] = "sk_test_after_upgrade"
     assert env.run("apply").exit_code == 0
@@ -195,7 +214,7 @@ def test_postgresql_audit_rows_are_append_only(env: Env, engine: Engine) -> None
     assert env.run("audit", "verify").exit_code == 0
 
 
-def test_a_killed_upgrade_leaves_the_old_schema(env: Env, engine: Engine) -> None:
+def test_a_killed_upgrade_leaves_the_old_schema(env: Env, engine: Engine, sim: Simulator) -> None:
     assert env.run("apply").exit_code == 0
     alembic(engine, "downgrade", FIRST)
     before = rows(engine)
@@ -210,4 +229,4 @@ def test_a_killed_upgrade_leaves_the_old_schema(env: Env, engine: Engine) -> Non
     assert rows(engine) == before
     assert env.run("db", "upgrade").exit_code == 0
     assert first_columns(rows(engine), before) == before
-    assert_only_the_endpoint_is_recovered(env)
+    assert_the_provider_objects_are_recovered(env, sim)

@@ -17,7 +17,7 @@ from reconciler.db.schema import Credential, PendingCreate, Resource
 from reconciler.simulator import Simulator
 from tests.conftest import CANARIES, Env
 from tests.db import finish, invariants, spawn
-from tests.e2e.test_provider_resources import POSTMARK_URL, QUO_URL, STRIPE_URL, declare_webhooks
+from tests.e2e.test_provider_resources import POSTMARK_URL, QUO_MESSAGES_URL, STRIPE_URL
 
 STRIPE_KEY = CANARIES["ACME_STRIPE_SECRET_KEY"]
 POSTMARK_KEY = CANARIES["ACME_POSTMARK_TOKEN"]
@@ -40,23 +40,26 @@ def converged(env: Env, sim: Simulator) -> tuple[dict[str, Any], dict[str, Any],
     assert r.exit_code == 0, r.output
     r = env.run("plan", "--detailed-exitcode")
     assert r.exit_code == 0 and "No changes." in r.output, r.output
+    # the shipped manifest's webhooks, each once: one at Stripe, two at Postmark, two at Quo
     (endpoint,) = sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)
-    (hook,) = sim.objects("postmark", "webhooks", POSTMARK_KEY)
-    (quo,) = sim.objects("quo", "webhooks", QUO_KEY)
+    hooks = sim.objects("postmark", "webhooks", POSTMARK_KEY)
+    quos = sim.objects("quo", "webhooks", QUO_KEY)
+    assert len(hooks) == len(quos) == 2
+    (hook,) = [h for h in hooks if h["Url"] == POSTMARK_URL]
+    (quo,) = [w for w in quos if w["url"] == QUO_MESSAGES_URL]
     assert stored_secret(env, "webhook_endpoints", STRIPE_URL) == endpoint["secret"]
-    assert stored_secret(env, "webhooks", f"messages:{QUO_URL}") == quo["key"]
+    assert stored_secret(env, "webhooks", f"messages:{QUO_MESSAGES_URL}") == quo["key"]
     with env.session() as s:
         invariants(s)
         rows = {(r.kind, r.identity): r for r in s.scalars(select(Resource))}
         assert rows[("webhook_endpoints", STRIPE_URL)].remote_id == endpoint["id"]
         assert rows[("webhooks", f"outbound:{POSTMARK_URL}")].remote_id == str(hook["ID"])
-        assert rows[("webhooks", f"messages:{QUO_URL}")].remote_id == quo["id"]
+        assert rows[("webhooks", f"messages:{QUO_MESSAGES_URL}")].remote_id == quo["id"]
         assert list(s.scalars(select(PendingCreate))) == []
     return endpoint, hook, quo
 
 
 def test_killed_after_the_providers_answered_the_first_creates(env: Env, sim: Simulator) -> None:
-    declare_webhooks(env)
     # acme's rows are inserted after all of its provider calls: killed there, nothing of
     # acme is committed, while Stripe, Postmark and Quo hold the new webhooks
     code, out = finish(
@@ -70,14 +73,17 @@ def test_killed_after_the_providers_answered_the_first_creates(env: Env, sim: Si
     )
     assert code == -9, out
     assert len(sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)) == 1
-    (first_hook,) = sim.objects("postmark", "webhooks", POSTMARK_KEY)
-    assert len(sim.objects("quo", "webhooks", QUO_KEY)) == 1
-    _, hook, _ = converged(env, sim)
-    assert hook["ID"] == first_hook["ID"]  # the pending create: recorded as ours, not re-made
+    first_hooks = sim.objects("postmark", "webhooks", POSTMARK_KEY)
+    assert len(first_hooks) == 2
+    assert len(sim.objects("quo", "webhooks", QUO_KEY)) == 2
+    converged(env, sim)
+    # the pending creates: recorded as ours, not re-made
+    assert sorted(h["ID"] for h in sim.objects("postmark", "webhooks", POSTMARK_KEY)) == sorted(
+        h["ID"] for h in first_hooks
+    )
 
 
 def test_killed_after_a_re_create_answered(env: Env, sim: Simulator) -> None:
-    declare_webhooks(env)
     assert env.run("apply").exit_code == 0
     first, _, _ = converged(env, sim)
     sim.delete_object("stripe", "webhook_endpoints", STRIPE_KEY, first["id"])
@@ -102,7 +108,6 @@ def test_a_second_apply_waits_for_the_provider_calls_and_names_the_holder(
     """The organization's lock covers the provider calls: a second apply of it waits
     --lock-timeout and exits 1 naming the organization and the holder; each webhook was
     created once."""
-    declare_webhooks(env)
     with Simulator(latency_ms=2500) as slow:
         env.vars.update(slow.env())
         assert env.run("db", "upgrade").exit_code == 0
@@ -124,5 +129,5 @@ def test_a_second_apply_waits_for_the_provider_calls_and_names_the_holder(
         ), out2
         assert "ci-bot" in out2
         assert len(slow.objects("stripe", "webhook_endpoints", STRIPE_KEY)) == 1
-        assert len(slow.objects("postmark", "webhooks", POSTMARK_KEY)) == 1
-        assert len(slow.objects("quo", "webhooks", QUO_KEY)) == 1
+        assert len(slow.objects("postmark", "webhooks", POSTMARK_KEY)) == 2
+        assert len(slow.objects("quo", "webhooks", QUO_KEY)) == 2

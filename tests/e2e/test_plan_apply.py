@@ -25,7 +25,7 @@ def session(env: Env) -> Session:
 def test_plan_apply_plan_round_trip(env: Env) -> None:
     r = env.run("plan", "--detailed-exitcode")
     assert r.exit_code == 2, r.output
-    assert "Plan: 16 to create, 0 to update, 0 to delete." in r.stdout
+    assert "Plan: 21 to create, 0 to update, 0 to delete." in r.stdout
     assert "+ acme/stripe" in r.stdout
     r = env.run("apply")
     assert r.exit_code == 0, r.output
@@ -57,17 +57,23 @@ def test_apply_writes_the_six_tables(env: Env) -> None:
         assert {c.status for c in conns} == {"connected"}
         assert {c.user_email for c in conns} == {"ops@acme.example", "admin@globex.example"}
         creds = list(s.scalars(select(Credential)))
-        # nine api keys, and the signing secret Stripe issued for acme's webhook endpoint
-        assert len(creds) == 10
+        # nine api keys, acme's Postmark account token, and the signing secrets Stripe and Quo
+        # issued for acme's webhook endpoint and its two Quo webhooks
+        assert len(creds) == 13
         assert all(c.key_id == "k1" for c in creds)
-        assert sorted(c.field.split(".")[0] for c in creds) == ["api_key"] * 9 + [
-            "webhook_endpoints"
+        assert sorted(c.field.split(".")[0] for c in creds) == [
+            "account_token",
+            *["api_key"] * 9,
+            "webhook_endpoints",
+            "webhooks",
+            "webhooks",
         ]
         kinds = {r.kind for r in s.scalars(select(Resource))}
         assert kinds == {
             "sender_emails",
             "phone_numbers",
             "webhook_endpoints",
+            "webhooks",
             "model",
             "usage_monitoring",
         }
@@ -79,7 +85,7 @@ def test_apply_writes_the_six_tables(env: Env) -> None:
         assert len(health) == 8  # mapbox is inactive: not checked
         assert all(h.status == "healthy" and h.response_ms >= 0 for h in health)
         audit = list(s.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
-        assert len(audit) == 16
+        assert len(audit) == 21
         assert {a.actor for a in audit} == {"ci-bot"}
         assert {a.method for a in audit} == {"apply"}
         assert "connection.create" in {a.action for a in audit}
@@ -156,8 +162,9 @@ def test_rejected_key_leaves_no_credential_then_fixing_connects(env: Env) -> Non
             select(Instance).where(Instance.organization == "acme", Instance.provider == "stripe")
         )
         assert inst is not None and inst.status == "active"
-        # nine api keys, and the signing secret of the webhook endpoint now made at Stripe
-        assert s.scalar(select(func.count()).select_from(Credential)) == 10
+        # nine api keys, the Postmark account token, the two Quo webhooks' signing secrets (made
+        # by the first apply) and the signing secret of the webhook endpoint now made at Stripe
+        assert s.scalar(select(func.count()).select_from(Credential)) == 13
 
 
 def test_rate_limited_and_outage_messages(env: Env) -> None:

@@ -20,22 +20,15 @@ from tests.conftest import CANARIES, Env, all_forms, assert_no_canary
 
 STRIPE_KEY = CANARIES["ACME_STRIPE_SECRET_KEY"]
 POSTMARK_KEY = CANARIES["ACME_POSTMARK_TOKEN"]
+POSTMARK_ACCOUNT = CANARIES["ACME_POSTMARK_ACCOUNT_TOKEN"]
 QUO_KEY = CANARIES["ACME_QUO_KEY"]
+# what the shipped manifests/acme.yaml declares at each provider
 STRIPE_URL = "https://acme.example/hooks/stripe"
 POSTMARK_URL = "https://acme.example/hooks/postmark"
-QUO_URL = "https://acme.example/hooks/quo"
+POSTMARK_BROADCAST_URL = "https://acme.example/hooks/postmark/broadcast"
+QUO_MESSAGES_URL = "https://acme.example/hooks/quo/messages"
+QUO_CALLS_URL = "https://acme.example/hooks/quo/calls"
 ENDPOINT = f"acme/stripe/webhook_endpoints/{STRIPE_URL}"
-
-WEBHOOKS = {
-    '      credentials: {api_key: "${ACME_POSTMARK_TOKEN}"}\n      resources:\n': (
-        f"        webhooks:\n          - {{url: {POSTMARK_URL}, triggers: [delivery, bounce]}}\n"
-    ),
-    '      credentials: {api_key: "${ACME_QUO_KEY}"}\n      resources:\n': (
-        "        webhooks:\n"
-        f"          - {{type: messages, url: {QUO_URL}, events: [message.received], "
-        "label: Inbox}\n"
-    ),
-}
 
 
 @pytest.fixture
@@ -45,15 +38,6 @@ def logged(env: Env) -> Iterator[tuple[Simulator, list[str]]]:
     with Simulator(access_log=lines.append) as sim:
         env.vars.update(sim.env())
         yield sim, lines
-
-
-def declare_webhooks(env: Env) -> None:
-    path = env.cwd / "manifests" / "acme.yaml"
-    text = path.read_text()
-    for anchor, block in WEBHOOKS.items():
-        assert anchor in text
-        text = text.replace(anchor, anchor + block)
-    path.write_text(text)
 
 
 def edit(env: Env, old: str, new: str) -> None:
@@ -83,35 +67,99 @@ def dump(env: Env) -> str:
         return "\n".join(out)
 
 
+def enabled(hook: dict[str, Any]) -> set[str]:
+    """The Postmark webhook's triggers that are on."""
+    return {name for name, flags in hook["Triggers"].items() if flags["Enabled"]}
+
+
+def writes(log: list[str]) -> list[str]:
+    """The access log's requests that change something (all but GET), without the status."""
+    return sorted(line.rsplit(" ", 1)[0] for line in log if not line.startswith("GET "))
+
+
 def test_declared_webhooks_exist_at_the_providers_created_once(
     env: Env, logged: tuple[Simulator, list[str]]
 ) -> None:
     sim, log = logged
-    declare_webhooks(env)
     r = env.run("plan")
     assert r.exit_code == 0, r.output
     assert "created at Stripe, which issues its signing secret" in r.stdout
     assert "created at Postmark" in r.stdout and "created at Quo" in r.stdout
+    assert not writes(log), "plan only reads"
     r = env.run("apply")
     assert r.exit_code == 0, r.output
     assert f"{ENDPOINT}: created at Stripe (we_" in r.stdout
     assert "its new signing secret is stored encrypted" in r.stdout
+    for address in (
+        f"acme/postmark/webhooks/outbound:{POSTMARK_URL}: created at Postmark (",
+        f"acme/postmark/webhooks/broadcast:{POSTMARK_BROADCAST_URL}: created at Postmark (",
+        "acme/postmark/sender_emails/billing@acme.example: created at Postmark (",
+        f"acme/quo/webhooks/messages:{QUO_MESSAGES_URL}: created at Quo (OpenPhone) (WH",
+        f"acme/quo/webhooks/calls:{QUO_CALLS_URL}: created at Quo (OpenPhone) (WH",
+    ):
+        assert address in r.stdout, r.stdout
+    # each object was created once, with the path its kind takes; the Quo numbers are only read
+    assert writes(log) == [
+        "POST /postmark/senders",
+        "POST /postmark/senders",
+        "POST /postmark/webhooks",
+        "POST /postmark/webhooks",
+        "POST /quo/v1/webhooks/calls",
+        "POST /quo/v1/webhooks/messages",
+        "POST /stripe/v1/webhook_endpoints",
+    ]
+
+    # exactly the declared fields at each provider
     (endpoint,) = sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)
-    assert endpoint["url"] == STRIPE_URL
+    assert (endpoint["url"], endpoint["status"], endpoint["description"]) == (
+        STRIPE_URL,
+        "enabled",
+        None,
+    )
     assert endpoint["enabled_events"] == ["invoice.paid", "customer.subscription.deleted"]
-    (hook,) = sim.objects("postmark", "webhooks", POSTMARK_KEY)
-    assert (hook["Url"], hook["MessageStream"]) == (POSTMARK_URL, "outbound")
-    assert {k for k, v in hook["Triggers"].items() if v["Enabled"]} == {"Delivery", "Bounce"}
-    (quo,) = sim.objects("quo", "webhooks", QUO_KEY)
-    assert (quo["url"], quo["events"], quo["label"]) == (QUO_URL, ["message.received"], "Inbox")
+    assert endpoint["metadata"]["reconciler_address"] == ENDPOINT
+    hooks = {h["Url"]: h for h in sim.objects("postmark", "webhooks", POSTMARK_KEY)}
+    assert sorted(hooks) == [POSTMARK_URL, POSTMARK_BROADCAST_URL]
+    outbound, broadcast = hooks[POSTMARK_URL], hooks[POSTMARK_BROADCAST_URL]
+    assert outbound["MessageStream"] == "outbound"  # the default stream
+    assert enabled(outbound) == {"Delivery", "Bounce", "SpamComplaint"}
+    assert broadcast["MessageStream"] == "broadcast"
+    assert enabled(broadcast) == {"SubscriptionChange"}
+    for hook in hooks.values():
+        assert (hook["HttpAuth"], hook["HttpHeaders"]) == (None, [])
+    senders = sim.objects("postmark", "senders", POSTMARK_ACCOUNT)
+    assert sorted((s["EmailAddress"], s["Name"], s["Confirmed"]) for s in senders) == [
+        ("billing@acme.example", "Acme Billing", False),
+        ("support@acme.example", "Acme Support", False),
+    ]
+    assert sim.objects("postmark", "senders", POSTMARK_KEY) == []  # not the server token's
+    quo = {w["url"]: w for w in sim.objects("quo", "webhooks", QUO_KEY)}
+    assert sorted(quo) == [QUO_CALLS_URL, QUO_MESSAGES_URL]
+    messages, calls = quo[QUO_MESSAGES_URL], quo[QUO_CALLS_URL]
+    assert (messages["events"], messages["label"]) == (
+        ["message.received", "message.delivered"],
+        "Acme messages",
+    )
+    assert (calls["events"], calls["label"]) == (["call.completed"], None)
+    assert {w["status"] for w in quo.values()} == {"enabled"}
 
     with env.session() as s:
         rows = {r.kind + ":" + r.identity: r for r in s.scalars(select(Resource))}
         assert rows[f"webhook_endpoints:{STRIPE_URL}"].remote_id == endpoint["id"]
-        assert rows[f"webhooks:messages:{QUO_URL}"].remote_id == quo["id"]
+        assert rows[f"webhooks:outbound:{POSTMARK_URL}"].remote_id == str(outbound["ID"])
+        assert rows[f"webhooks:broadcast:{POSTMARK_BROADCAST_URL}"].remote_id == str(
+            broadcast["ID"]
+        )
+        assert rows[f"webhooks:messages:{QUO_MESSAGES_URL}"].remote_id == messages["id"]
+        assert rows[f"webhooks:calls:{QUO_CALLS_URL}"].remote_id == calls["id"]
+        assert {r.identity for r in rows.values() if r.kind == "phone_numbers"} == {
+            "+15555550100",
+            "+14155550100",
+        }
         fields = {c.field for c in s.scalars(select(Credential))}
         assert signing_secret_field("webhook_endpoints", STRIPE_URL) in fields
-        assert signing_secret_field("webhooks", f"messages:{QUO_URL}") in fields
+        assert signing_secret_field("webhooks", f"messages:{QUO_MESSAGES_URL}") in fields
+        assert signing_secret_field("webhooks", f"calls:{QUO_CALLS_URL}") in fields
         actions = [a.details for a in s.scalars(select(AuditEntry))]
         assert any('"at_provider"' in d and endpoint["id"] in d for d in actions)
 
@@ -119,15 +167,17 @@ def test_declared_webhooks_exist_at_the_providers_created_once(
     log.clear()
     r = env.run("plan", "--detailed-exitcode")
     assert r.exit_code == 0 and "No changes." in r.stdout, r.output
-    assert log and all(line.startswith("GET ") for line in log), log
+    assert log and not writes(log), log
     r = env.run("apply")
     assert r.exit_code == 0 and "No changes." in r.stdout
+    assert not writes(log), log
     assert len(sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)) == 1
-    assert len(sim.objects("postmark", "webhooks", POSTMARK_KEY)) == 1
-    assert len(sim.objects("quo", "webhooks", QUO_KEY)) == 1
+    assert len(sim.objects("postmark", "webhooks", POSTMARK_KEY)) == 2
+    assert len(sim.objects("postmark", "senders", POSTMARK_ACCOUNT)) == 2
+    assert len(sim.objects("quo", "webhooks", QUO_KEY)) == 2
 
     # the signing secrets are stored, encrypted, and shown nowhere
-    for secret in (endpoint["secret"], quo["key"]):
+    for secret in (endpoint["secret"], messages["key"], calls["key"]):
         for out in (r.output, dump(env), env.run("plan", "--format", "json").stdout):
             for form in all_forms(secret):
                 assert form not in out
@@ -174,10 +224,11 @@ def test_changed_at_the_provider_is_repaired_in_place(
     env: Env, logged: tuple[Simulator, list[str]]
 ) -> None:
     sim, _ = logged
-    declare_webhooks(env)
     assert env.run("apply").exit_code == 0
     (endpoint,) = sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)
-    (hook,) = sim.objects("postmark", "webhooks", POSTMARK_KEY)
+    (hook,) = [
+        h for h in sim.objects("postmark", "webhooks", POSTMARK_KEY) if h["Url"] == POSTMARK_URL
+    ]
     sim.change_object(
         "stripe", "webhook_endpoints", STRIPE_KEY, endpoint["id"], {"enabled_events": ["x.y"]}
     )
@@ -198,8 +249,8 @@ def test_changed_at_the_provider_is_repaired_in_place(
     (repaired,) = sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)
     assert repaired["id"] == endpoint["id"]
     assert repaired["enabled_events"] == ["invoice.paid", "customer.subscription.deleted"]
-    (fixed,) = sim.objects("postmark", "webhooks", POSTMARK_KEY)
-    assert (fixed["ID"], fixed["Url"]) == (hook["ID"], POSTMARK_URL)
+    fixed = {h["ID"]: h for h in sim.objects("postmark", "webhooks", POSTMARK_KEY)}
+    assert len(fixed) == 2 and fixed[hook["ID"]]["Url"] == POSTMARK_URL
     assert "No changes." in env.run("plan").stdout
 
 
@@ -278,7 +329,7 @@ def test_a_quo_number_missing_from_the_workspace_is_an_error_naming_it(
     edit(env, '{number: "+15555550100"', '{number: "+15555550177"')
     r = env.run("plan")
     assert r.exit_code == 1
-    assert "Error: manifests/acme.yaml:28: acme/quo/phone_numbers/+15555550177: " in r.stderr
+    assert "Error: manifests/acme.yaml:36: acme/quo/phone_numbers/+15555550177: " in r.stderr
     assert "+15555550177 is not a number of this quo workspace" in r.stderr
     assert "# acme/quo" not in r.stdout and "# acme/stripe" in r.stdout
     r = env.run("apply")
@@ -316,15 +367,16 @@ def test_thirty_webhooks_on_one_key_see_no_429(
     quo = "".join(
         f"          - {{type: calls, url: https://acme.example/hooks/q{i}, "
         "events: [call.completed]}\n"
-        for i in range(30)
+        for i in range(28)
     )
     edit(
         env,
         "            events: [invoice.paid, customer.subscription.deleted]\n",
         "            events: [invoice.paid, customer.subscription.deleted]\n" + stripe,
     )
-    anchor = '      credentials: {api_key: "${ACME_QUO_KEY}"}\n      resources:\n'
-    edit(env, anchor, anchor + "        webhooks:\n" + quo)
+    # the shipped manifest declares two Quo webhooks: 28 more make 30
+    anchor = "            events: [call.completed]\n"
+    edit(env, anchor, anchor + quo)
     r = env.run("apply")
     assert r.exit_code == 0, r.output
     assert len(sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)) == 30
@@ -333,25 +385,21 @@ def test_thirty_webhooks_on_one_key_see_no_429(
     assert "No changes." in env.run("plan").stdout
 
 
-def test_postmark_senders_are_made_with_the_account_token(
+def test_postmark_senders_are_made_with_the_account_token_only(
     env: Env, logged: tuple[Simulator, list[str]]
 ) -> None:
-    sim, _ = logged
-    account = "pm-account-CANARY-7c1e"
-    edit(
-        env,
-        'credentials: {api_key: "${ACME_POSTMARK_TOKEN}"}',
-        'credentials: {api_key: "${ACME_POSTMARK_TOKEN}", '
-        'account_token: "${ACME_POSTMARK_ACCOUNT}"}',
-    )
-    env.vars["ACME_POSTMARK_ACCOUNT"] = account
+    """acme's Postmark names an account token: its senders are made at Postmark with it.
+    globex's names none: its sender is stored only, and nothing is sent to /senders for it."""
+    sim, log = logged
     r = env.run("apply")
     assert r.exit_code == 0, r.output
-    senders = sim.objects("postmark", "senders", account)
-    assert sorted(s["EmailAddress"] for s in senders) == [
-        "billing@acme.example",
-        "support@acme.example",
+    senders = sim.objects("postmark", "senders", POSTMARK_ACCOUNT)
+    assert sorted((s["EmailAddress"], s["Name"]) for s in senders) == [
+        ("billing@acme.example", "Acme Billing"),
+        ("support@acme.example", "Acme Support"),
     ]
-    assert {s["Name"] for s in senders} == {"Acme Billing", "Acme Support"}
+    assert "globex/postmark/sender_emails/hello@globex.example: created\n" in r.stdout
+    assert sim.objects("postmark", "senders", CANARIES["GLOBEX_POSTMARK_TOKEN"]) == []
+    assert writes(log).count("POST /postmark/senders") == 2
     assert "No changes." in env.run("plan").stdout
-    assert account not in r.output
+    assert_no_canary(r.output)

@@ -10,9 +10,9 @@ from reconciler.crypto import KeyRing, generate_entry
 from reconciler.db.schema import AuditEntry, Credential, StateMeta
 from tests.conftest import Env, assert_no_canary
 
-# the shipped manifests' nine connections' keys, and the signing secret of acme's Stripe
-# webhook endpoint (SPEC section 8), rotated with them
-CREDENTIALS = 10
+# the shipped manifests' nine connections' keys, acme's Postmark account token, and the signing
+# secrets of acme's Stripe webhook endpoint and two Quo webhooks (SPEC section 8), rotated with them
+CREDENTIALS = 13
 
 
 def snapshot(env: Env) -> tuple[list[tuple[object, ...]], int, int]:
@@ -31,12 +31,15 @@ def test_rotate_then_remove_the_old_key_changes_nothing_a_user_sees(env: Env) ->
     assert env.run("apply").exit_code == 0
     r = env.run("keys", "status")
     assert r.exit_code == 0
-    assert re.search(r"^k1\s+10\s+first \(encrypts\)$", r.stdout, re.M), r.stdout
+    assert re.search(rf"^k1\s+{CREDENTIALS}\s+first \(encrypts\)$", r.stdout, re.M), r.stdout
 
     both = f"{new},{old}"
     r = env.run("--verbose", "keys", "rotate", RECONCILER_ENCRYPTION_KEYS=both)
     assert r.exit_code == 0, r.output
-    assert f"Re-encrypted {CREDENTIALS} credential(s) under key k2 (10 from k1)." in r.stdout
+    assert (
+        f"Re-encrypted {CREDENTIALS} credential(s) under key k2 ({CREDENTIALS} from k1)."
+        in r.stdout
+    )
     assert_no_canary(r.output)
     assert "rcv1:" not in r.output
     with env.session() as s:
@@ -48,9 +51,11 @@ def test_rotate_then_remove_the_old_key_changes_nothing_a_user_sees(env: Env) ->
         assert {c.fingerprint_key_id for c in creds} == {"k2"}
         rotation = s.scalars(select(AuditEntry).where(AuditEntry.action == "keys.rotate")).one()
         assert rotation.organization == "*" and rotation.method == "keys rotate"
-        assert '"credentials": 10' in rotation.details and '"to": "k2"' in rotation.details
+        assert (
+            f'"credentials": {CREDENTIALS}' in rotation.details and '"to": "k2"' in rotation.details
+        )
     r = env.run("keys", "status", RECONCILER_ENCRYPTION_KEYS=both)
-    assert re.search(r"^k2\s+10\s+first \(encrypts\)$", r.stdout, re.M), r.stdout
+    assert re.search(rf"^k2\s+{CREDENTIALS}\s+first \(encrypts\)$", r.stdout, re.M), r.stdout
     assert re.search(r"^k1\s+0\s+yes$", r.stdout, re.M), r.stdout
 
     env.vars["RECONCILER_ENCRYPTION_KEYS"] = new  # the old key leaves the ring
@@ -65,7 +70,7 @@ def test_rotate_then_remove_the_old_key_changes_nothing_a_user_sees(env: Env) ->
     r = env.run("apply")
     assert r.exit_code == 0 and "No changes." in r.stdout
     r = env.run("keys", "status")
-    assert re.search(r"^k2\s+10\s+first \(encrypts\)$", r.stdout, re.M), r.stdout
+    assert re.search(rf"^k2\s+{CREDENTIALS}\s+first \(encrypts\)$", r.stdout, re.M), r.stdout
     assert "k1" not in r.stdout
 
 

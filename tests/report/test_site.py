@@ -221,7 +221,7 @@ def test_audit_page_lists_entries_with_filters(env: Env, sim: Simulator, tmp_pat
     write_site(env, out)
     doc = parse(out / "audit.html")
     rows = doc.find_all("tr", data_item="")
-    assert len(rows) == 18  # 16 creates + 2 status changes found by health
+    assert len(rows) == 23  # 21 creates + 2 status changes found by health
     assert rows[0].attrs["data-action"] == "instance.status"  # newest first
     assert {r.attrs["data-organization"] for r in rows} == {"acme", "globex"}
     org_options = [
