@@ -271,7 +271,7 @@ def test_audit_filters_and_plan_page(browser: DevTools, site: Path) -> None:
     tab = Tab(browser)
     tab.open(site / "audit.html")
     rows = "[...document.querySelectorAll('#audit-rows tr')].filter(r => r.offsetParent !== null)"
-    assert tab.eval(f"{rows}.length") == 18
+    assert tab.eval(f"{rows}.length") == 23  # 21 creates + 2 status changes found by health
     tab.eval(
         "const o = document.getElementById('audit-org'); o.value = 'globex';"
         "o.dispatchEvent(new Event('change', {bubbles: true}))"
