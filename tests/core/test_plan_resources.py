@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import pytest
 
+from reconciler.core.desired import DesiredConnection, DesiredResource
 from reconciler.core.plan_resources import plan_resources, resource_spec
 from tests.builders import connection, instance, resource, stored, stored_resource
 
 A = "a@x"
 
 
-def _postmark(*resources: object, **kw: object) -> object:
-    return connection("acme", "postmark", resources=resources, **kw)  # type: ignore[arg-type]
+def _postmark(*resources: DesiredResource) -> DesiredConnection:
+    return connection("acme", "postmark", resources=resources)
 
 
 @pytest.mark.parametrize(
@@ -50,7 +51,7 @@ def test_a_changed_resource_says_what_moved(
     conn = _postmark(resource("sender_emails", A, is_default=want_default, email=A, name=want_name))
     have = stored_resource("sender_emails", A, is_default=have_default, email=A, name="A")
     [change] = plan_resources(
-        conn,  # type: ignore[arg-type]
+        conn,
         instance("acme", "postmark", stored(provider="postmark"), resources=[have]),
         force_create=False,
     )
@@ -72,7 +73,7 @@ def test_an_unchanged_resource_plans_nothing_and_a_ui_one_is_adopted_not_created
             stored_resource("sender_emails", "u@x", managed_by="ui", email="u@x", name="UI"),
         ],
     )
-    [change] = plan_resources(conn, inst, force_create=False)  # type: ignore[arg-type]
+    [change] = plan_resources(conn, inst, force_create=False)
     assert (change.address, change.action.value, change.reason_code) == (
         "acme/postmark/sender_emails/u@x",
         "adopt",
@@ -85,7 +86,7 @@ def test_a_new_connection_creates_every_resource_and_deletes_nothing() -> None:
     conn = _postmark(resource("sender_emails", A, email=A))
     leftover = stored_resource("sender_emails", "old@x", email="old@x")
     inst = instance("acme", "postmark", resources=[leftover])
-    changes = plan_resources(conn, inst, force_create=True)  # type: ignore[arg-type]
+    changes = plan_resources(conn, inst, force_create=True)
     assert [(c.address, c.action.value, c.reason) for c in changes] == [
         ("acme/postmark/sender_emails/a@x", "create", "not in the database")
     ]
