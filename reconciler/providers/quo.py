@@ -33,8 +33,11 @@ def describe(body: Any) -> tuple[str | None, str]:
     return (str(body["code"]) if body.get("code") else None), str(body.get("message") or "")
 
 
-def webhook_type(events: list[str]) -> str:
-    """The webhook's type from its events (the list answer does not name it)."""
+def webhook_type(events: list[str], named: Any = None) -> str:
+    """The webhook's type: as the answer names it where it does, else from its events (Quo's
+    list answer does not name it)."""
+    if isinstance(named, str) and named.replace("-", "_") in PATHS:
+        return named.replace("-", "_")
     first = events[0] if events else ""
     if first.startswith("message."):
         return "messages"
@@ -47,7 +50,7 @@ def webhook_type(events: list[str]) -> str:
 
 def webhook_record(hook: Mapping[str, Any]) -> RemoteObject:
     events = [str(e) for e in hook.get("events") or []]
-    kind = webhook_type(events)
+    kind = webhook_type(events, hook.get("type"))
     return RemoteObject(
         provider="quo",
         kind="webhooks",
