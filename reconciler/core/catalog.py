@@ -98,6 +98,30 @@ class HealthCheck(Strict):
     # name -> [[key prefix, value], ...], e.g. mode: [["sk_live_", "live"], ["sk_test_", "test"]]
 
 
+class RateLimit(Strict):
+    """A provider's documented request rate per key, shared by every request of ours that
+    carries the key in one run (health checks, refresh reads, writes)::
+
+        rate_limit:
+          per_second: 25              # Stripe in test mode
+          key_prefixes: {sk_live_: 100, rk_live_: 100}
+    """
+
+    per_second: float = Field(gt=0)
+    key_prefixes: dict[str, float] = Field(default_factory=dict)  # first matching prefix wins
+    credential: str = "api_key"  # the credential field whose value is the key
+
+    @field_validator("key_prefixes")
+    @classmethod
+    def _positive(cls, v: dict[str, float]) -> dict[str, float]:
+        if any(rate <= 0 for rate in v.values()):
+            raise ValueError("a rate limit must be positive")
+        return v
+
+    def for_key(self, key: str) -> float:
+        return next((r for p, r in self.key_prefixes.items() if key.startswith(p)), self.per_second)
+
+
 class OAuth2(Strict):
     token_path: str
     scopes: list[str] = Field(default_factory=list)
@@ -217,6 +241,7 @@ class Provider(Strict):
     toggle: bool = False  # has the active/inactive toggle (mapping providers)
     resources: list[ResourceKind] = Field(default_factory=list)
     oauth2: OAuth2 | None = None
+    rate_limit: RateLimit | None = None  # None: no documented per-key limit, nothing paced
 
     @field_validator("name")
     @classmethod
@@ -239,6 +264,11 @@ class Provider(Strict):
         if self.auth == "oauth2" and self.oauth2 is None:
             raise ValueError("auth oauth2 needs an 'oauth2' section with token_path")
         fields = {c.name for c in self.credentials}
+        if self.rate_limit is not None and self.rate_limit.credential not in fields:
+            raise ValueError(
+                f"rate_limit counts the credential {self.rate_limit.credential!r}, "
+                "which the provider does not declare"
+            )
         for kind in self.resources:
             if kind.remote is not None and kind.remote.credential not in fields:
                 raise ValueError(

@@ -14,17 +14,12 @@ from reconciler.providers.errors import ProviderError
 from reconciler.providers.interface import Context, Created, unknown_kind
 from reconciler.providers.transport import ProviderApi
 
-RATE = 10.0
 PATHS = {  # manifest type -> create path
     "messages": "/v1/webhooks/messages",
     "calls": "/v1/webhooks/calls",
     "call_summaries": "/v1/webhooks/call-summaries",
     "call_transcripts": "/v1/webhooks/call-transcripts",
 }
-
-
-def requests_per_second(key: str) -> float:
-    return RATE
 
 
 def describe(body: Any) -> tuple[str | None, str]:
@@ -77,9 +72,7 @@ class QuoReads:
     marks_ours = False  # no field can carry a marker: ours are the ids our tables hold
 
     def __init__(self, ctx: Context) -> None:
-        self.api: ProviderApi = ctx.api(
-            "api_key", lambda key: {"Authorization": key}, describe, requests_per_second
-        )
+        self.api: ProviderApi = ctx.api("api_key", lambda key: {"Authorization": key}, describe)
 
     async def list(self, kind: str) -> tuple[RemoteObject, ...]:
         if kind == "phone_numbers":

@@ -19,10 +19,10 @@ import httpx
 from reconciler.core.catalog import Provider
 from reconciler.core.remote import RemoteObject, realized_kinds
 from reconciler.core.secret import Secret
+from reconciler.health.limits import RateLimits
 from reconciler.health.policy import RetryPolicy
 from reconciler.providers import READS, open_reads, provider_client
 from reconciler.providers.errors import ProviderError
-from reconciler.providers.limits import RateLimits
 
 
 @dataclass(frozen=True)
