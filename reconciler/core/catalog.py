@@ -149,6 +149,20 @@ class VerifyValue(Strict):
     path: str
 
 
+class ValuesBy(Strict):
+    """The values an enum field (or each item of a list of enums) may take depend on another
+    field of the same item, e.g. the events a Quo webhook of each ``type`` accepts::
+
+        values_by:
+          field: type
+          values: {messages: [message.received, message.delivered], ...}
+
+    A value of ``field`` not listed leaves the field's own ``values`` in force."""
+
+    field: str
+    values: dict[str, list[str]]
+
+
 class ResourceField(Strict):
     name: str
     type: FieldType
@@ -166,6 +180,7 @@ class ResourceField(Strict):
     verify: VerifyValue | None = None
     # filled in when the manifest leaves the field out (e.g. Postmark's message_stream: outbound)
     default_value: str | int | bool | None = None
+    values_by: ValuesBy | None = None
 
 
 class RemoteSpec(Strict):
@@ -221,9 +236,24 @@ class ResourceKind(Strict):
                 raise ValueError(
                     f"remote fields of {self.name!r} are not among its fields: {unknown}"
                 )
+        for f in self.fields:
+            if f.values_by is not None:
+                _check_values_by(self.name, f, names)
         if self.shape == "value" and self.value is None:
             raise ValueError(f"value resource {self.name!r} needs a 'value' field description")
         return self
+
+
+def _check_values_by(kind: str, field: ResourceField, names: set[str]) -> None:
+    by = field.values_by
+    assert by is not None
+    if field.type != "enum" and (field.type != "list" or field.items != "enum"):
+        raise ValueError(f"values_by of {kind}.{field.name} needs an enum or a list of enums")
+    if by.field not in names or by.field == field.name:
+        raise ValueError(f"values_by of {kind}.{field.name} must name another field of {kind}")
+    stray = sorted({v for vs in by.values.values() for v in vs} - set(field.values or []))
+    if stray:
+        raise ValueError(f"values_by of {kind}.{field.name} lists values it lacks: {stray}")
 
 
 class Provider(Strict):
