@@ -32,6 +32,8 @@ BURST_SHARE = 0.2
 class TokenBucket:
     """Paces requests to ``per_second`` over any one-second window."""
 
+    __slots__ = ("_clock", "_last", "_lock", "_tokens", "burst", "per_second", "rate")
+
     def __init__(self, per_second: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         if per_second <= 0:
             raise ValueError("a rate limit must be positive")

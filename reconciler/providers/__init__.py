@@ -7,7 +7,7 @@ or ``RECONCILER_BASE_URL_<NAME>`` exactly as for the health checks; each key is 
 
 Usage::
 
-    limits = RateLimits()                                  # one per run
+    limits = RateLimits()                                  # the run's buckets
     async with provider_client() as http:
         reads = open_reads(catalog.providers["stripe"], credentials, client=http, limits=limits)
         endpoints = await reads.list("webhook_endpoints")  # GET only
