@@ -84,8 +84,9 @@ async def check_one(
 
     def judge(answer: Answer) -> tuple[Verdict, float | None]:
         hint = hinted_wait(answer.headers, check.retry_after_headers, check.reset_headers)
-        if bucket is not None and answer.status == 429:
-            bucket.hold(policy.default_rate_limit_wait if hint is None else hint)
+        if bucket is not None and answer.status == 429:  # clamped as the retry's own wait
+            wait = policy.default_rate_limit_wait if hint is None else hint
+            bucket.hold(min(max(wait, 0.05), policy.max_rate_limit_wait))
         return classify(check, answer, secrets), hint
 
     attempted = await attempt_until_final(

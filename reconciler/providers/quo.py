@@ -1,7 +1,7 @@
 """Quo phone numbers (read only) and webhooks (``/v1/webhooks/...``; raw key in
 ``Authorization``). Webhooks cannot be updated: a change is a delete and a create. The webhook
 ``key`` (its signing secret) is taken from the create answer only and never put in a record.
-10 requests per second per key."""
+10 requests per second per key (the catalog's ``rate_limit``)."""
 
 from __future__ import annotations
 
