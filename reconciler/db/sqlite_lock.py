@@ -84,12 +84,6 @@ def _gates() -> dict[int, tuple[str, int]]:
     return gates
 
 
-def holds(engine: Engine, organization: str) -> bool:
-    """Whether this thread holds the organization (``hold_sqlite``)."""
-    held = _gates().get(id(engine))
-    return held is not None and held[0] == organization
-
-
 def _open_gate(engine: Engine, deadline: float) -> int | None:
     """The gate, closed behind us (a file descriptor to close to open it again), or None when
     there is none; raises TimeoutError when another process kept it until ``deadline``."""
