@@ -32,10 +32,6 @@ def describe(body: Any) -> tuple[str | None, str]:
     return str(body.get("ErrorCode")), str(body.get("Message") or "")
 
 
-def no_limit(key: str) -> None:
-    return None  # Postmark documents no per-key rate; a 429 is still waited out
-
-
 def webhook_record(hook: Mapping[str, Any]) -> RemoteObject:
     triggers = hook.get("Triggers") or {}
     enabled = sorted(
@@ -75,7 +71,7 @@ class PostmarkReads:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self.server: ProviderApi = ctx.api(
-            "api_key", lambda key: {"X-Postmark-Server-Token": key}, describe, no_limit
+            "api_key", lambda key: {"X-Postmark-Server-Token": key}, describe
         )
         self._account: ProviderApi | None = None
 
@@ -84,7 +80,7 @@ class PostmarkReads:
         """The account-token side (sender signatures); a ProviderError without the token."""
         if self._account is None:
             self._account = self._ctx.api(
-                "account_token", lambda key: {"X-Postmark-Account-Token": key}, describe, no_limit
+                "account_token", lambda key: {"X-Postmark-Account-Token": key}, describe
             )
         return self._account
 
