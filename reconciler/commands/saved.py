@@ -25,7 +25,7 @@ from reconciler.core.changes import Kind, Plan
 from reconciler.core.errors import InputError, ReconcilerError, StalePlanError
 from reconciler.core.planfile import STALE, SavedPlan, read_saved, write_saved
 from reconciler.core.remote import RemoteObject, is_signing_secret_field
-from reconciler.core.remote_stale import Key, moved_at_provider, provider_steps
+from reconciler.core.remote_stale import Key, moved_at_provider, provider_steps, step_scopes
 from reconciler.core.secret import Secret
 from reconciler.crypto import CredentialAddress, KeyRing
 from reconciler.db.credentials import decrypt, managed_credentials
@@ -145,8 +145,15 @@ def _check_provider_side(
 
     steps = provider_steps(plan)
     creds = _credentials(plan, list(steps), ring, secrets, environ, database_exists)
+    scopes = step_scopes(plan)
     requests = [
-        RefreshRequest(key, catalog.providers[key[1]], creds.get(key, {}), tuple(sorted(kinds)))
+        RefreshRequest(
+            key,
+            catalog.providers[key[1]],
+            creds.get(key, {}),
+            tuple(sorted(kinds)),
+            scopes.get(key, {}),
+        )
         for key, kinds in sorted(steps.items())
     ]
     held: dict[Key, dict[str, tuple[RemoteObject, ...]]] = {}

@@ -12,6 +12,7 @@ interrupted create that the step completes).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from reconciler.core.catalog import Catalog, ResourceKind
 from reconciler.core.changes import Plan
@@ -21,6 +22,7 @@ from reconciler.core.remote import (
     RemoteObject,
     differing,
     identity_key,
+    list_scope,
 )
 
 Key = tuple[str, str]  # (organization, provider)
@@ -34,6 +36,23 @@ def provider_steps(plan: Plan) -> dict[Key, set[str]]:
     for c in plan.changes:
         for rc in c.remote:
             out.setdefault((c.organization, c.provider), set()).add(rc.kind)
+    return out
+
+
+def step_scopes(plan: Plan) -> dict[Key, dict[str, tuple[str, ...]]]:
+    """For kinds listed per value of a field (Postmark's message streams): the values the
+    provider steps name, by connection and kind."""
+    specs: dict[tuple[Key, str], list[Mapping[str, Any] | None]] = {}
+    for c in plan.changes:
+        for rc in c.remote:
+            specs.setdefault(((c.organization, c.provider), rc.kind), []).extend(
+                [rc.before, rc.after]
+            )
+    out: dict[Key, dict[str, tuple[str, ...]]] = {}
+    for (key, kind), given in specs.items():
+        scope = list_scope(key[1], kind, given)
+        if scope:
+            out.setdefault(key, {})[kind] = scope
     return out
 
 

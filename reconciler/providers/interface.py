@@ -37,8 +37,9 @@ class RemoteReads(Protocol):
     provider: str
     marks_ours: bool  # objects carry our marker (Stripe metadata); apply's adopt then updates
 
-    async def list(self, kind: str) -> tuple[RemoteObject, ...]:
-        """Every object of the kind the key sees (all pages), ours or not."""
+    async def list(self, kind: str, scope: tuple[str, ...] = ()) -> tuple[RemoteObject, ...]:
+        """Every object of the kind the key sees (all pages), ours or not; for a kind listed
+        per value of a field (``core.remote.LIST_SCOPES``), those of the ``scope`` values."""
         ...
 
 

@@ -2,7 +2,8 @@
 account token only). JSON both ways; integer ids, kept as text in the records.
 
 Postmark has no field to mark an object as ours: ownership comes from the ids our tables
-remember. Webhooks are listed for every stream at once (no ``MessageStream`` filter).
+remember. Webhooks are listed per message stream (``MessageStream=``), for the streams the
+manifest and our tables name and ``outbound``.
 """
 
 from __future__ import annotations
@@ -84,10 +85,9 @@ class PostmarkReads:
             )
         return self._account
 
-    async def list(self, kind: str) -> tuple[RemoteObject, ...]:
+    async def list(self, kind: str, scope: tuple[str, ...] = ()) -> tuple[RemoteObject, ...]:
         if kind == "webhooks":
-            body = (await self.server.get("/webhooks", "list webhooks")).body or {}
-            return tuple(webhook_record(h) for h in body.get("Webhooks") or [])
+            return await self._webhooks(scope)
         if kind == "sender_emails":
             found: list[RemoteObject] = []
             while True:
@@ -101,6 +101,17 @@ class PostmarkReads:
                 if not page or len(found) >= int(body.get("TotalCount") or 0):
                     return tuple(found)
         raise unknown_kind(self.provider, kind)
+
+    async def _webhooks(self, streams: tuple[str, ...]) -> tuple[RemoteObject, ...]:
+        """``GET /webhooks?MessageStream=S`` for each stream (every stream at once without one);
+        an object is listed once however many answers hold it."""
+        found: dict[str, RemoteObject] = {}
+        for params in [{"MessageStream": s} for s in streams] or [{}]:
+            body = (await self.server.get("/webhooks", "list webhooks", **params)).body or {}
+            for hook in body.get("Webhooks") or []:
+                record = webhook_record(hook)
+                found.setdefault(record.remote_id, record)
+        return tuple(found.values())
 
 
 class PostmarkWrites(PostmarkReads):

@@ -74,7 +74,7 @@ class QuoReads:
     def __init__(self, ctx: Context) -> None:
         self.api: ProviderApi = ctx.api("api_key", lambda key: {"Authorization": key}, describe)
 
-    async def list(self, kind: str) -> tuple[RemoteObject, ...]:
+    async def list(self, kind: str, scope: tuple[str, ...] = ()) -> tuple[RemoteObject, ...]:
         if kind == "phone_numbers":
             body = (await self.api.get("/v1/phone-numbers", "list phone numbers")).body or {}
             return tuple(number_record(n) for n in body.get("data") or [])

@@ -36,6 +36,8 @@ class RefreshRequest:
     provider: Provider
     credentials: Mapping[str, Secret]
     kinds: tuple[str, ...] | None = None  # None: every kind the credentials can read
+    # kind -> the values its list is read for (Postmark: message streams); absent: read whole
+    scopes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ async def refresh_one(
     async def read(kind: str) -> tuple[RemoteObject, ...]:
         place: AbstractAsyncContextManager[object] = gate if gate is not None else nullcontext()
         async with place:
-            return await reads.list(kind)
+            return await reads.list(kind, request.scopes.get(kind, ()))
 
     # every read runs to its end (none left behind with an unretrieved failure)
     answers = await asyncio.gather(*(read(k) for k in kinds), return_exceptions=True)

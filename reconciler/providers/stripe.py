@@ -77,7 +77,7 @@ class StripeReads:
             "api_key", lambda key: {"Authorization": f"Bearer {key}"}, describe
         )
 
-    async def list(self, kind: str) -> tuple[RemoteObject, ...]:
+    async def list(self, kind: str, scope: tuple[str, ...] = ()) -> tuple[RemoteObject, ...]:
         if kind != KIND:
             raise unknown_kind(self.provider, kind)
         found: list[RemoteObject] = []
