@@ -24,9 +24,9 @@ def test_no_second_ever_sees_more_than_the_limit() -> None:
         clock.now = max(clock.now, (sent[-1] if sent else 0.0))
         wait = bucket.reserve()
         sent.append(clock.now + wait)
-    for start in sent:
-        assert sum(1 for t in sent if start <= t < start + 1.0) <= 10
-    assert sent[-1] == pytest.approx((100 - 2) / 8, abs=0.01)  # 2 at once, then 8 a second
+    for start in sent:  # 80 % of the limit: a margin for requests that arrive late
+        assert sum(1 for t in sent if start <= t < start + 1.0) <= 8
+    assert sent[-1] == pytest.approx((100 - 1) / 7, abs=0.01)  # 1 at once, then 7 a second
 
 
 def test_a_429_holds_the_key_for_everyone() -> None:
