@@ -18,12 +18,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from sqlalchemy import ScalarResult, Table, event, insert, select
+from sqlalchemy import ScalarResult, event, insert, select
 from sqlalchemy.orm import Session
 
 from reconciler.crypto import KeyRing
+from reconciler.db.bulk import table_of
 from reconciler.db.schema import AuditEntry, StateMeta
 
 GENESIS = "0" * 64
@@ -185,7 +186,7 @@ class AuditWriter:
             meta.audit_head = entry.hmac
         rows = [{c: getattr(e, c) for c in _COLUMNS} for e in self._pending]
         self._pending = []
-        self.session.execute(insert(cast(Table, AuditEntry.__table__)), rows)
+        self.session.execute(insert(table_of(AuditEntry)), rows)
 
     def record(
         self, organization: str, action: str, target: str, details: Mapping[str, Any] | None = None

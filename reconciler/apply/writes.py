@@ -12,9 +12,9 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, delete, insert
+from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
 from reconciler.apply.checks import CheckPhase, uses_new_credentials
@@ -42,8 +42,9 @@ from reconciler.core.changes import (
 from reconciler.core.remote import is_signing_secret_field
 from reconciler.core.secret import Secret
 from reconciler.crypto import CredentialAddress, KeyRing
+from reconciler.db.bulk import insert_rows, table_of
 from reconciler.db.records import OrgRows
-from reconciler.db.schema import Base, Connection, Credential, Health, Instance, Resource
+from reconciler.db.schema import Connection, Credential, Health, Instance, Resource
 from reconciler.incidents import record_health_rows
 
 log = logging.getLogger("reconciler.apply")
@@ -473,18 +474,3 @@ class OrgWriter(ProviderSideWriter):
             {"reason": ch.reason},
         )
         self.report.append(ChangeResult.of(ch, Status.DONE, "", done=Action.DELETE))
-
-
-def table_of(model: type[Base]) -> Table:
-    """A model's table, for Core statements (no ORM bookkeeping per row)."""
-    return cast(Table, model.__table__)
-
-
-def insert_rows(s: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` with one executemany per set of columns (rows naming the same columns
-    share a statement; a column a row leaves out keeps its default)."""
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for r in rows:
-        by_columns.setdefault(tuple(sorted(r)), []).append(r)
-    for group in by_columns.values():
-        s.execute(insert(table), group)
