@@ -6,7 +6,7 @@ latency, and for each database runs, each as its own ``python -m reconciler`` pr
 ``validate``; the first ``plan``; the first ``apply --parallelism P``; a no-op ``plan`` and
 ``apply``; a ``plan`` after rotating 10% of the secrets. Beside each step it runs the floor
 (bench/floor.py) on the same state, and prints wall time, the ratio to the floor, CPU time,
-peak memory and SQL statements, then how time grows with N and the targets of issue 8.
+peak memory and SQL statements, then how time grows with N and the targets of issue 16.
 
     python bench/run.py                       # N = 100 and 1,000, SQLite and PostgreSQL
     python bench/run.py --orgs 10000 --backends sqlite --json results.json
@@ -51,18 +51,24 @@ class Step:
     floor: str  # "f" measured floor, "h" health-check floor, "p" parse-only floor
     expect: str
     rotated: bool = False
+    # the command reads the provider side (plan's refresh): its floor adds those reads, as
+    # GETs x latency / parallelism, the GETs counted by the simulator during the step
+    reads: bool = False
 
 
 def steps(fleet: Fleet, parallelism: int, rotated_count: int) -> list[Step]:
     folder = str(fleet.folder)
-    apply = ("apply", "--parallelism", str(parallelism), folder)
+    at_once = ("--parallelism", str(parallelism))
+    apply = ("apply", *at_once, folder)
+    plan = ("plan", *at_once, folder)
     first_plan = f"Plan: {fleet.connections + 6 * len(fleet.organizations)} to create, 0 to upd"
     return [
         Step("validate", ("validate", folder), "p", f"{len(fleet.organizations)} organization(s)"),
-        Step("plan (first)", ("plan", folder), "f", first_plan),
+        Step("plan (first)", plan, "f", first_plan, reads=True),
         Step("apply (first)", apply, "h", "Apply complete"),
-        Step("plan (no-op)", ("plan", folder), "f", "No changes"),
-        Step("apply (no-op)", apply, "f", "No changes"),
+        Step("plan (no-op)", plan, "f", "No changes", reads=True),
+        Step("plan (no-op, db)", ("plan", "--refresh=false", folder), "f", "No changes"),
+        Step("apply (no-op)", apply, "f", "No changes", reads=True),
         Step(
             "plan (rotated)",
             # the database only: the simulator gives each Stripe key its own account, where a
@@ -142,8 +148,10 @@ def measure_run(
     env: Mapping[str, str],
     workdir: Path,
     opts: argparse.Namespace,
+    sim: Any = None,
 ) -> list[dict[str, Any]]:
-    """The six steps on one fresh database; one row per step."""
+    """The steps on one fresh database; one row per step. ``sim`` (the simulator) counts
+    the requests of each step, for the floor of the steps that read the provider side."""
     rotated = fleet.rotate(opts.rotate)
     rotated_count = sum(1 for k in rotated if rotated[k] != fleet.secrets[k])
     rows = []
@@ -154,6 +162,7 @@ def measure_run(
         label = label.replace("(", "").replace(")", "")
         load = os.getloadavg()[0]  # other work on the machine shows here, not in cpu_s
         floor = _floor(step, fleet, db_url, step_env, workdir, label, opts)
+        before = sim.request_count() if sim is not None else 0
         m = run_reconciler(
             step.args,
             step_env,
@@ -163,7 +172,16 @@ def measure_run(
             count_statements=not opts.no_count,
             profile_dir=opts.profile,
         )
-        rows.append({**_row(step, fleet, backend, m, floor, opts), "loadavg_before": load})
+        requests = sim.request_count() - before if sim is not None else 0
+        if step.reads and requests:
+            floor = _with_reads(floor, requests, opts)
+        rows.append(
+            {
+                **_row(step, fleet, backend, m, floor, opts),
+                "requests": requests,
+                "loadavg_before": load,
+            }
+        )
         r = rows[-1]
         print(
             f"  {backend:<10} N={r['orgs']:<6} {step.name:<16} {r['wall_s']:8.2f} s  "
@@ -201,6 +219,16 @@ def _floor(
     return m.wall_s, {**m.extra, "max_rss_mb": m.max_rss_mb, "cpu_s": m.cpu_s}
 
 
+def _with_reads(
+    floor: tuple[float, dict[str, Any]], requests: int, opts: argparse.Namespace
+) -> tuple[float, dict[str, Any]]:
+    """The floor of a step that reads the provider side: the measured floor plus its GETs
+    at the simulator's latency, ``--parallelism`` at a time."""
+    seconds, detail = floor
+    reads_s = requests * opts.latency_ms / 1000 / opts.parallelism
+    return seconds + reads_s, {**detail, "reads": requests, "reads_s": reads_s}
+
+
 def _row(
     step: Step,
     fleet: Fleet,
@@ -221,13 +249,14 @@ def _row(
         + " ".join(a if a != str(fleet.folder) else "FLEET" for a in step.args),
         "wall_s": m.wall_s,
         "cpu_s": m.cpu_s,
+        "cpu_ms_per_connection": m.cpu_s * 1000 / fleet.connections,
         "max_rss_mb": m.max_rss_mb,
         "ru_maxrss_mb": m.extra.get("ru_maxrss_mb"),
         "statements": m.statements,
         "exit_code": m.exit_code,
         "summary": summary,
         "ok": m.exit_code == 0 and step.expect in summary and not m.timed_out,
-        "floor_kind": step.floor,
+        "floor_kind": step.floor + ("r" if "reads" in floor_detail else ""),
         "floor_s": floor_s,
         "floor_detail": floor_detail,
         "ratio": m.wall_s / floor_s if floor_s else None,
@@ -317,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         else pg_database(opts.pg_url)
                     )
                     with db as url:
-                        rows += measure_run(fleet, backend, url, env, workdir, opts)
+                        rows += measure_run(fleet, backend, url, env, workdir, opts, sim)
     finally:
         if opts.workdir is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -18,18 +18,34 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ScalarResult, event, insert, select
 from sqlalchemy.orm import Session
 
 from reconciler.crypto import KeyRing
+from reconciler.db.bulk import table_of
 from reconciler.db.schema import AuditEntry, StateMeta
 
 GENESIS = "0" * 64
 
 
-def canonical(entry: AuditEntry, prev: str) -> bytes:
+class _EntryFields(Protocol):
+    """What an entry's HMAC covers: a stored ``AuditEntry`` or one not yet written."""
+
+    seq: int
+    organization: str
+    actor: str
+    action: str
+    target: str
+    method: str
+    details: str
+    git_commit: str | None
+    created_at: datetime
+    key_id: str
+
+
+def canonical(entry: _EntryFields, prev: str) -> bytes:
     """The bytes an entry's HMAC covers (``docs/audit-log.md``): its fields and ``prev``, the
     previous entry's HMAC, as JSON with sorted keys, no spaces, UTF-8, time in UTC to the
     microsecond. Decoding ``details`` first makes the MAC independent of how it is spaced."""
@@ -50,7 +66,7 @@ def canonical(entry: AuditEntry, prev: str) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _mac(key: bytes, entry: AuditEntry, prev: str) -> str:
+def _mac(key: bytes, entry: _EntryFields, prev: str) -> str:
     return hmac_mod.new(key, canonical(entry, prev), hashlib.sha256).hexdigest()
 
 
@@ -85,6 +101,39 @@ def _entries(session: Session) -> Iterator[ScalarResult[AuditEntry]]:
         result.close()
 
 
+@dataclass(slots=True)
+class PendingEntry:
+    """An entry recorded in this transaction, chained and inserted when it commits (a plain
+    record: an ORM object per entry cost more than its HMAC)."""
+
+    organization: str
+    actor: str
+    action: str
+    target: str
+    method: str
+    details: str
+    git_commit: str | None
+    created_at: datetime
+    key_id: str
+    seq: int = 0
+    hmac: str = ""
+
+
+_COLUMNS = (
+    "seq",
+    "organization",
+    "actor",
+    "action",
+    "target",
+    "method",
+    "details",
+    "git_commit",
+    "created_at",
+    "key_id",
+    "hmac",
+)
+
+
 @dataclass
 class AuditWriter:
     """Appends entries inside the caller's transaction and bumps the state serial once.
@@ -103,7 +152,7 @@ class AuditWriter:
 
     def __post_init__(self) -> None:
         self._meta: StateMeta | None = None
-        self._pending: list[AuditEntry] = []
+        self._pending: list[PendingEntry] = []
         # entries are inserted together, in order, when the transaction commits: one
         # statement for an organization's whole apply instead of one per entry
         event.listen(self.session, "before_commit", self._before_commit, once=True)
@@ -135,29 +184,15 @@ class AuditWriter:
             )
             meta.audit_seq = entry.seq
             meta.audit_head = entry.hmac
-        cols = (
-            "seq",
-            "organization",
-            "actor",
-            "action",
-            "target",
-            "method",
-            "details",
-            "git_commit",
-            "created_at",
-            "key_id",
-            "hmac",
-        )
-        rows = [{c: getattr(e, c) for c in cols} for e in self._pending]
+        rows = [{c: getattr(e, c) for c in _COLUMNS} for e in self._pending]
         self._pending = []
-        self.session.execute(insert(AuditEntry), rows)
+        self.session.execute(insert(table_of(AuditEntry)), rows)
 
     def record(
         self, organization: str, action: str, target: str, details: Mapping[str, Any] | None = None
-    ) -> AuditEntry:
+    ) -> PendingEntry:
         """Record an entry; its sequence number and HMAC are set when it is written."""
-        entry = AuditEntry(
-            seq=0,
+        entry = PendingEntry(
             organization=organization,
             actor=self.actor,
             action=action,
@@ -167,14 +202,13 @@ class AuditWriter:
             git_commit=self.git_commit,
             created_at=datetime.now(UTC),
             key_id=self.keyring.primary_id,
-            hmac="",
         )
         self._pending.append(entry)
         return entry
 
     def attest_rotation(
         self, organization: str, target: str, details: Mapping[str, Any]
-    ) -> AuditEntry:
+    ) -> PendingEntry:
         """Record a key rotation that attests every earlier entry (count and digest), so they
         stay verifiable once the key that MACed them leaves the ring."""
         self.write()

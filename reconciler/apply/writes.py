@@ -27,7 +27,7 @@ from reconciler.apply.remote import (
     say,
 )
 from reconciler.apply.results import ChangeResult, Status
-from reconciler.apply.rows import health_row
+from reconciler.apply.rows import health_values
 from reconciler.audit import AuditWriter
 from reconciler.core.catalog import Catalog
 from reconciler.core.changes import (
@@ -42,6 +42,7 @@ from reconciler.core.changes import (
 from reconciler.core.remote import is_signing_secret_field
 from reconciler.core.secret import Secret
 from reconciler.crypto import CredentialAddress, KeyRing
+from reconciler.db.bulk import insert_rows, table_of
 from reconciler.db.records import OrgRows
 from reconciler.db.schema import Connection, Credential, Health, Instance, Resource
 from reconciler.incidents import record_health_rows
@@ -81,8 +82,7 @@ class OrgWriter(ProviderSideWriter):
         record_health_rows(self.s, self.rows.instances.values(), self._new[Health])
         for model in (Credential, Health, Resource):
             rows, self._new[model] = self._new[model], []
-            if rows:
-                self.s.execute(insert(model), rows)
+            insert_rows(self.s, table_of(model), rows)
 
     # -- creates and updates -------------------------------------------------------------------
 
@@ -117,48 +117,118 @@ class OrgWriter(ProviderSideWriter):
                 self.resource(ch)
         return ok
 
+    # The row values a change sets are worked out first: a new instance or connection is
+    # inserted with its final values (one INSERT ... RETURNING per table for the whole
+    # organization, no UPDATE after it); an existing one is changed on its ORM row, which the
+    # unit of work flushes at ``finish``.
+
+    def _instance_columns(self, d: Decision) -> dict[str, Any]:
+        """What this change sets on its instance row."""
+        cols: dict[str, Any] = {}
+        if d.change.action is Action.ADOPT:
+            cols["managed_by"] = "manifest"
+        if d.statuses is not None:
+            cols["status"] = d.statuses[0]
+        if not d.failed:
+            cols["updated_at"] = self.now
+        return cols
+
+    def _connection_columns(self, d: Decision) -> dict[str, Any]:
+        """What this change sets on its connection row: its settings always; its statuses
+        when the verdict earns them (a failed rotation keeps the working ones); the owner of
+        the credentials it stores and the identity the check found when it connected."""
+        conn, result = d.conn, d.result
+        cols: dict[str, Any] = {
+            "deletion_policy": conn.deletion_policy,
+            "prevent_destroy": conn.prevent_destroy,
+            "updated_at": self.now,
+        }
+        if d.change.action is Action.ADOPT:
+            cols["managed_by"] = "manifest"
+        if d.statuses is not None:
+            cols["status"] = d.statuses[1]
+        if not d.failed:
+            if self.phase.envelopes.get(d.change.address):
+                cols["user_email"] = conn.owner
+            if result is not None:
+                cols["identity"] = json.dumps(dict(result.identity), sort_keys=True)
+        return cols
+
     def _create_instances(self, decisions: list[Decision]) -> None:
-        new = []
+        new: list[Decision] = []
         for d in decisions:
             ch = d.change
-            if d.blocked or ch.provider in self.rows.instances:
+            if d.blocked:
                 continue
-            inst = Instance(
-                organization=ch.organization,
-                provider=ch.provider,
-                status=d.statuses[0] if d.statuses else "error",
-                managed_by="manifest",
-                created_at=self.now,
-                updated_at=self.now,
+            inst = self.rows.instances.get(ch.provider)
+            if inst is None:
+                new.append(d)
+            else:
+                for column, value in self._instance_columns(d).items():
+                    setattr(inst, column, value)
+        if not new:
+            return
+        values = [
+            {
+                "organization": d.change.organization,
+                "provider": d.change.provider,
+                "status": "error",
+                "managed_by": "manifest",
+                "created_at": self.now,
+                "updated_at": self.now,
+                **self._instance_columns(d),
+            }
+            for d in new
+        ]
+        table = table_of(Instance)
+        ids = {
+            provider: id_
+            for id_, provider in self.s.execute(
+                insert(table).returning(table.c.id, table.c.provider), values
             )
-            self.rows.instances[ch.provider] = inst
-            new.append(inst)
-        if new:
-            self.s.add_all(new)
-            self.s.flush()
+        }
+        for v in values:
+            # not in the session: every column it will have is in its INSERT
+            self.rows.instances[v["provider"]] = Instance(id=ids[v["provider"]], **v)
 
     def _create_connections(self, decisions: list[Decision]) -> None:
-        new = []
+        new: list[tuple[Decision, dict[str, Any]]] = []
         for d in decisions:
-            if d.blocked or d.row is not None:
+            if d.blocked:
+                continue
+            if d.row is not None:
+                for column, value in self._connection_columns(d).items():
+                    setattr(d.row, column, value)
                 continue
             inst = self.rows.instances[d.change.provider]
-            row = Connection(
-                instance_id=inst.id,
-                user_email=d.conn.owner,
-                status=d.statuses[1] if d.statuses else "error",
-                managed_by="manifest",
-                created_at=self.now,
-                updated_at=self.now,
+            values = {
+                "instance_id": inst.id,
+                "user_email": d.conn.owner,
+                "status": "error",
+                "managed_by": "manifest",
+                "identity": "{}",
+                "created_at": self.now,
+                **self._connection_columns(d),
+            }
+            new.append((d, values))
+        if not new:
+            return
+        table = table_of(Connection)
+        ids = {
+            (instance_id, user): id_
+            for id_, instance_id, user in self.s.execute(
+                insert(table).returning(table.c.id, table.c.instance_id, table.c.user_email),
+                [values for _, values in new],
             )
-            self.rows.connections.setdefault(inst.id, []).append(row)
+        }
+        for d, values in new:
+            row = Connection(id=ids[(values["instance_id"], values["user_email"])], **values)
+            self.rows.connections.setdefault(row.instance_id, []).append(row)
             d.row = row
-            new.append(row)
-        if new:
-            self.s.add_all(new)
-            self.s.flush()
 
     def _write_connection(self, d: Decision) -> bool:
+        """The audit entries, health row, credentials and result of one connection change
+        (its row's columns are set by ``_create_connections``)."""
         ch, conn, result = d.change, d.conn, d.result
         if d.blocked:
             dep = self.phase.blocked[ch.address]
@@ -177,12 +247,6 @@ class OrgWriter(ProviderSideWriter):
         inst = self.rows.instances[ch.provider]
         row = d.row
         assert row is not None
-        if ch.action is Action.ADOPT:
-            inst.managed_by = "manifest"
-            row.managed_by = "manifest"
-        row.deletion_policy = conn.deletion_policy
-        row.prevent_destroy = conn.prevent_destroy
-        row.updated_at = self.now
         rotating = d.had_working and Attr.CREDENTIALS in ch.changed
         if rotating and result is not None:
             # verify before swap: the new credential was checked while the old one kept
@@ -194,7 +258,7 @@ class OrgWriter(ProviderSideWriter):
                 {"fields": sorted(ch.credentials), "health": result.status},
             )
         if result is not None:
-            self._new[Health].append(_columns(health_row(inst.id, row.id, result)))
+            self._new[Health].append(health_values(inst.id, row.id, result))
         if d.failed:
             assert result is not None
             self.audit.record(
@@ -212,14 +276,12 @@ class OrgWriter(ProviderSideWriter):
                 # a failed first connection keeps no credentials; its statuses say error
                 for cr in self.rows.credentials.pop(row.id, []):
                     self.s.delete(cr)
-                inst.status, row.status = d.statuses
             self.report.append(
                 ChangeResult.of(ch, Status.FAILED, result.message, failure_type=result.failure_type)
             )
             return False
         envelopes = self.phase.envelopes.get(ch.address) or {}
         if envelopes:
-            row.user_email = conn.owner
             self._store_credentials(
                 row,
                 ch,
@@ -228,11 +290,6 @@ class OrgWriter(ProviderSideWriter):
                 replace_all=uses_new_credentials(ch),
                 expires_at=self.phase.expiry.get(ch.address),
             )
-        assert d.statuses is not None
-        inst.status, row.status = d.statuses
-        inst.updated_at = self.now
-        if result is not None:
-            row.identity = json.dumps(dict(result.identity), sort_keys=True)
         details: dict[str, Any] = {"changed": list(ch.changed_names()), "reason": ch.reason}
         if result is not None:
             details["health"] = result.message
@@ -417,8 +474,3 @@ class OrgWriter(ProviderSideWriter):
             {"reason": ch.reason},
         )
         self.report.append(ChangeResult.of(ch, Status.DONE, "", done=Action.DELETE))
-
-
-def _columns(row: Any) -> dict[str, Any]:
-    """The column values of a not-yet-added ORM row, for a bulk insert."""
-    return {c.key: getattr(row, c.key) for c in row.__table__.columns if c.key != "id"}

@@ -223,7 +223,9 @@ def apply(
     from reconciler.core.render import render_text, summary_line
 
     selection = target_selection(**where)
-    planned = applycmd.plan_to_apply(catalog_dir, paths, selection, plan_file, os.environ)
+    planned = applycmd.plan_to_apply(
+        catalog_dir, paths, selection, plan_file, os.environ, parallelism=parallelism
+    )
     if not planned.plan.has_changes:
         click.echo(summary_line(planned.plan))
         for error in planned.plan.errors:

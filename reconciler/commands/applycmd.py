@@ -27,19 +27,21 @@ def plan_to_apply(
     selection: Selection,
     plan_file: str | None,
     environ: Mapping[str, str],
+    parallelism: int = 10,
 ) -> Planned:
     """The saved plan, refused if stale; or a new plan, with the schema created first on a
-    new database (so the plan is made against the real, empty state)."""
+    new database (so the plan is made against the real, empty state). ``parallelism``: the
+    provider side is read as many connections at a time as apply checks."""
     if plan_file:
         from reconciler.commands.saved import load_saved_plan
 
         return load_saved_plan(Path(plan_file), catalog_dir, environ)
-    planned = make_plan(catalog_dir, paths, environ, selection)
+    planned = make_plan(catalog_dir, paths, environ, selection, parallelism=parallelism)
     if not planned.observed.exists:
         from reconciler.db.engine import database_url, ensure_schema, make_engine
 
         ensure_schema(make_engine(database_url(environ)))
-        planned = replan_after_schema(planned, environ)
+        planned = replan_after_schema(planned, environ, parallelism=parallelism)
     return planned
 
 

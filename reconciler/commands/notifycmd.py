@@ -12,17 +12,17 @@ import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from sqlalchemy import Engine, event, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from reconciler.core.errors import ConfigError
 from reconciler.db.engine import database_exists, database_url, has_schema, make_engine
-from reconciler.db.schema import Run
-from reconciler.incidents import DeliveryReport, NotifySettings, deliver, resolve_unchecked
+
+if TYPE_CHECKING:  # the CLI imports this module for ``delivers``; plan and validate use none
+    from sqlalchemy import Engine
+
+    from reconciler.incidents import DeliveryReport, NotifySettings
 
 log = logging.getLogger("reconciler.notify")
 
@@ -55,6 +55,8 @@ def delivers(command: str) -> Callable[[F], F]:
 
 def check_settings(environ: Mapping[str, str]) -> NotifySettings:
     """The notification settings, or a ConfigError before the command does anything."""
+    from reconciler.incidents import NotifySettings
+
     return NotifySettings.from_environ(environ)
 
 
@@ -78,6 +80,8 @@ def _wait_briefly(engine: Engine) -> None:
     because another process holds the database (SQLite's one writer, an apply of the same
     organization) must not then wait the driver's default 30 s just to record that it ran."""
 
+    from sqlalchemy import event
+
     def on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         cursor = dbapi_connection.cursor()
         if engine.dialect.name == "sqlite":
@@ -93,6 +97,10 @@ def _wait_briefly(engine: Engine) -> None:
 def after_command(command: str, exit_code: int, environ: Mapping[str, str]) -> list[str]:
     """Record the run and deliver due notifications; the lines to print on stderr. Never
     raises: the command's own outcome stands whatever happens here."""
+    from sqlalchemy.orm import Session
+
+    from reconciler.incidents import NotifySettings, deliver, resolve_unchecked
+
     try:
         engine = _engine(environ)
         if engine is None:
@@ -117,6 +125,12 @@ def after_command(command: str, exit_code: int, environ: Mapping[str, str]) -> l
 def record_run(engine: Engine, command: str, exit_code: int) -> None:
     """Overwrite the command's row; two commands finishing at once both succeed (the one that
     inserts second updates instead)."""
+    from sqlalchemy import update
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.orm import Session
+
+    from reconciler.db.schema import Run
+
     now = datetime.now(UTC)
     change = update(Run).where(Run.command == command).values(finished_at=now, exit_code=exit_code)
     with Session(engine) as s, s.begin():
@@ -147,6 +161,8 @@ def delivery_notes(report: DeliveryReport) -> list[str]:
 def notify(environ: Mapping[str, str]) -> tuple[str, int]:
     """Deliver every pending notification now (ignoring the backoff); the summary and the exit
     code: 1 if any is still undelivered."""
+    from reconciler.incidents import NotifySettings, deliver
+
     settings = NotifySettings.from_environ(environ)
     url = database_url(environ)
     if not database_exists(url):

@@ -165,11 +165,18 @@ def run_apply(
     return applier.apply(planned.plan, planned.secrets, planned.observed)
 
 
-def replan_after_schema(planned: Planned, environ: Mapping[str, str]) -> Planned:
-    """Observe again once the schema exists (the first apply on a new SQLite file)."""
+def replan_after_schema(
+    planned: Planned, environ: Mapping[str, str], *, parallelism: int = 10
+) -> Planned:
+    """Observe again once the schema exists (the first apply on a new SQLite file). Still
+    empty, as it is unless another command wrote in between, it is the state the plan was
+    made from: the plan stands (its provider side is not read a second time)."""
     assert planned.inputs is not None, "only a plan just made is made again"
     engine = make_engine(database_url(environ))
     observed = observe(engine)
+    if not observed.instances and not observed.pending:
+        p = replace(planned.plan, lineage=observed.lineage, serial=observed.serial)
+        return replace(planned, plan=p, observed=observed)
     desired = planned.inputs.desired
     fps = fingerprints_for(planned.keyring, desired, observed)
     p, diags = plan(
@@ -182,6 +189,7 @@ def replan_after_schema(planned: Planned, environ: Mapping[str, str]) -> Planned
         p,
         ring=planned.keyring,
         environ=environ,
+        parallelism=parallelism,
         providers=planned.selection.provider_filter,
     )
     diags.raise_if_errors()

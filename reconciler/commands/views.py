@@ -6,8 +6,6 @@ import io
 from collections.abc import Mapping
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -21,6 +19,8 @@ from reconciler.db.history import History, health_history
 
 
 def _render(*tables: Any) -> str:
+    from rich.console import Console
+
     buf = io.StringIO()
     console = Console(file=buf, width=140, force_terminal=False, color_system=None)
     for t in tables:
@@ -133,6 +133,8 @@ def _with_provider_facts(
 
 
 def status_text(catalog_dir: str | None, environ: Mapping[str, str], sel: Selection) -> str:
+    from rich.table import Table  # only the text views render with rich (not --format json)
+
     rows = status_json(catalog_dir, environ, sel)
     catalog = load_catalog(catalog_dir)
     overrides = {}
@@ -259,6 +261,8 @@ def catalog_json(
 
 
 def catalog_text(catalog_dir: str | None, category: str | None, query: str | None) -> str:
+    from rich.table import Table
+
     rows = catalog_json(catalog_dir, category, query)
     if not rows:
         return "No provider matches.\n"

@@ -17,9 +17,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
@@ -28,6 +27,9 @@ from reconciler.db.schema import Notification
 from reconciler.incidents.settings import NotifySettings
 from reconciler.incidents.signature import HEADER, sign
 from reconciler.incidents.slack import slack_body
+
+if TYPE_CHECKING:  # the HTTP stack is imported only when there is something to send
+    import httpx
 
 log = logging.getLogger("reconciler.notify")
 
@@ -80,6 +82,8 @@ def deliver(
     if settings.signs and not settings.secret:
         report.not_sent = "RECONCILER_NOTIFY_SECRET is not set (events are signed with it)"
         return report
+    import httpx
+
     now = datetime.now(UTC)
     cursor = 0
     with httpx.Client(
@@ -178,6 +182,8 @@ def _post(
     client: httpx.Client, url: str, raw: bytes, headers: dict[str, str]
 ) -> tuple[str | None, bool]:
     """(problem or None, whether the receiver is unreachable). Never raises."""
+    import httpx
+
     try:
         response = client.post(url, content=raw, headers=headers)
     except httpx.TimeoutException:
