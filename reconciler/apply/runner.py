@@ -119,6 +119,12 @@ class Applier:
             self._queue.put(org)
 
     def _write_loop(self, by_org: dict[str, list[Change]], checker: Checker) -> None:
+        try:
+            self._write_each(by_org, checker)
+        finally:
+            self.calls.close()
+
+    def _write_each(self, by_org: dict[str, list[Change]], checker: Checker) -> None:
         while (org := self._queue.get()) is not None:
             if self._error is not None or self._stop:
                 continue

@@ -91,9 +91,21 @@ def test_validate_and_status_json_import_no_http_stack(env: Env, tmp_path: Path)
     code, loaded, out = run_alone(env, tmp_path, "validate")
     assert code == 0 and out.startswith("Valid:")
     assert unused_loaded(loaded) == []
+    # status reads Postmark's senders and Anthropic's cost where the connection holds the
+    # account token or admin key (the demo's acme does): without them it sends nothing
+    m.write(
+        env.cwd / "manifests",
+        m.organization(
+            "acme",
+            [
+                m.connection("stripe", "ACME_STRIPE_SECRET_KEY"),
+                m.connection("google_maps", "ACME_GOOGLE_MAPS_KEY"),
+            ],
+        ),
+    )
     assert env.run("apply").exit_code == 0
     code, loaded, out = run_alone(env, tmp_path, "status", "--format", "json")
-    assert code == 0 and {r["organization"] for r in json.loads(out)} == {"acme", "globex"}
+    assert code == 0 and {r["organization"] for r in json.loads(out)} == {"acme"}
     assert unused_loaded(loaded) == []
 
 
