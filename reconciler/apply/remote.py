@@ -12,6 +12,7 @@ Stripe's answer and the commit gets the same endpoint and secret back.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -85,9 +86,10 @@ def say(outcome: Outcome, display: str) -> str:
 
 class ProviderCalls:
     """Sends a change's remote steps with one connection's credentials; one per apply run (the
-    rate limits are shared by every organization of the run). One event loop and one connection
-    pool serve every call of the run (``close`` ends them): a loop and a pool per change cost
-    more CPU than the change's requests, and a new TCP connection each."""
+    rate limits are shared by every organization of the run). Each writer thread has one event
+    loop and one connection pool for all of its calls (``close`` ends them all, once the
+    writers have finished): a loop and a pool per change cost more CPU than the change's
+    requests, and a new TCP connection each."""
 
     def __init__(
         self,
@@ -99,39 +101,45 @@ class ProviderCalls:
     ) -> None:
         self.catalog, self.policy, self.environ = catalog, policy, environ
         self.limits = limits or RateLimits()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: httpx.AsyncClient | None = None
+        # thread id -> that thread's loop and pool
+        self._opened: dict[int, tuple[asyncio.AbstractEventLoop, httpx.AsyncClient]] = {}
+        self._lock = threading.Lock()
 
     def run(self, organization: str, change: Change, credentials: Mapping[str, Secret]) -> Outcome:
-        """Carry out the change's steps (from one thread at a time: apply's writer)."""
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-        return self._loop.run_until_complete(self._run(organization, change, credentials))
+        """Carry out the change's steps, on the calling thread's loop and pool."""
+        me = threading.get_ident()
+        with self._lock:
+            opened = self._opened.get(me)
+        if opened is None:
+            opened = (asyncio.new_event_loop(), provider_client(self.policy))
+            with self._lock:
+                self._opened[me] = opened
+        loop, client = opened
+        return loop.run_until_complete(self._run(organization, change, credentials, client))
 
     def close(self) -> None:
-        """End the run's connection pool and event loop (from the thread that ran the calls,
-        or once it has finished)."""
-        loop, client = self._loop, self._client
-        self._loop = self._client = None
-        if loop is None:
-            return
-        try:
-            if client is not None:
+        """End every thread's connection pool and event loop (once no call runs)."""
+        with self._lock:
+            opened, self._opened = list(self._opened.values()), {}
+        for loop, client in opened:
+            try:
                 loop.run_until_complete(client.aclose())
-        finally:
-            loop.close()
+            finally:
+                loop.close()
 
     async def _run(
-        self, organization: str, change: Change, credentials: Mapping[str, Secret]
+        self,
+        organization: str,
+        change: Change,
+        credentials: Mapping[str, Secret],
+        client: httpx.AsyncClient,
     ) -> Outcome:
         provider = self.catalog.providers[change.provider]
         done: list[Effect] = []
-        if self._client is None:
-            self._client = provider_client(self.policy)
         writes = open_writes(
             provider,
             credentials,
-            client=self._client,
+            client=client,
             limits=self.limits,
             policy=self.policy,
             environ=self.environ,

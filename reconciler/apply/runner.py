@@ -32,6 +32,9 @@ from reconciler.db.records import OrgRows
 from reconciler.db.schema import AuditEntry
 
 log = logging.getLogger("reconciler.apply")
+# writer threads at most (PostgreSQL, a plan with provider calls): each holds up to two of the
+# engine's connections (the organization's lock and its transaction); the pool has 15
+MAX_WRITERS = 4
 
 
 class Applier:
@@ -81,10 +84,17 @@ class Applier:
             self.engine, self.catalog, secrets, self.keyring, self.options, on_done=self._done
         )
         self._pending = checker.pending(plan)
-        writer = threading.Thread(
-            target=self._write_loop, args=(by_org, checker), name="reconciler-writer", daemon=True
-        )
-        writer.start()
+        writers = [
+            threading.Thread(
+                target=self._write_loop,
+                args=(by_org, checker),
+                name=f"reconciler-writer-{i}",
+                daemon=True,
+            )
+            for i in range(self._writer_count(plan))
+        ]
+        for writer in writers:
+            writer.start()
         try:
             for org in sorted(by_org):
                 if not self._pending.get(org):
@@ -96,14 +106,28 @@ class Applier:
             self._stop = True  # interrupted: finish the organization being written, no more
             raise
         finally:
-            self._queue.put(None)
-            writer.join()
+            for _ in writers:
+                self._queue.put(None)
+            for writer in writers:
+                writer.join()
+            self.calls.close()
         if self._error is not None:
             raise self._error
         self.report.outcomes.sort(key=lambda o: o.address)
         for o in self.report.outcomes:
             log.debug("%s %s: %s", o.action, o.address, o.result)
         return self.report
+
+    def _writer_count(self, plan: Plan) -> int:
+        """Organizations written at once. One, unless the plan calls providers and the
+        database locks each organization apart (PostgreSQL): then the provider calls of
+        several organizations, each under its own lock, overlap instead of queueing behind
+        one another. SQLite has one write lock for the whole file: one writer."""
+        if self.engine.dialect.name != "postgresql":
+            return 1
+        if not any(c.remote for c in plan.changes):
+            return 1
+        return max(1, min(MAX_WRITERS, self.options.parallelism, len(plan.organizations)))
 
     def _done(self, address: str) -> None:
         org = address.split("/", 1)[0]
@@ -119,12 +143,6 @@ class Applier:
             self._queue.put(org)
 
     def _write_loop(self, by_org: dict[str, list[Change]], checker: Checker) -> None:
-        try:
-            self._write_each(by_org, checker)
-        finally:
-            self.calls.close()
-
-    def _write_each(self, by_org: dict[str, list[Change]], checker: Checker) -> None:
         while (org := self._queue.get()) is not None:
             if self._error is not None or self._stop:
                 continue
