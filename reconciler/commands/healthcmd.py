@@ -63,8 +63,13 @@ def run_health(
     parallelism: int = 10,
     on_check: Callable[[CheckResult], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    order: list[tuple[int, str, str, str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Check every connection that has credentials and whose instance is not inactive."""
+    """Check every connection that has credentials and whose instance is not inactive.
+
+    ``order``, if given, receives each result's place in the output of one process checking
+    everything (refused OAuth refreshes first, then by organization, provider and user), so
+    the results of several workers (``--workers``) merge into the same order."""
     catalog = load_catalog(catalog_dir)
     ring = keyring(environ)
     policy = policy_from_env(environ)
@@ -111,7 +116,7 @@ def run_health(
     results = early + run_checks(
         requests, parallelism=parallelism, policy=policy, on_result=on_check
     )
-    return _record(environ, ring, actor, results, tokens)
+    return _record(environ, ring, actor, results, tokens, order, len(early))
 
 
 def _refresh_if_expired(
@@ -157,6 +162,8 @@ def _record(
     actor: str,
     results: list[CheckResult],
     tokens: Mapping[int, TokenUpdate],
+    order: list[tuple[int, str, str, str]] | None = None,
+    early: int = 0,
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if not results:
@@ -168,7 +175,7 @@ def _record(
         orgs = {r.key.address.split("/", 1)[0] for r in results if isinstance(r.key, Target)}
         lock_organizations(s, orgs, timeout=HEALTH_LOCK_TIMEOUT, holder=f"health by {actor}")
         w = AuditWriter(s, ring, actor, "health")
-        for r in results:
+        for i, r in enumerate(results):
             t = r.key
             assert isinstance(t, Target)
             inst = s.get(Instance, t.instance_id)
@@ -201,6 +208,8 @@ def _record(
                     "checked_at": r.checked_at.isoformat(timespec="seconds"),
                 }
             )
+            if order is not None:
+                order.append((int(i >= early), inst.organization, inst.provider, t.user))
         # in the transaction of the health rows: incidents and their events commit with them
         changes = record_checks(s, checks, NotifySettings.from_environ(environ))
     for c in changes:

@@ -1,0 +1,471 @@
+"""``apply --workers N`` and ``health --workers N``: both cores for one command.
+
+The organizations are split among N processes by the stable hash of their slug (the shard
+machinery, one level down: ``inputs.worker_of``). This process is worker 0 and coordinates;
+workers 1..N-1 are child processes running ``reconciler.commands.worker`` (the same code as
+this process), each with its own event loop, database connection and share of
+``--parallelism``. They inherit the environment (the
+only way a secret reaches them: never a command line or a file) and talk with this process
+over their stdin and stdout, in pickled frames (``multiprocessing.connection``): the job in
+(the plan's changes and observed rows of their organizations: no ``Secret`` can be pickled),
+then progress, log records and one result out. This process prints everything: one progress
+bar, the same lines in the same order as one process would, one exit code, one run record.
+
+A worker that dies (SIGKILL, out of memory) is reported and the command exits 1; the
+organizations it wrote are written, the one it was writing is untouched (each organization is
+one transaction). A worker whose coordinator dies sees its stdin close and stops after the
+organization it is writing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reconciler.commands.inputs import Selection, worker_of
+from reconciler.core.errors import ReconcilerError
+from reconciler.core.state import Observed
+
+if TYPE_CHECKING:
+    from reconciler.apply import ApplyReport
+    from reconciler.commands.run import Planned
+
+log = logging.getLogger("reconciler.workers")
+
+WORKERS_VARIABLE = "RECONCILER_WORKERS"
+# organizations per worker before another process pays for itself: a worker's start-up
+# (interpreter and imports) costs about 1.2 s of CPU on the 2-core machine of
+# bench/RESULTS.md, an organization's first apply about 35 ms (7 connections)
+ORGS_PER_WORKER = 100
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def number_of_workers(requested: int | None, organizations: int, parallelism: int) -> int:
+    """``--workers`` (or ``RECONCILER_WORKERS``) if given, else one per
+    ``ORGS_PER_WORKER`` organizations up to the number of CPUs; never more than the
+    organizations or the concurrent checks (each worker runs at least one)."""
+    wanted = requested if requested else min(available_cpus(), organizations // ORGS_PER_WORKER)
+    return max(1, min(wanted, organizations, parallelism))
+
+
+def parallelism_shares(parallelism: int, workers: int) -> list[int]:
+    """``--parallelism`` stays the number of concurrent checks in all: split it."""
+    return [
+        parallelism // workers + (1 if i < parallelism % workers else 0) for i in range(workers)
+    ]
+
+
+@dataclass
+class CheckView:
+    """A finished check as a worker reports it: what the progress display reads."""
+
+    key: str
+    status: str
+    message: str
+    failure_type: str | None
+    response_ms: int | None
+
+
+def check_view(r: Any) -> CheckView:
+    key = getattr(r.key, "address", r.key)
+    return CheckView(str(key), r.status, r.message, r.failure_type, r.response_ms)
+
+
+class Relay:
+    """One progress display for all workers: the total is the sum of theirs, so checks that
+    finish before every worker has counted its own are held back until then."""
+
+    def __init__(
+        self,
+        workers: int,
+        on_check: Callable[[Any], None] | None,
+        on_start: Callable[[int], None] | None,
+    ) -> None:
+        self.workers = workers
+        self.on_check = on_check
+        self.on_start = on_start
+        self._lock = threading.Lock()
+        self._totals: dict[int, int] = {}
+        self._held: list[Any] = []
+        self._started = False
+
+    def start(self, worker: int, total: int) -> None:
+        with self._lock:
+            self._totals.setdefault(worker, total)
+            if len(self._totals) == self.workers:
+                self._begin()
+
+    def check(self, r: Any) -> None:
+        with self._lock:
+            if self._started:
+                if self.on_check is not None:
+                    self.on_check(r)
+            else:
+                self._held.append(r)
+
+    def finish(self) -> None:
+        """Every worker is done: show what is still held (a worker that failed before
+        counting its checks counts none)."""
+        with self._lock:
+            if not self._started:
+                self._begin()
+
+    def _begin(self) -> None:
+        self._started = True
+        if self.on_start is not None:
+            self.on_start(sum(self._totals.values()))
+        if self.on_check is not None:
+            for r in self._held:
+                self.on_check(r)
+        self._held.clear()
+
+
+@dataclass
+class Child:
+    """A worker process and what it sent back."""
+
+    index: int
+    organizations: int
+    proc: subprocess.Popen[bytes]
+    send: Connection
+    receive: Connection
+    result: Any = None
+    error: BaseException | None = None
+    done: bool = False
+    thread: threading.Thread | None = field(default=None, repr=False)
+
+
+# the child runs the code this process runs, wherever it was imported from
+_ROOT = Path(__file__).resolve().parents[2]
+_BOOTSTRAP = (
+    "import sys; root = {root!r}\n"
+    "if root not in sys.path: sys.path.insert(0, root)\n"
+    "from reconciler.commands.worker import main; sys.exit(main())"
+)
+
+
+def start_child(index: int, job: dict[str, Any], organizations: int) -> Child:
+    """Start ``python -m reconciler.commands.worker`` and send it ``job``."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _BOOTSTRAP.format(root=str(_ROOT))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        close_fds=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    send = Connection(os.dup(proc.stdin.fileno()), readable=False)
+    receive = Connection(os.dup(proc.stdout.fileno()), writable=False)
+    proc.stdin.close()
+    proc.stdout.close()
+    child = Child(index, organizations, proc, send, receive)
+    with contextlib.suppress(OSError):  # it died at once: its reader says so
+        send.send(job)
+    return child
+
+
+def listen(child: Child, relay: Relay) -> None:
+    """Read a child's frames until it has answered or gone (in a thread per child)."""
+    relay_started = False
+    try:
+        while True:
+            kind, *rest = child.receive.recv()
+            if kind == "start":
+                relay.start(child.index, rest[0])
+                relay_started = True
+            elif kind == "check":
+                relay.check(CheckView(*rest))
+            elif kind == "log":
+                _emit(*rest)
+            elif kind == "result":
+                child.result = rest[0]
+                child.done = True
+                break
+            elif kind == "error":
+                child.error = decode_error(rest[0])
+                child.done = True
+                break
+    except (EOFError, OSError):
+        pass
+    finally:
+        if not relay_started:
+            relay.start(child.index, 0)
+        with contextlib.suppress(OSError):
+            child.send.close()  # the child may now end; a child still working stops
+        code = child.proc.wait()
+        if not child.done:
+            how = f"signal {-code}" if code < 0 else f"exit code {code}"
+            share = f"{child.organizations} organization(s)" if child.organizations else "its share"
+            child.error = ReconcilerError(
+                f"worker {child.index + 1} (pid {child.proc.pid}) stopped unexpectedly ({how}) "
+                f"while working on {share}; each organization is either fully written or "
+                "untouched. Run the command again."
+            )
+
+
+def _emit(name: str, level: int, message: str) -> None:
+    logging.getLogger(name).log(level, "%s", message)
+
+
+def encode_error(e: BaseException) -> tuple[str, Any, str]:
+    """An error for the channel: pickled when it can be (a ``Secret`` never can), else its
+    type's name and, for our own errors (which never quote a secret), its message."""
+    try:
+        blob = pickle.dumps(e)
+        pickle.loads(blob)  # noqa: S301 (our own bytes, just made)
+        return ("pickled", blob, "")
+    except Exception:
+        return ("named", type(e).__name__, str(e) if isinstance(e, ReconcilerError) else "")
+
+
+def decode_error(encoded: tuple[str, Any, str]) -> BaseException:
+    kind, value, message = encoded
+    if kind == "pickled":
+        error = pickle.loads(value)  # noqa: S301 (from our own worker's pipe)
+        assert isinstance(error, BaseException)
+        return error
+    if message:
+        return ReconcilerError(message)
+    # the same type name in "An unexpected error has occurred: NAME" (exit 3)
+    return type(str(value), (Exception,), {})()
+
+
+def worst(errors: Sequence[BaseException]) -> BaseException | None:
+    """The error to raise for the run: an unexpected one (exit 3) before our own (exit 1)."""
+    unexpected = [e for e in errors if not isinstance(e, ReconcilerError)]
+    ranked = unexpected or list(errors)
+    return ranked[0] if ranked else None
+
+
+def _finish(children: Sequence[Child], relay: Relay) -> None:
+    for c in children:
+        assert c.thread is not None
+        c.thread.join()
+    relay.finish()
+
+
+def _launch(jobs: Sequence[tuple[int, dict[str, Any], int]], relay: Relay) -> list[Child]:
+    children = []
+    for index, job, organizations in jobs:
+        child = start_child(index, job, organizations)
+        child.thread = threading.Thread(
+            target=listen, args=(child, relay), name=f"reconciler-worker-{index + 1}", daemon=True
+        )
+        child.thread.start()
+        children.append(child)
+    return children
+
+
+def _verbose() -> bool:
+    return logging.getLogger("reconciler").getEffectiveLevel() <= logging.DEBUG
+
+
+# --- apply ----------------------------------------------------------------------------------
+
+
+@dataclass
+class SplitReport:
+    """The apply's combined report, and the worst error a worker raised (after the others
+    finished: their organizations are written)."""
+
+    report: ApplyReport
+    error: BaseException | None = None
+
+
+def subplan(planned: Planned, organizations: set[str]) -> tuple[Any, Observed]:
+    """The plan's changes and the observed rows of some organizations."""
+    plan = planned.plan
+    part = replace(
+        plan,
+        changes=tuple(c for c in plan.changes if c.organization in organizations),
+        organizations=tuple(o for o in plan.organizations if o in organizations),
+        notes=(),
+        errors=(),
+    )
+    observed = planned.observed
+    sub = Observed(
+        instances={k: v for k, v in observed.instances.items() if k[0] in organizations},
+        lineage=observed.lineage,
+        serial=observed.serial,
+        exists=observed.exists,
+        pending=tuple(p for p in observed.pending if p.organization in organizations),
+    )
+    return part, sub
+
+
+def apply_in_workers(
+    planned: Planned,
+    environ: Mapping[str, str],
+    *,
+    workers: int,
+    shard: tuple[int, int] | None,
+    actor: str,
+    parallelism: int,
+    method: str,
+    lock_timeout: float,
+    on_check: Callable[[Any], None] | None,
+    on_start: Callable[[int], None] | None,
+) -> SplitReport:
+    """Carry out ``planned`` in ``workers`` processes (this one is worker 0)."""
+    from reconciler.apply import ApplyReport
+    from reconciler.commands.run import run_apply
+
+    groups: list[set[str]] = [set() for _ in range(workers)]
+    for org in {c.organization for c in planned.plan.changes}:
+        groups[worker_of(org, workers, shard)].add(org)
+    groups = [g for g in groups if g] or [set()]
+    shares = parallelism_shares(parallelism, len(groups))
+    relay = Relay(len(groups), on_check, on_start)
+    jobs = []
+    for i, group in enumerate(groups[1:], start=1):
+        plan, observed = subplan(planned, group)
+        job = {
+            "command": "apply",
+            "verbose": _verbose(),
+            "plan": plan,
+            "observed": observed,
+            "catalog": planned.catalog,
+            "git_commit": planned.git_commit,
+            "actor": actor,
+            "method": method,
+            "parallelism": shares[i],
+            "lock_timeout": lock_timeout,
+        }
+        jobs.append((i, job, len(group)))
+    log.debug("apply in %d worker(s): %s organization(s)", len(groups), [len(g) for g in groups])
+    children = _launch(jobs, relay)
+    plan, observed = subplan(planned, groups[0])
+    errors: list[BaseException] = []
+    own: ApplyReport | None = None
+    try:
+        own = run_apply(
+            replace(planned, plan=plan, observed=observed),
+            environ,
+            actor=actor,
+            parallelism=shares[0],
+            on_check=relay.check,
+            on_start=lambda n: relay.start(0, n),
+            method=method,
+            lock_timeout=lock_timeout,
+        )
+    except ReconcilerError as e:
+        errors.append(e)
+    except BaseException:
+        for c in children:  # interrupted: the workers stop after the organization they write
+            c.send.close()
+        _finish(children, relay)
+        raise
+    _finish(children, relay)
+    report = ApplyReport(outcomes=list(own.outcomes) if own is not None else [])
+    for c in children:
+        if c.error is not None:
+            errors.append(c.error)
+        elif c.result is not None:
+            report.outcomes.extend(c.result)
+    report.outcomes.sort(key=lambda o: o.address)  # stable: an organization's order is kept
+    return SplitReport(report, worst(errors))
+
+
+# --- health ---------------------------------------------------------------------------------
+
+
+def health_organizations(environ: Mapping[str, str], selection: Selection) -> int:
+    """How many organizations ``health`` would check (those with an instance not inactive)."""
+    from sqlalchemy import select
+
+    from reconciler.db.engine import database_exists, database_url, has_schema, make_engine
+    from reconciler.db.schema import Instance
+
+    url = database_url(environ)
+    if not database_exists(url):
+        return 0
+    engine = make_engine(url)
+    if not has_schema(engine):
+        return 0
+    with engine.connect() as conn:
+        names = conn.scalars(
+            select(Instance.organization).where(Instance.status != "inactive").distinct()
+        ).all()
+    return sum(1 for n in names if selection.admits(n))
+
+
+def health_in_workers(
+    catalog_dir: str | None,
+    environ: Mapping[str, str],
+    selection: Selection,
+    *,
+    workers: int,
+    providers: Sequence[str],
+    actor: str,
+    parallelism: int,
+    on_check: Callable[[Any], None] | None,
+    on_start: Callable[[int], None] | None,
+) -> list[dict[str, Any]]:
+    """``run_health`` in ``workers`` processes (this one is worker 0); the results in the
+    order one process gives them."""
+    from reconciler.commands.healthcmd import run_health
+
+    shares = parallelism_shares(parallelism, workers)
+    relay = Relay(workers, on_check, on_start)
+    jobs = []
+    for i in range(1, workers):
+        job = {
+            "command": "health",
+            "verbose": _verbose(),
+            "catalog_dir": catalog_dir,
+            "selection": replace(selection, part=(i, workers)),
+            "providers": tuple(providers),
+            "actor": actor,
+            "parallelism": shares[i],
+        }
+        jobs.append((i, job, 0))
+    children = _launch(jobs, relay)
+    rows: list[tuple[Any, dict[str, Any]]] = []
+    errors: list[BaseException] = []
+    try:
+        order: list[Any] = []
+        own = run_health(
+            catalog_dir,
+            environ,
+            replace(selection, part=(0, workers)),
+            providers=providers,
+            actor=actor,
+            parallelism=shares[0],
+            on_check=relay.check,
+            on_start=lambda n: relay.start(0, n),
+            order=order,
+        )
+        rows.extend(zip(order, own, strict=True))
+    except ReconcilerError as e:
+        errors.append(e)
+    except BaseException:
+        for c in children:
+            c.send.close()
+        _finish(children, relay)
+        raise
+    _finish(children, relay)
+    for c in children:
+        if c.error is not None:
+            errors.append(c.error)
+        elif c.result is not None:
+            rows.extend(c.result)
+    error = worst(errors)
+    if error is not None:
+        raise error
+    rows.sort(key=lambda kr: kr[0])
+    return [r for _, r in rows]
