@@ -34,7 +34,7 @@ class _Forward(logging.Handler):
             message = record.getMessage()
             if record.exc_info:
                 message += "\n" + logging.Formatter().formatException(record.exc_info)
-            self.send(("log", record.name, record.levelno, message))
+            self.send(("log", record.name, record.levelno, message, record.created))
 
 
 class Channel:
@@ -85,7 +85,11 @@ def _on_check(channel: Channel) -> Any:
 
 
 def run_job(job: Mapping[str, Any], channel: Channel, environ: Mapping[str, str]) -> Any:
+    from reconciler.commands.workers import WriteTurn
+
     on_start = lambda n: channel.send(("start", n))  # noqa: E731
+    fd = job.get("write_turn_fd")
+    turn = WriteTurn(fd) if fd is not None else None
     if job["command"] == "apply":
         from reconciler.commands.inputs import keyring
         from reconciler.commands.run import Planned, run_apply
@@ -113,6 +117,7 @@ def run_job(job: Mapping[str, Any], channel: Channel, environ: Mapping[str, str]
             on_start=on_start,
             method=job["method"],
             lock_timeout=job["lock_timeout"],
+            write_turn=turn,
         )
         return report.outcomes
     if job["command"] == "health":
@@ -129,12 +134,29 @@ def run_job(job: Mapping[str, Any], channel: Channel, environ: Mapping[str, str]
             on_check=_on_check(channel),
             on_start=on_start,
             order=order,
+            write_turn=turn,
         )
         return list(zip(order, rows, strict=True))
     raise ValueError(f"unknown job {job['command']!r}")
 
 
+def _interrupt_once() -> None:
+    """The first SIGINT stops the work as Ctrl-C does (the organization being written is
+    finished); later ones (the terminal's and the coordinator's, or a closed stdin) do not
+    interrupt that."""
+    stopping = False
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+
+
 def main() -> int:
+    _interrupt_once()
     channel = Channel()
     try:
         job = channel.receive.recv()

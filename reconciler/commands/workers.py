@@ -20,17 +20,22 @@ organization it is writing.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import pickle
+import re
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from reconciler.commands.inputs import Selection, worker_of
 from reconciler.core.errors import ReconcilerError
@@ -69,6 +74,40 @@ def parallelism_shares(parallelism: int, workers: int) -> list[int]:
     return [
         parallelism // workers + (1 if i < parallelism % workers else 0) for i in range(workers)
     ]
+
+
+class WriteTurn:
+    """SQLite has one write lock for the whole file, and a writer waiting for it polls (up to
+    100 ms apart) while another takes it again within a millisecond of releasing it: a worker
+    could wait for many seconds, past ``--lock-timeout``, behind another that always has an
+    organization ready. So the workers sharing a SQLite file take turns for each
+    organization's writes: a POSIX lock on an empty, unlinked file every worker holds open
+    (waiters sleep in the kernel and are woken at once; the lock goes with a killed process).
+    After its turn a worker lets a waiting one go first."""
+
+    HAND_OVER_S = 0.001
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        fcntl.lockf(self.fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.lockf(self.fd, fcntl.LOCK_UN)
+            time.sleep(self.HAND_OVER_S)
+
+
+def turn_file(environ: Mapping[str, str]) -> IO[bytes] | None:
+    """The file of the workers' ``WriteTurn`` on SQLite; None on PostgreSQL, where each
+    organization has its own lock."""
+    from reconciler.db.engine import database_url
+
+    if not database_url(environ).startswith("sqlite"):
+        return None
+    return tempfile.TemporaryFile()
 
 
 @dataclass
@@ -145,6 +184,7 @@ class Child:
     proc: subprocess.Popen[bytes]
     send: Connection
     receive: Connection
+    job: dict[str, Any] | None = field(default=None, repr=False)
     result: Any = None
     error: BaseException | None = None
     done: bool = False
@@ -160,29 +200,32 @@ _BOOTSTRAP = (
 )
 
 
-def start_child(index: int, job: dict[str, Any], organizations: int) -> Child:
-    """Start ``python -m reconciler.commands.worker`` and send it ``job``."""
+def start_child(
+    index: int, job: dict[str, Any], organizations: int, pass_fds: Sequence[int] = ()
+) -> Child:
+    """Start a worker process; ``listen`` sends it ``job`` (without waiting here for it to
+    have started: its imports take about a second)."""
     proc = subprocess.Popen(
         [sys.executable, "-c", _BOOTSTRAP.format(root=str(_ROOT))],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         close_fds=True,
+        pass_fds=tuple(pass_fds),
     )
     assert proc.stdin is not None and proc.stdout is not None
     send = Connection(os.dup(proc.stdin.fileno()), readable=False)
     receive = Connection(os.dup(proc.stdout.fileno()), writable=False)
     proc.stdin.close()
     proc.stdout.close()
-    child = Child(index, organizations, proc, send, receive)
-    with contextlib.suppress(OSError):  # it died at once: its reader says so
-        send.send(job)
-    return child
+    return Child(index, organizations, proc, send, receive, job)
 
 
 def listen(child: Child, relay: Relay) -> None:
     """Read a child's frames until it has answered or gone (in a thread per child)."""
     relay_started = False
     try:
+        job, child.job = child.job, None
+        child.send.send(job)
         while True:
             kind, *rest = child.receive.recv()
             if kind == "start":
@@ -191,7 +234,8 @@ def listen(child: Child, relay: Relay) -> None:
             elif kind == "check":
                 relay.check(CheckView(*rest))
             elif kind == "log":
-                _emit(*rest)
+                name, level, message, created = rest
+                _emit(name, level, message, created, child.proc.pid)
             elif kind == "result":
                 child.result = rest[0]
                 child.done = True
@@ -218,8 +262,68 @@ def listen(child: Child, relay: Relay) -> None:
             )
 
 
-def _emit(name: str, level: int, message: str) -> None:
-    logging.getLogger(name).log(level, "%s", message)
+class BreakerNotes(logging.Filter):
+    """Each worker's circuit breakers say when a provider looks down; the run says it once.
+    Held back while the workers run, then one sentence per provider, with the checks every
+    worker skipped added up (the sentence as one worker words it, when it cannot be read)."""
+
+    LOGGER = "reconciler.health"
+    SENTENCE = re.compile(
+        r"^(?P<name>\S+) looks down: (?P<a>.*?, so )(?P<skipped>\d+)(?P<b> more .*)$"
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[logging.LogRecord] = []
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if " looks down: " not in record.getMessage():
+            return True
+        with self._lock:
+            self.held.append(record)
+        return False
+
+    def __enter__(self) -> BreakerNotes:
+        logging.getLogger(self.LOGGER).addFilter(self)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        logger = logging.getLogger(self.LOGGER)
+        logger.removeFilter(self)
+        for level, message in self.merged():
+            logger.log(level, "%s", message)
+
+    def merged(self) -> list[tuple[int, str]]:
+        by_provider: dict[str, list[tuple[int, re.Match[str]]]] = {}
+        out: list[tuple[int, str]] = []
+        for record in self.held:
+            match = self.SENTENCE.match(record.getMessage())
+            if match is None:
+                out.append((record.levelno, record.getMessage()))
+            else:
+                by_provider.setdefault(match["name"], []).append((record.levelno, match))
+        for name, said in sorted(by_provider.items()):
+            level, first = said[0]
+            skipped = sum(int(m["skipped"]) for _, m in said)
+            out.append((level, f"{name} looks down: {first['a']}{skipped}{first['b']}"))
+        return out
+
+
+def _emit(name: str, level: int, message: str, created: float, pid: int) -> None:
+    """A worker's log record, with its time and process, where this process's records go."""
+    record = logging.makeLogRecord(
+        {
+            "name": name,
+            "levelno": level,
+            "levelname": logging.getLevelName(level),
+            "msg": message,
+            "created": created,
+            "msecs": (created - int(created)) * 1000,
+            "process": pid,
+        }
+    )
+    logging.getLogger(name).handle(record)
 
 
 def encode_error(e: BaseException) -> tuple[str, Any, str]:
@@ -259,10 +363,15 @@ def _finish(children: Sequence[Child], relay: Relay) -> None:
     relay.finish()
 
 
-def _launch(jobs: Sequence[tuple[int, dict[str, Any], int]], relay: Relay) -> list[Child]:
+def _launch(
+    jobs: Sequence[tuple[int, dict[str, Any], int]], relay: Relay, turn: IO[bytes] | None
+) -> list[Child]:
     children = []
     for index, job, organizations in jobs:
-        child = start_child(index, job, organizations)
+        if turn is not None:
+            job["write_turn_fd"] = turn.fileno()
+        fds = (turn.fileno(),) if turn is not None else ()
+        child = start_child(index, job, organizations, fds)
         child.thread = threading.Thread(
             target=listen, args=(child, relay), name=f"reconciler-worker-{index + 1}", daemon=True
         )
@@ -273,6 +382,38 @@ def _launch(jobs: Sequence[tuple[int, dict[str, Any], int]], relay: Relay) -> li
 
 def _verbose() -> bool:
     return logging.getLogger("reconciler").getEffectiveLevel() <= logging.DEBUG
+
+
+T = TypeVar("T")
+
+
+def run_split(
+    jobs: Sequence[tuple[int, dict[str, Any], int]],
+    relay: Relay,
+    own: Callable[[], T],
+    turn: IO[bytes] | None,
+) -> tuple[T | None, list[BaseException], list[Child]]:
+    """Start the children with their jobs, do this process's share (``own``) meanwhile, and
+    wait for all: what ``own`` returned (None if it failed), the errors (ours first), the
+    children with their results. Interrupted (Ctrl-C), the children are told to stop and
+    waited for (each finishes the organization it is writing), then the interruption goes on."""
+    errors: list[BaseException] = []
+    result: T | None = None
+    with BreakerNotes():
+        children = _launch(jobs, relay, turn)
+        try:
+            try:
+                result = own()
+            except ReconcilerError as e:
+                errors.append(e)
+            _finish(children, relay)
+        except BaseException:  # interrupted, in our share or waiting for theirs
+            for c in children:  # as on Ctrl-C: each stops after the organization it writes
+                with contextlib.suppress(OSError):
+                    c.proc.send_signal(signal.SIGINT)
+            _finish(children, relay)
+            raise
+    return result, errors, children
 
 
 # --- apply ----------------------------------------------------------------------------------
@@ -348,29 +489,27 @@ def apply_in_workers(
         }
         jobs.append((i, job, len(group)))
     log.debug("apply in %d worker(s): %s organization(s)", len(groups), [len(g) for g in groups])
-    children = _launch(jobs, relay)
     plan, observed = subplan(planned, groups[0])
-    errors: list[BaseException] = []
-    own: ApplyReport | None = None
-    try:
-        own = run_apply(
-            replace(planned, plan=plan, observed=observed),
-            environ,
-            actor=actor,
-            parallelism=shares[0],
-            on_check=relay.check,
-            on_start=lambda n: relay.start(0, n),
-            method=method,
-            lock_timeout=lock_timeout,
+    with contextlib.ExitStack() as stack:
+        turn = turn_file(environ)
+        if turn is not None:
+            stack.enter_context(turn)
+        own, errors, children = run_split(
+            jobs,
+            relay,
+            lambda: run_apply(
+                replace(planned, plan=plan, observed=observed),
+                environ,
+                actor=actor,
+                parallelism=shares[0],
+                on_check=relay.check,
+                on_start=lambda n: relay.start(0, n),
+                method=method,
+                lock_timeout=lock_timeout,
+                write_turn=WriteTurn(turn.fileno()) if turn is not None else None,
+            ),
+            turn,
         )
-    except ReconcilerError as e:
-        errors.append(e)
-    except BaseException:
-        for c in children:  # interrupted: the workers stop after the organization they write
-            c.send.close()
-        _finish(children, relay)
-        raise
-    _finish(children, relay)
     report = ApplyReport(outcomes=list(own.outcomes) if own is not None else [])
     for c in children:
         if c.error is not None:
@@ -434,31 +573,31 @@ def health_in_workers(
             "parallelism": shares[i],
         }
         jobs.append((i, job, 0))
-    children = _launch(jobs, relay)
-    rows: list[tuple[Any, dict[str, Any]]] = []
-    errors: list[BaseException] = []
-    try:
-        order: list[Any] = []
-        own = run_health(
-            catalog_dir,
-            environ,
-            replace(selection, part=(0, workers)),
-            providers=providers,
-            actor=actor,
-            parallelism=shares[0],
-            on_check=relay.check,
-            on_start=lambda n: relay.start(0, n),
-            order=order,
+    order: list[Any] = []
+    with contextlib.ExitStack() as stack:
+        turn = turn_file(environ)
+        if turn is not None:
+            stack.enter_context(turn)
+        own, errors, children = run_split(
+            jobs,
+            relay,
+            lambda: run_health(
+                catalog_dir,
+                environ,
+                replace(selection, part=(0, workers)),
+                providers=providers,
+                actor=actor,
+                parallelism=shares[0],
+                on_check=relay.check,
+                on_start=lambda n: relay.start(0, n),
+                order=order,
+                write_turn=WriteTurn(turn.fileno()) if turn is not None else None,
+            ),
+            turn,
         )
+    rows: list[tuple[Any, dict[str, Any]]] = []
+    if own is not None:
         rows.extend(zip(order, own, strict=True))
-    except ReconcilerError as e:
-        errors.append(e)
-    except BaseException:
-        for c in children:
-            c.send.close()
-        _finish(children, relay)
-        raise
-    _finish(children, relay)
     for c in children:
         if c.error is not None:
             errors.append(c.error)

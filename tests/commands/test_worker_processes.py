@@ -4,6 +4,7 @@ one combined output, exit code and run record; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import re
@@ -248,4 +249,44 @@ def test_a_killed_coordinator_stops_its_workers(env: Env, slow_sim: Simulator) -
     while alive(child):
         assert time.monotonic() < deadline, "the worker outlived its coordinator"
         time.sleep(0.05)
+    converges(env)
+
+
+def test_the_run_says_once_that_a_provider_looks_down(caplog: pytest.LogCaptureFixture) -> None:
+    from reconciler.health import Breakers
+
+    said = []
+    for skipped in (3, 4):  # what two workers' breakers say
+        b = Breakers(threshold=2)
+        b.record("stripe", None, True)
+        b.record("stripe", None, True)
+        for _ in range(skipped):
+            b.skip("stripe")
+        said += b.summary()
+    assert len(said) == 2
+    caplog.set_level(logging.WARNING, logger="reconciler.health")
+    with workers_module.BreakerNotes():
+        for sentence in said:
+            logging.getLogger("reconciler.health").warning("%s", sentence)
+        logging.getLogger("reconciler.health").warning("something else")
+        assert [r.getMessage() for r in caplog.records] == ["something else"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[1:] == [said[0].replace(" 3 more ", " 7 more ")]
+
+
+def test_a_workers_log_reaches_the_log_of_the_run(env: Env) -> None:
+    fleet(env)
+    r = env.run("--verbose", "apply", "fleet", "--workers", "2")
+    assert r.exit_code == 0, r.output
+    child_org = next(n for n in NAMES if worker_of(n, 2) == 1)
+    assert f"reconciler.apply: {child_org}: written" in r.output
+
+
+def test_ctrl_c_of_the_coordinator_stops_its_workers(env: Env, slow_sim: Simulator) -> None:
+    fleet(env)
+    proc, child = start_during_checks(env, slow_sim)
+    proc.send_signal(signal.SIGINT)  # the coordinator only, not its process group
+    code, out = finish(proc, timeout=120)
+    assert code != 0, out
+    assert not alive(child)
     converges(env)
