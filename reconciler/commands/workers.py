@@ -92,7 +92,9 @@ class WriteTurn:
 
     @contextlib.contextmanager
     def __call__(self) -> Iterator[None]:
+        asked = time.monotonic()
         fcntl.lockf(self.fd, fcntl.LOCK_EX)
+        log.debug("write turn after %.3f s", time.monotonic() - asked)
         try:
             yield
         finally:
