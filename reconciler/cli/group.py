@@ -41,8 +41,8 @@ workers_option = click.option(
     type=click.IntRange(1, 64),
     envvar="RECONCILER_WORKERS",
     default=None,
-    help="Processes that split the organizations (default: one per 100 organizations, up to "
-    "the number of CPUs; env RECONCILER_WORKERS).",
+    help="Processes that split the organizations (default: one per 100 organizations for "
+    "apply, 500 for health, up to the number of CPUs; env RECONCILER_WORKERS).",
 )
 org_options = [
     click.option("--org", "orgs", multiple=True, help="Only this organization (repeatable)."),

@@ -48,6 +48,7 @@ def health(
     from reconciler.commands.inputs import actor_name
     from reconciler.commands.progress import CheckProgress
     from reconciler.commands.workers import (
+        HEALTH_ORGS_PER_WORKER,
         health_in_workers,
         health_organizations,
         number_of_workers,
@@ -56,7 +57,10 @@ def health(
     selection = target_selection(**{**where, "providers": ()})
     if workers != 1:
         workers = number_of_workers(
-            workers, health_organizations(os.environ, selection), parallelism
+            workers,
+            health_organizations(os.environ, selection),
+            parallelism,
+            HEALTH_ORGS_PER_WORKER,
         )
     with CheckProgress(enabled=fmt != "json") as progress:
         if workers == 1:

@@ -48,10 +48,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("reconciler.workers")
 
 WORKERS_VARIABLE = "RECONCILER_WORKERS"
-# organizations per worker before another process pays for itself: a worker's start-up
-# (interpreter and imports) costs about 1.2 s of CPU on the 2-core machine of
-# bench/RESULTS.md, an organization's first apply about 35 ms (7 connections)
+# organizations per worker before another process pays for itself (bench/RESULTS.md): a
+# worker's start-up costs 1 to 2.5 s of CPU on the 2-core machine there; an organization's first
+# apply about 35 ms (7 connections), its health checks about 10 ms
 ORGS_PER_WORKER = 100
+HEALTH_ORGS_PER_WORKER = 500
 
 
 def available_cpus() -> int:
@@ -61,11 +62,13 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def number_of_workers(requested: int | None, organizations: int, parallelism: int) -> int:
-    """``--workers`` (or ``RECONCILER_WORKERS``) if given, else one per
-    ``ORGS_PER_WORKER`` organizations up to the number of CPUs; never more than the
-    organizations or the concurrent checks (each worker runs at least one)."""
-    wanted = requested if requested else min(available_cpus(), organizations // ORGS_PER_WORKER)
+def number_of_workers(
+    requested: int | None, organizations: int, parallelism: int, per_worker: int = ORGS_PER_WORKER
+) -> int:
+    """``--workers`` (or ``RECONCILER_WORKERS``) if given, else one per ``per_worker``
+    organizations up to the number of CPUs; never more than the organizations or the
+    concurrent checks (each worker runs at least one)."""
+    wanted = requested if requested else min(available_cpus(), organizations // per_worker)
     return max(1, min(wanted, organizations, parallelism))
 
 

@@ -67,6 +67,8 @@ def test_default_and_bounds_of_the_number_of_workers(monkeypatch: pytest.MonkeyP
     assert n(None, 5000, 10) == 2  # no more than the CPUs
     assert n(4, 3, 10) == 3  # no more than the organizations
     assert n(4, 300, 2) == 2  # each worker runs at least one check at once
+    assert n(None, 499, 10, workers_module.HEALTH_ORGS_PER_WORKER) == 1
+    assert n(None, 1000, 10, workers_module.HEALTH_ORGS_PER_WORKER) == 2
     assert workers_module.parallelism_shares(50, 2) == [25, 25]
     assert workers_module.parallelism_shares(11, 3) == [4, 4, 3]
 
