@@ -14,4 +14,4 @@ ruff check .
 ruff format --check .
 lint-imports
 mypy
-pytest -q "$@"
+pytest -q -n 2 "$@"

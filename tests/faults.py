@@ -14,8 +14,8 @@ Each is controlled by one environment variable:
 
 Points: ``sql`` (just before any SQL statement), ``sql=TEXT`` (before a statement containing
 TEXT, case-insensitive, e.g. ``sql=INSERT INTO integration_credentials``), ``commit`` (just
-after a session's transaction committed), ``locked`` (just after an organization's lock was
-taken).
+after a session's transaction committed; not a savepoint's release), ``locked`` (just after
+an organization's lock was taken).
 """
 
 from __future__ import annotations
@@ -99,7 +99,14 @@ def install() -> None:
         reached("sql", statement)
 
     event.listen(Engine, "before_cursor_execute", before)
-    event.listen(Session, "after_commit", lambda _session: reached("commit"))
+
+    def committed(session: Session) -> None:
+        # a savepoint's release fires after_commit too (the organization lock's savepoint on
+        # PostgreSQL): only the transaction's own COMMIT is the point
+        if session.get_nested_transaction() is None:
+            reached("commit")
+
+    event.listen(Session, "after_commit", committed)
     locking.lock_organization = _after(locking.lock_organization, "locked")
 
 

@@ -24,10 +24,11 @@ from reconciler.audit import AuditWriter
 from reconciler.core.catalog import Catalog
 from reconciler.core.changes import Action, Change, Kind, Plan
 from reconciler.core.errors import InputError, LockError
+from reconciler.core.remote import RemoteChange
 from reconciler.core.secret import Secret
 from reconciler.core.state import Observed, plan_signature
 from reconciler.crypto import KeyRing
-from reconciler.db.locking import lock_organization
+from reconciler.db.locking import hold_organization, lock_organization
 from reconciler.db.records import OrgRows
 from reconciler.db.schema import AuditEntry
 
@@ -156,6 +157,26 @@ class Applier:
             key=lambda c: (-rank[c.provider], c.kind is Kind.CONNECTION, c.address),
         )
         pending = unsafe_creates(self.catalog, upserts)
+        if pending or (upserts and teardown):
+            # more than one transaction: the lock is held across them, from the first read
+            # of the state to the last write, provider calls included (SPEC section 8)
+            log.debug("%s: holding the organization's lock across its transactions", org)
+            with hold_organization(
+                self.engine, org, timeout=self.options.lock_timeout, holder=self.holder
+            ):
+                self._write_organization(org, changes, checker, upserts, teardown, pending)
+        else:
+            self._write_organization(org, changes, checker, upserts, teardown, pending)
+
+    def _write_organization(
+        self,
+        org: str,
+        changes: list[Change],
+        checker: Checker,
+        upserts: list[Change],
+        teardown: list[Change],
+        pending: list[RemoteChange],
+    ) -> None:
         if pending:  # committed before the calls: a crash after the answer leaves a trace
             with Session(self.engine, autoflush=False) as s, s.begin():
                 if self._open(s, org, changes, checker, check=True) is None:

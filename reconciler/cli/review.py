@@ -179,11 +179,13 @@ def drift(catalog_dir: str | None, paths: tuple[str, ...], fmt: str, **where: An
     from reconciler.core.drift import exit_code
 
     parallelism = where.pop("parallelism")
-    findings = run_drift(
+    found = run_drift(
         catalog_dir, paths, os.environ, target_selection(**where), parallelism=parallelism
     )
-    click.echo(render(findings, fmt), nl=False)
-    return exit_code(findings)
+    click.echo(render(found, fmt), nl=False)
+    for error in found.errors:
+        click.echo(f"Error: {error.address}: {error.detail}", err=True)
+    return exit_code(found.findings, found.errors)
 
 
 @cli.command()

@@ -5,17 +5,22 @@ anywhere (no row, no health record, no audit entry) and sends only GETs.
 Findings:
 - ``config``: a row differs from its manifest (the plan's changes, e.g. edited in the SaaS's
   screens), and provider-side steps that come from the manifest alone;
-- ``provider``: a provider-side resource differs from what was applied, is gone, collides
-  with an object that is not ours, or the provider could not be read;
+- ``provider``: a provider-side resource differs from what was applied, is gone, or collides
+  with an object that is not ours;
 - ``credential``: a stored credential fails its health check (checked, not recorded).
 
-Exit 0 when nothing drifted, 2 when something did, 1 on error (the CLI's error handler).
+A provider that could not be read is an error of its connection, not a finding (what is there
+is unknown); the other connections are still checked and reported.
+
+Exit 0 when nothing drifted, 2 when something did, 1 when a connection could not be checked or
+on any other error (the CLI's error handler).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -31,13 +36,24 @@ from reconciler.commands.inputs import (
 from reconciler.commands.provider_side import with_provider_side
 from reconciler.core.catalog import Catalog
 from reconciler.core.changes import Plan
-from reconciler.core.drift import Finding, remote_findings, report
+from reconciler.core.drift import DriftError, Finding, remote_findings, report
 from reconciler.core.plan import plan
 from reconciler.core.plan_remote import at_provider
 from reconciler.core.remote import RemoteDiff, is_signing_secret_field
 from reconciler.core.state import Observed
 from reconciler.crypto import KeyRing
 from reconciler.db.credentials import decrypt, managed_credentials
+
+
+@dataclass(frozen=True)
+class Drift:
+    """What ``drift`` found, and the connections it could not check."""
+
+    findings: list[Finding]
+    errors: list[DriftError] = field(default_factory=list)
+
+
+UNCHECKED = ("unreachable", "rate_limited")  # no verdict on the credential
 
 
 def run_drift(
@@ -47,8 +63,8 @@ def run_drift(
     selection: Selection,
     *,
     parallelism: int = 10,
-) -> list[Finding]:
-    """Every finding of the selected organizations, in address order."""
+) -> Drift:
+    """Every finding and error of the selected organizations, in address order."""
     ring = keyring(environ)
     engine, observed = open_database(environ)
     inputs = load_inputs(catalog_dir, paths, environ, existing=observed, selection=selection)
@@ -69,8 +85,9 @@ def run_drift(
         keep_failed=True,
     )
     findings = config_findings(base) + provider_findings(inputs.catalog, base, full)
+    errors = unread_errors(full)
     if engine is not None:  # the command's engine, closed with the others when it ends
-        findings += credential_findings(
+        checked = credential_findings(
             inputs.catalog,
             observed,
             base.organizations,
@@ -80,7 +97,12 @@ def run_drift(
             parallelism,
             selection.provider_filter,
         )
-    return sorted(set(findings), key=lambda f: (f.address, f.kind, f.detail))
+        findings += [f for f in checked if isinstance(f, Finding)]
+        errors += [e for e in checked if isinstance(e, DriftError)]
+    return Drift(
+        sorted(set(findings), key=lambda f: (f.address, f.kind, f.detail)),
+        sorted(set(errors), key=lambda e: (e.address, e.detail)),
+    )
 
 
 def config_findings(base: Plan) -> list[Finding]:
@@ -90,7 +112,7 @@ def config_findings(base: Plan) -> list[Finding]:
 
 def provider_findings(catalog: Catalog, base: Plan, full: Plan) -> list[Finding]:
     """The provider-side steps (a step of the manifest's own is ``config``, reported once with
-    its row's change), conflicts there, and providers that could not be read."""
+    its row's change) and conflicts there."""
     rows = {c.address for c in base.changes}
     steps = RemoteDiff(tuple(r for c in full.changes for r in c.remote))
     found = [
@@ -101,10 +123,18 @@ def provider_findings(catalog: Catalog, base: Plan, full: Plan) -> list[Finding]
         if f.kind == "provider" or f.address not in rows
     ]
     found += [Finding(e.address, "provider", e.message) for e in full.errors]
-    found += [
-        Finding(n.address, "provider", n.message) for n in full.notes if n.kind == "provider_unread"
-    ]
     return found
+
+
+def unread_errors(full: Plan) -> list[DriftError]:
+    """Connections whose provider could not be read (no answer, 5xx, a refused key)."""
+    out = []
+    for n in full.notes:
+        if n.kind == "provider_unread":
+            prefix = f"{n.address}: "
+            detail = n.message[len(prefix) :] if n.message.startswith(prefix) else n.message
+            out.append(DriftError(n.address, detail))
+    return out
 
 
 def _provider(finding: Finding) -> str:
@@ -120,9 +150,10 @@ def credential_findings(
     environ: Mapping[str, str],
     parallelism: int,
     providers: frozenset[str] | None,
-) -> list[Finding]:
+) -> list[Finding | DriftError]:
     """Health checks of the stored credentials of managed, active connections, run and not
-    recorded (an OAuth2 token is not refreshed: that would write)."""
+    recorded (an OAuth2 token is not refreshed: that would write). A refused credential is a
+    finding; a provider that did not answer or kept saying 429 is an error (not checked)."""
     from reconciler.health import CheckRequest, base_url_for, run_checks  # the HTTP stack
 
     requests: list[CheckRequest] = []
@@ -146,22 +177,33 @@ def credential_findings(
                 requests.append(CheckRequest(inst.address, provider, decrypt(ring, stored), base))
     results = run_checks(requests, parallelism=parallelism, policy=policy_from_env(environ))
     return [
-        Finding(str(r.key), "credential", f"{r.failure_type or r.status}: {r.message}")
+        DriftError(str(r.key), f"the credential could not be checked: {r.message}")
+        if r.failure_type in UNCHECKED
+        else Finding(str(r.key), "credential", f"{r.failure_type or r.status}: {r.message}")
         for r in results
         if not r.healthy
     ]
 
 
-def render(findings: list[Finding], fmt: str) -> str:
+def render(drift: Drift, fmt: str) -> str:
+    """The report for stdout; the errors are also the CLI's ``Error:`` lines on stderr."""
+    findings, errors = drift.findings, drift.errors
+    doc = report(findings, errors)
     if fmt == "json":
-        return json.dumps(report(findings), sort_keys=True, indent=2) + "\n"
-    doc = report(findings)
+        return json.dumps(doc, sort_keys=True, indent=2) + "\n"
     lines = [f"{f.kind:<10} {f.address}: {f.detail}" for f in findings]
     counts = ", ".join(f"{n} {k}" for k, n in doc["summary"].items())
-    lines.append(
-        f"Drift: {counts}."
-        if findings
-        else "No drift: the database and the providers match "
-        "the manifests, and every stored credential works."
-    )
+    if errors:
+        n = len(errors)
+        unchecked = f"{n} connection{'s' if n != 1 else ''} could not be checked (see the errors)"
+        lines.append(
+            f"Drift: {counts}; {unchecked}." if findings else f"No drift found, but {unchecked}."
+        )
+    elif findings:
+        lines.append(f"Drift: {counts}.")
+    else:
+        lines.append(
+            "No drift: the database and the providers match "
+            "the manifests, and every stored credential works."
+        )
     return "\n".join(lines) + "\n"

@@ -100,7 +100,7 @@ def read_provider_side(
 
     creds = credentials_of(targets, desired, ring, environ, database_exists)
     requests = [
-        RefreshRequest(t.key, catalog.providers[t.provider], creds[t.key], t.kinds)
+        RefreshRequest(t.key, catalog.providers[t.provider], creds[t.key], t.kinds, t.scopes)
         for t in targets
         if t.key in creds
     ]

@@ -98,6 +98,30 @@ class HealthCheck(Strict):
     # name -> [[key prefix, value], ...], e.g. mode: [["sk_live_", "live"], ["sk_test_", "test"]]
 
 
+class RateLimit(Strict):
+    """A provider's documented request rate per key, shared by every request of ours that
+    carries the key in one run (health checks, refresh reads, writes)::
+
+        rate_limit:
+          per_second: 25              # Stripe in test mode
+          key_prefixes: {sk_live_: 100, rk_live_: 100}
+    """
+
+    per_second: float = Field(gt=0)
+    key_prefixes: dict[str, float] = Field(default_factory=dict)  # first matching prefix wins
+    credential: str = "api_key"  # the credential field whose value is the key
+
+    @field_validator("key_prefixes")
+    @classmethod
+    def _positive(cls, v: dict[str, float]) -> dict[str, float]:
+        if any(rate <= 0 for rate in v.values()):
+            raise ValueError("a rate limit must be positive")
+        return v
+
+    def for_key(self, key: str) -> float:
+        return next((r for p, r in self.key_prefixes.items() if key.startswith(p)), self.per_second)
+
+
 class OAuth2(Strict):
     token_path: str
     scopes: list[str] = Field(default_factory=list)
@@ -125,6 +149,20 @@ class VerifyValue(Strict):
     path: str
 
 
+class ValuesBy(Strict):
+    """The values an enum field (or each item of a list of enums) may take depend on another
+    field of the same item, e.g. the events a Quo webhook of each ``type`` accepts::
+
+        values_by:
+          field: type
+          values: {messages: [message.received, message.delivered], ...}
+
+    A value of ``field`` not listed leaves the field's own ``values`` in force."""
+
+    field: str
+    values: dict[str, list[str]]
+
+
 class ResourceField(Strict):
     name: str
     type: FieldType
@@ -142,6 +180,7 @@ class ResourceField(Strict):
     verify: VerifyValue | None = None
     # filled in when the manifest leaves the field out (e.g. Postmark's message_stream: outbound)
     default_value: str | int | bool | None = None
+    values_by: ValuesBy | None = None
 
 
 class RemoteSpec(Strict):
@@ -197,9 +236,24 @@ class ResourceKind(Strict):
                 raise ValueError(
                     f"remote fields of {self.name!r} are not among its fields: {unknown}"
                 )
+        for f in self.fields:
+            if f.values_by is not None:
+                _check_values_by(self.name, f, names)
         if self.shape == "value" and self.value is None:
             raise ValueError(f"value resource {self.name!r} needs a 'value' field description")
         return self
+
+
+def _check_values_by(kind: str, field: ResourceField, names: set[str]) -> None:
+    by = field.values_by
+    assert by is not None
+    if field.type != "enum" and (field.type != "list" or field.items != "enum"):
+        raise ValueError(f"values_by of {kind}.{field.name} needs an enum or a list of enums")
+    if by.field not in names or by.field == field.name:
+        raise ValueError(f"values_by of {kind}.{field.name} must name another field of {kind}")
+    stray = sorted({v for vs in by.values.values() for v in vs} - set(field.values or []))
+    if stray:
+        raise ValueError(f"values_by of {kind}.{field.name} lists values it lacks: {stray}")
 
 
 class Provider(Strict):
@@ -217,6 +271,7 @@ class Provider(Strict):
     toggle: bool = False  # has the active/inactive toggle (mapping providers)
     resources: list[ResourceKind] = Field(default_factory=list)
     oauth2: OAuth2 | None = None
+    rate_limit: RateLimit | None = None  # None: no documented per-key limit, nothing paced
 
     @field_validator("name")
     @classmethod
@@ -239,6 +294,11 @@ class Provider(Strict):
         if self.auth == "oauth2" and self.oauth2 is None:
             raise ValueError("auth oauth2 needs an 'oauth2' section with token_path")
         fields = {c.name for c in self.credentials}
+        if self.rate_limit is not None and self.rate_limit.credential not in fields:
+            raise ValueError(
+                f"rate_limit counts the credential {self.rate_limit.credential!r}, "
+                "which the provider does not declare"
+            )
         for kind in self.resources:
             if kind.remote is not None and kind.remote.credential not in fields:
                 raise ValueError(

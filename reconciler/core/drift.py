@@ -4,6 +4,10 @@ database and the providers, as plain records for text and ``--format json``. Pur
 ``config``: a row differs from its manifest; ``provider``: a provider-side resource differs
 from what we applied, is gone, or collides with an object that is not ours; ``credential``: a
 stored credential fails its health check.
+
+A connection whose provider could not be read (no answer, 5xx, 401...) is not a finding: what
+is there is unknown. It is a ``DriftError``: ``drift`` exits 1 and ``--format json`` lists it
+under ``errors``, while the other connections' findings are still reported.
 """
 
 from __future__ import annotations
@@ -29,6 +33,17 @@ class Finding:
         return {"address": self.address, "kind": self.kind, "detail": self.detail}
 
 
+@dataclass(frozen=True)
+class DriftError:
+    """A connection ``drift`` could not check, and why."""
+
+    address: str
+    detail: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"address": self.address, "detail": self.detail}
+
+
 def remote_findings(diff: RemoteDiff) -> tuple[Finding, ...]:
     """A provider-side diff as findings: what changed at the provider (or collides there) is
     ``provider``; what only the manifest changed is ``config``."""
@@ -44,16 +59,20 @@ def remote_findings(diff: RemoteDiff) -> tuple[Finding, ...]:
     return tuple(found)
 
 
-def report(findings: Iterable[Finding]) -> dict[str, Any]:
-    """The ``--format json`` document: format_version, findings, summary (counts per kind)."""
+def report(findings: Iterable[Finding], errors: Iterable[DriftError] = ()) -> dict[str, Any]:
+    """The ``--format json`` document: format_version, findings, summary (counts per kind of
+    finding) and errors (the connections that could not be checked)."""
     ordered = sorted(findings, key=lambda f: (f.address, f.kind, f.detail))
     return {
         "format_version": FORMAT_VERSION,
         "findings": [f.to_json() for f in ordered],
         "summary": {k: sum(1 for f in ordered if f.kind == k) for k in KINDS},
+        "errors": [e.to_json() for e in sorted(errors, key=lambda e: (e.address, e.detail))],
     }
 
 
-def exit_code(findings: Iterable[Finding]) -> int:
-    """0 when nothing drifted, 2 when something did (1, for errors, is the caller's)."""
+def exit_code(findings: Iterable[Finding], errors: Iterable[DriftError] = ()) -> int:
+    """1 when a connection could not be checked, else 2 when something drifted, else 0."""
+    if any(True for _ in errors):
+        return 1
     return 2 if any(True for _ in findings) else 0

@@ -169,15 +169,37 @@ def _kind(kind: ResourceKind) -> dict[str, Any]:
     if kind.default == "exactly_one" and "default" not in properties:
         properties["default"] = {"type": "boolean"}
     required = [f.name for f in kind.fields if f.required or f.name == kind.identity]
-    item = {
+    item: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "properties": properties,
         "required": required,
     }
+    dependent = [rule for f in kind.fields for rule in _values_by(f)]
+    if dependent:
+        item["allOf"] = dependent
     if kind.shape == "object":
         return {**item, "description": kind.description}
     return {"type": "array", "items": item, "description": kind.description}
+
+
+def _values_by(field: ResourceField) -> list[dict[str, Any]]:
+    """One ``if``/``then`` per value of the other field that narrows this field's values."""
+    by = field.values_by
+    if by is None:
+        return []
+    rules = []
+    for chosen, allowed in by.values.items():
+        narrowed: dict[str, Any] = {"enum": allowed}
+        if field.type == "list":
+            narrowed = {"items": narrowed}
+        rules.append(
+            {
+                "if": {"properties": {by.field: {"const": chosen}}, "required": [by.field]},
+                "then": {"properties": {field.name: narrowed}},
+            }
+        )
+    return rules
 
 
 _SCALARS: dict[str, dict[str, Any]] = {

@@ -37,6 +37,7 @@ from reconciler.core.remote import (
     RemoteObject,
     StoredRemote,
     declared_fields,
+    list_scope,
     missing_at_provider,
     realized_kinds,
     signing_secret_field,
@@ -56,6 +57,8 @@ class RemoteTarget:
     provider: str
     kinds: tuple[str, ...]
     new: bool
+    # kind -> the values its list is read for (Postmark: message streams); absent: read whole
+    scopes: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def key(self) -> Key:
@@ -107,8 +110,22 @@ def remote_targets(
             )
             used = tuple(k.name for k in kinds if k.name in declared | stored)
             if used:
-                out.append(RemoteTarget(org, name, used, inst is None))
+                out.append(
+                    RemoteTarget(org, name, used, inst is None, _scopes(name, used, conn, inst))
+                )
     return out
+
+
+def _scopes(
+    provider: str,
+    kinds: tuple[str, ...],
+    conn: DesiredConnection | None,
+    inst: ObservedInstance | None,
+) -> dict[str, tuple[str, ...]]:
+    specs = [(r.kind, r.spec) for r in (conn.resources if conn is not None else ())]
+    specs += [(r.kind, r.spec) for r in _managed(inst)]
+    scopes = {k: list_scope(provider, k, [s for kind, s in specs if kind == k]) for k in kinds}
+    return {k: v for k, v in scopes.items() if v}
 
 
 def _managed(inst: ObservedInstance | None) -> list[ObservedResource]:

@@ -132,6 +132,25 @@ class RemoteDiff:
     conflicts: tuple[RemoteConflict, ...] = ()
 
 
+# kinds a provider lists per value of one field, with that field's default: Postmark lists
+# webhooks per message stream (``GET /webhooks?MessageStream=outbound``)
+LIST_SCOPES: dict[tuple[str, str], tuple[str, str]] = {
+    ("postmark", "webhooks"): ("message_stream", "outbound"),
+}
+
+
+def list_scope(
+    provider: str, kind: str, specs: Iterable[Mapping[str, Any] | None]
+) -> tuple[str, ...]:
+    """The values a kind's list is read for (the default one always), from the declared and
+    stored specs; empty for a kind listed whole."""
+    scoped = LIST_SCOPES.get((provider, kind))
+    if scoped is None:
+        return ()
+    field, default = scoped
+    return tuple(sorted({default} | {str(s.get(field) or default) for s in specs if s is not None}))
+
+
 def resource_address(connection: str, kind: str, identity: str) -> str:
     """``acme/stripe/webhook_endpoints/https://...``: also the marker written at the provider."""
     return f"{connection}/{kind}/{identity}"

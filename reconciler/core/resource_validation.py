@@ -169,6 +169,7 @@ class _Shape:
     required: tuple[str, ...]
     has_default: bool
     email_identity: bool
+    dependent: tuple[ResourceField, ...]  # fields whose values depend on another (values_by)
 
 
 _SHAPES: dict[int, tuple[ResourceKind, _Shape]] = {}  # id(kind) -> (kind, shape); kind kept
@@ -188,6 +189,7 @@ def _shape(kind: ResourceKind) -> _Shape:
         required=tuple(f.name for f in kind.fields if f.required or f.name == kind.identity),
         has_default=has_default,
         email_identity=identity is not None and identity.type == "email",
+        dependent=tuple(f for f in kind.fields if f.values_by is not None),
     )
     if len(_SHAPES) >= _MAX_SHAPES:
         _SHAPES.clear()
@@ -217,6 +219,11 @@ def _fields(
         elif key == "default" and shape.has_default and not isinstance(v, bool):
             src.error((*path, key), f"{label}.default of {provider.name} must be true or false")
             ok = False
+    for field in shape.dependent:
+        if ok and field.name in item:
+            ok = _check_values_by(
+                src, path, field, item, f"{label}.{field.name} of {provider.name}"
+            )
     if not ok:
         return None
     spec = dict(item)
@@ -230,6 +237,34 @@ def _fields(
 
 def _identity_key(kind: ResourceKind, identity: Any) -> str:
     return str(identity).casefold() if _shape(kind).email_identity else str(identity)
+
+
+def _check_values_by(
+    src: SourceDocument, path: Loc, field: ResourceField, item: Mapping[str, Any], label: str
+) -> bool:
+    """The values of ``field`` against what the item's other field allows (catalog
+    ``values_by``, e.g. a Quo webhook's events against its type); each value is already one of
+    the catalog's, so naming it shows no secret."""
+    by = field.values_by
+    assert by is not None
+    chosen = item.get(by.field)
+    allowed = by.values.get(chosen) if isinstance(chosen, str) else None
+    if allowed is None:
+        return True
+    value = item[field.name]
+    listed = isinstance(value, list)
+    ok = True
+    for index, v in enumerate(value if listed else [value]):
+        if v not in allowed:
+            where = (*path, field.name, index) if listed else (*path, field.name)
+            which = f" item {index + 1}" if listed else ""
+            src.error(
+                where,
+                f"{label}{which} ({v}) does not go with {by.field}: {chosen}; "
+                f"with {by.field}: {chosen} it must be one of: {', '.join(allowed)}",
+            )
+            ok = False
+    return ok
 
 
 def _check(src: SourceDocument, path: Loc, field: ResourceField, value: Any, label: str) -> bool:

@@ -1,4 +1,7 @@
-"""Per-organization locks, held for the length of one write transaction.
+"""Per-organization locks: held for one write transaction (``lock_organization``), or across
+several (``hold_organization``: an apply that commits pending creates before calling a
+provider, or writes its teardown after its upserts), so an organization's lock is held from
+the first read of its state to its last write, provider calls included (SPEC section 8).
 
 PostgreSQL: a transaction-level advisory lock keyed by (a constant namespace, a hash of the
 organization). COMMIT or ROLLBACK releases it, and so does the server when the connection
@@ -7,41 +10,40 @@ transaction, so it is safe behind a transaction-pooling pooler (PgBouncer). Appl
 different organizations do not contend: each also takes a shared lock on the whole state,
 which only ``keys rotate`` takes exclusively (it rewrites every organization's credentials).
 Who holds a lock is read from ``pg_locks`` and ``pg_stat_activity`` (the holder names itself
-in a transaction-local ``application_name``).
+in a transaction-local ``application_name``). ``hold_organization`` takes the same locks in a
+transaction of its own connection, left open until the block ends; the transactions inside
+the block, on other connections, then take none (they would wait for themselves).
 
-SQLite: the database's own write lock, taken at once (an empty UPDATE) and waited for up to the
-timeout; the operating system releases it when a process dies. SQLite cannot say who holds
-it, so each apply commits a row in ``reconciler_locks`` just before taking it, and deletes the
-row inside the locked transaction, so the row disappears together with the lock. The rows are
-information only: nothing waits on them, and a row whose process has died is ignored and
-cleaned up by the next apply.
+SQLite: the database's write lock, and for a hold a ``flock`` beside it; see
+``reconciler.db.sqlite_lock``.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import time
-import uuid
+import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Engine, delete, insert, select, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from reconciler.core.errors import LockError
 from reconciler.db.engine import on_dispose
 from reconciler.db.errors import untranslated
-from reconciler.db.schema import LockHolder
+from reconciler.db.sqlite_lock import (
+    hold_sqlite,
+    lock_error,
+    lock_sqlite,
+    pass_gate,
+    release_announcements,
+    when,
+)
 
 NAMESPACE = 0x5EC0  # the first key of our advisory locks: "reconciler"
 STATE_LOCK = (0x5EC1, 2)  # shared by every organization's write, exclusive for a key rotation
-SQLITE_BUSY_TIMEOUT_MS = 30000  # engine.py's default, restored once the lock is held
-# a holder row from another host cannot be checked for liveness: forget it after this long
-FOREIGN_ROW_TTL = timedelta(hours=12)
+_HELD = threading.local()  # .orgs: {id(engine): organization} held by this thread (PostgreSQL)
 
 
 def organization_key(organization: str) -> int:
@@ -53,31 +55,74 @@ def organization_key(organization: str) -> int:
 def lock_organization(session: Session, organization: str, *, timeout: float, holder: str) -> None:
     """Take the organization's lock in the session's current transaction, or raise LockError
     naming the organization, who holds it and since when. Call it before the transaction
-    reads anything."""
+    reads anything. Inside ``hold_organization`` of the same organization it only takes what
+    the transaction itself needs (SQLite's write lock)."""
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        _lock_postgresql(session, organization, timeout, holder)
+        if _held_orgs().get(id(bind)) != organization:
+            _lock_postgresql(session, organization, timeout, holder)
     elif bind.dialect.name == "sqlite":
-        _lock_sqlite(session, organization, timeout, holder)
+        lock_sqlite(session, organization, timeout, holder)
+
+
+@contextmanager
+def hold_organization(
+    engine: Engine, organization: str, *, timeout: float, holder: str
+) -> Iterator[None]:
+    """Hold the organization's lock until the block ends, across the transactions inside it
+    (each still calls ``lock_organization``); LockError as ``lock_organization`` raises it.
+    One organization per thread at a time."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            _lock_postgresql(conn, organization, timeout, holder)
+            _held_orgs()[id(engine)] = organization
+            try:
+                yield
+            finally:
+                del _held_orgs()[id(engine)]
+                conn.rollback()  # releases the locks
+    elif engine.dialect.name == "sqlite":
+        with hold_sqlite(engine, organization, timeout, holder):
+            yield
+    else:
+        yield
+
+
+def _held_orgs() -> dict[int, str]:
+    if not hasattr(_HELD, "orgs"):
+        _HELD.orgs = {}
+    orgs: dict[int, str] = _HELD.orgs
+    return orgs
 
 
 def lock_organizations(
     session: Session, organizations: Iterable[str], *, timeout: float, holder: str
 ) -> None:
     """Take several organizations' locks in one transaction, in name order (so two callers
-    never wait for each other in a cycle). PostgreSQL only: on SQLite the first write takes
-    the database's write lock, which serializes the writers already."""
+    never wait for each other in a cycle). On SQLite, the database's write lock, taken once
+    no apply holds an organization across transactions."""
+    orgs = sorted(set(organizations))
+    if session.get_bind().dialect.name == "sqlite":
+        if orgs and not pass_gate(session, timeout):
+            raise _sqlite_busy(session, ", ".join(orgs), timeout)
+        return
     if session.get_bind().dialect.name != "postgresql":
         return
-    for organization in sorted(set(organizations)):
+    for organization in orgs:
         lock_organization(session, organization, timeout=timeout, holder=holder)
 
 
 def lock_all_organizations(session: Session, *, timeout: float, holder: str) -> None:
     """Wait until no organization is being written, and keep every write out until the
-    transaction ends (a key rotation). SQLite's write lock, taken by the first write, already
-    does this."""
-    if session.get_bind().dialect.name != "postgresql":
+    transaction ends (a key rotation). On SQLite, the database's write lock, taken once no
+    apply holds an organization across transactions."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite" and not pass_gate(session, timeout):
+        raise LockError(
+            f"an apply is writing; waited {timeout:g} s. Nothing was changed; try again "
+            "when it has finished."
+        )
+    if dialect != "postgresql":
         return
     _set_lock_timeout(session, timeout, holder)
     try:
@@ -94,6 +139,12 @@ def lock_all_organizations(session: Session, *, timeout: float, holder: str) -> 
     session.execute(text("SELECT set_config('lock_timeout', '0', true)"))
 
 
+def _sqlite_busy(session: Session, organizations: str, timeout: float) -> LockError:
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    return lock_error(engine, organizations, timeout, "")
+
+
 def _timeout_words(timeout: float) -> str:
     return f"waited {timeout:g} s (--lock-timeout)"
 
@@ -101,7 +152,7 @@ def _timeout_words(timeout: float) -> str:
 # -- PostgreSQL ------------------------------------------------------------------------------
 
 
-def _set_lock_timeout(session: Session, timeout: float, holder: str) -> None:
+def _set_lock_timeout(session: Session | Connection, timeout: float, holder: str) -> None:
     session.execute(
         text("SELECT set_config('application_name', :name, true)"),
         {"name": f"reconciler: {holder}"[:63]},
@@ -112,7 +163,9 @@ def _set_lock_timeout(session: Session, timeout: float, holder: str) -> None:
     )
 
 
-def _lock_postgresql(session: Session, organization: str, timeout: float, holder: str) -> None:
+def _lock_postgresql(
+    session: Session | Connection, organization: str, timeout: float, holder: str
+) -> None:
     _set_lock_timeout(session, timeout, holder)
     key = organization_key(organization)
     try:
@@ -134,7 +187,7 @@ def _lock_postgresql(session: Session, organization: str, timeout: float, holder
     session.execute(text("SELECT set_config('lock_timeout', '0', true)"))
 
 
-def _postgresql_holder(session: Session, key: int) -> str:
+def _postgresql_holder(session: Session | Connection, key: int) -> str:
     row = session.execute(
         text(
             "SELECT a.application_name, a.pid, a.xact_start, a.client_addr, a.client_hostname "
@@ -152,166 +205,7 @@ def _postgresql_holder(session: Session, key: int) -> str:
     name = (name or "").removeprefix("reconciler: ") or "an unnamed client"
     where = host or (str(addr) if addr else "")
     origin = f", from {where}" if where else ""
-    return f"held by {name} (server pid {pid}{origin}) since {_when(since)}"
-
-
-def _when(ts: datetime | None) -> str:
-    if ts is None:
-        return "an unknown time"
-    ts = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-# -- SQLite ----------------------------------------------------------------------------------
-
-
-_ANNOUNCED: dict[int, tuple[Engine, str]] = {}  # id(engine) -> (engine, our holder row)
-
-
-def _lock_sqlite(session: Session, organization: str, timeout: float, holder: str) -> None:
-    """Announce this process once (a committed holder row, so a waiting apply can name us),
-    then take the write lock for this organization's transaction. One announcement per
-    process, not per organization: each costs a commit, and a process holds one lock at a
-    time anyway."""
-    engine = session.get_bind()
-    assert isinstance(engine, Engine)
-    deadline = time.monotonic() + timeout
-    known = _ANNOUNCED.get(id(engine))
-    token = known[1] if known is not None else uuid.uuid4().hex
-    if known is None:
-        if not _announce(engine, token, organization, holder, timeout):
-            raise _sqlite_lock_error(engine, organization, timeout, token)
-        _ANNOUNCED[id(engine)] = (engine, token)
-    conn = session.connection()
-    remaining_ms = max(int((deadline - time.monotonic()) * 1000), 1)
-    conn.exec_driver_sql(f"PRAGMA busy_timeout = {remaining_ms}")
-    try:
-        with untranslated():
-            _take_write_lock(conn)
-    except OperationalError:
-        _ANNOUNCED.pop(id(engine), None)
-        raise _sqlite_lock_error(engine, organization, timeout, token) from None
-    finally:
-        # COMMIT may have to wait for readers to finish: give it the usual patience
-        conn.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-
-
-def release_announcements() -> None:
-    """Remove this process's holder rows (at the end of a command)."""
-    while _ANNOUNCED:
-        _, (engine, token) = _ANNOUNCED.popitem()
-        _forget(engine, token)
-
-
-def _take_write_lock(conn: Connection) -> None:
-    """BEGIN IMMEDIATE: waits (busy timeout) for the write lock before reading anything, so
-    SQLite's deadlock avoidance never turns the wait into an immediate "database is locked"."""
-    if conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
-        # the caller already read in this transaction: take the lock with an empty write
-        conn.exec_driver_sql("UPDATE reconciler_state SET serial = serial WHERE id = 1")
-    else:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-@contextmanager
-def _short_transaction(engine: Engine, busy_ms: int) -> Iterator[Connection]:
-    """A transaction on its own connection that waits at most ``busy_ms`` for the write lock."""
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f"PRAGMA busy_timeout = {max(busy_ms, 1)}")
-        try:
-            _take_write_lock(conn)
-            yield conn
-            conn.commit()
-        finally:
-            conn.rollback()
-            conn.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-
-
-def _announce(engine: Engine, token: str, organization: str, holder: str, timeout: float) -> bool:
-    """Commit our holder row (and drop rows of dead processes); False if the database stayed
-    write-locked for the whole timeout."""
-    host, pid = socket.gethostname(), os.getpid()
-    try:
-        with untranslated(), _short_transaction(engine, int(timeout * 1000)) as conn:
-            rows = conn.execute(
-                select(LockHolder.token, LockHolder.host, LockHolder.pid, LockHolder.since)
-            ).all()
-            # our own rows are earlier announcements: a process takes one lock at a time
-            stale = [
-                t for t, h, p, since in rows if (h, p) == (host, pid) or not _alive(h, p, since)
-            ]
-            if stale:
-                conn.execute(delete(LockHolder).where(LockHolder.token.in_(stale)))
-            conn.execute(
-                insert(LockHolder).values(
-                    token=token,
-                    organization=organization,
-                    holder=holder[:256],
-                    host=host[:256],
-                    pid=pid,
-                    since=datetime.now(UTC),
-                )
-            )
-    except OperationalError:
-        return False
-    return True
-
-
-def _forget(engine: Engine, token: str) -> None:
-    """Remove our holder row after a rollback. Best effort and brief (never wait for another
-    apply's lock): a row left behind is harmless, and our next announcement removes it."""
-    try:
-        with untranslated(), _short_transaction(engine, 200) as conn:
-            conn.execute(delete(LockHolder).where(LockHolder.token == token))
-    except OperationalError:
-        pass
-
-
-def _alive(host: str, pid: int, since: datetime) -> bool:
-    """Whether the process that wrote a holder row may still run."""
-    if host != socket.gethostname():
-        since = since if since.tzinfo else since.replace(tzinfo=UTC)
-        return datetime.now(UTC) - since < FOREIGN_ROW_TTL
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _sqlite_lock_error(engine: Engine, organization: str, timeout: float, token: str) -> LockError:
-    _forget(engine, token)
-    who = _sqlite_holder(engine, token)
-    return LockError(
-        f"organization {organization!r} is locked: another apply holds the SQLite database's "
-        f"write lock ({who}); {_timeout_words(timeout)}. Nothing was written for it; try "
-        "again when that apply has finished."
-    )
-
-
-def _sqlite_holder(engine: Engine, own_token: str) -> str:
-    """The longest-waiting live announcer is the holder (others announce only while the
-    database is not write-locked, so at most a moment's worth of waiters stand beside it)."""
-    try:
-        with untranslated(), engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    LockHolder.token,
-                    LockHolder.organization,
-                    LockHolder.holder,
-                    LockHolder.host,
-                    LockHolder.pid,
-                    LockHolder.since,
-                ).order_by(LockHolder.since)
-            ).all()
-    except OperationalError:
-        rows = []
-    for token, _org, name, host, pid, since in rows:
-        if token != own_token and _alive(host, pid, since):
-            return f"held by {name} (pid {pid} on {host}), applying since {_when(since)}"
-    return "holder unknown: not an apply, or it has just finished"
+    return f"held by {name} (server pid {pid}{origin}) since {when(since)}"
 
 
 on_dispose(release_announcements)

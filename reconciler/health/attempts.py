@@ -99,10 +99,13 @@ async def attempt_until_final(
     policy: RetryPolicy,
     *,
     label: str,
+    pace: Callable[[], Awaitable[None]] | None = None,
 ) -> Attempted:
     """Attempt until a verdict is final, the retry budget is spent or the deadline passes.
 
     ``judge`` gives the verdict of an answer and the wait the provider asked for (if any).
+    ``pace`` waits for the key's turn before each attempt (the run's per-key rate limit); that
+    wait is ours, not the provider's, so it moves the deadline back.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + policy.deadline
@@ -110,6 +113,10 @@ async def attempt_until_final(
     attempts = 0
     while True:
         attempts += 1
+        if pace is not None:
+            queued = loop.time()
+            await pace()
+            deadline += loop.time() - queued
         started = loop.time()
         try:
             async with asyncio.timeout(max(0.0, deadline - started)):

@@ -19,6 +19,7 @@ import httpx
 from reconciler.health.attempts import attempt_until_final, make_client, send_prepared
 from reconciler.health.breaker import SKIPPED_DETAIL, Breakers, threshold_from_env
 from reconciler.health.classify import Answer, Verdict, classify, identity_from_key
+from reconciler.health.limits import RateLimits, TokenBucket
 from reconciler.health.policy import RetryPolicy, hinted_wait
 from reconciler.health.redaction import quiet_transport_loggers
 from reconciler.health.request import PreparedRequest, prepare_request, reveal
@@ -45,13 +46,29 @@ class ClientPools:
         return self._clients[provider]
 
 
+def bucket_for(request: CheckRequest, limits: RateLimits) -> TokenBucket | None:
+    """The run's bucket for the key a check sends, when its provider documents a per-key
+    limit (the catalog's ``rate_limit``); None, and nothing paced, otherwise."""
+    limit = request.provider.rate_limit
+    if limit is None:
+        return None
+    value = request.credentials.get(limit.credential)
+    if value is None:
+        return None
+    key = reveal(value)
+    return limits.bucket(request.provider.name, key, limit.for_key(key))
+
+
 async def check_one(
     client: httpx.AsyncClient,
     request: CheckRequest,
     prepared: PreparedRequest,
     policy: RetryPolicy = DEFAULT_POLICY,
+    bucket: TokenBucket | None = None,
 ) -> CheckResult:
-    """Run one check to its final result; never raises for anything the network does."""
+    """Run one check to its final result; never raises for anything the network does.
+    With a ``bucket``, each attempt first waits its turn for the key (not counted against the
+    deadline), and a 429 holds the key for everything else of the run."""
     check = request.provider.health_check
     if not prepared.sendable:
         return build_result(
@@ -67,10 +84,17 @@ async def check_one(
 
     def judge(answer: Answer) -> tuple[Verdict, float | None]:
         hint = hinted_wait(answer.headers, check.retry_after_headers, check.reset_headers)
+        if bucket is not None and answer.status == 429:  # clamped as the retry's own wait
+            wait = policy.default_rate_limit_wait if hint is None else hint
+            bucket.hold(min(max(wait, 0.05), policy.max_rate_limit_wait))
         return classify(check, answer, secrets), hint
 
     attempted = await attempt_until_final(
-        lambda: send_prepared(client, prepared), judge, policy, label=request.provider.name
+        lambda: send_prepared(client, prepared),
+        judge,
+        policy,
+        label=request.provider.name,
+        pace=None if bucket is None else bucket.acquire,
     )
     identity = dict(attempted.verdict.identity)
     if attempted.verdict.outcome == "healthy":
@@ -97,6 +121,7 @@ async def _guarded(
     prepared: PreparedRequest,
     policy: RetryPolicy,
     breakers: Breakers,
+    bucket: TokenBucket | None,
 ) -> CheckResult:
     """``check_one`` behind the provider's breaker: not sent while it is open, and given up
     (cancelled by the breaker) when it opens while this check waits for an answer."""
@@ -107,7 +132,7 @@ async def _guarded(
     if not breakers.is_open(name):
         breakers.started(name, task)
         try:
-            result = await check_one(client, request, prepared, policy)
+            result = await check_one(client, request, prepared, policy, bucket)
         except asyncio.CancelledError:
             if not breakers.is_open(name):
                 raise  # cancelled from outside (e.g. Ctrl-C), not by the breaker
@@ -135,16 +160,23 @@ async def check_many(
     policy: RetryPolicy = DEFAULT_POLICY,
     on_result: OnResult | None = None,
     breakers: Breakers | None = None,
+    limits: RateLimits | None = None,
 ) -> list[CheckResult]:
     """Check every request, at most ``parallelism`` at once; results in request order.
 
     Requests are prepared before anything is sent, so a missing credential field is a
     ValueError raised up front rather than a half-finished run. A provider that fails many
-    checks in a row as unreachable is not asked again in this run (see ``breaker``).
+    checks in a row as unreachable is not asked again in this run (see ``breaker``). Keys
+    whose provider documents a per-key limit are paced by the run's buckets (``limits``,
+    default the process's), shared with the provider clients.
     """
     if parallelism < 1:
         raise ValueError("parallelism must be at least 1")
-    todo = [(r, prepare_request(r.provider, r.base_url, r.credentials)) for r in requests]
+    shared = limits if limits is not None else RateLimits()
+    todo = [
+        (r, prepare_request(r.provider, r.base_url, r.credentials), bucket_for(r, shared))
+        for r in requests
+    ]
     if breakers is None:
         breakers = Breakers(min(threshold_from_env(), max(3, parallelism)))
     quiet_transport_loggers()
@@ -152,16 +184,18 @@ async def check_many(
     async with AsyncExitStack() as stack:
         pools = ClientPools(stack, policy, parallelism)
 
-        async def run(request: CheckRequest, prepared: PreparedRequest) -> CheckResult:
+        async def run(
+            request: CheckRequest, prepared: PreparedRequest, bucket: TokenBucket | None
+        ) -> CheckResult:
             name = request.provider.name
             client = await pools.client_for(name)
             async with slots:
-                result = await _guarded(client, request, prepared, policy, breakers)
+                result = await _guarded(client, request, prepared, policy, breakers, bucket)
             if on_result is not None:
                 on_result(result)
             return result
 
-        results = list(await asyncio.gather(*(run(r, p) for r, p in todo)))
+        results = list(await asyncio.gather(*(run(r, p, b) for r, p, b in todo)))
     for sentence in breakers.summary():
         log.warning("%s", sentence)
     return results
@@ -174,6 +208,7 @@ def run_checks(
     policy: RetryPolicy = DEFAULT_POLICY,
     on_result: OnResult | None = None,
     breakers: Breakers | None = None,
+    limits: RateLimits | None = None,
 ) -> list[CheckResult]:
     """``check_many`` for synchronous callers (apply, ``reconciler health``)."""
     return asyncio.run(
@@ -183,5 +218,6 @@ def run_checks(
             policy=policy,
             on_result=on_result,
             breakers=breakers,
+            limits=limits,
         )
     )

@@ -7,7 +7,7 @@ or ``RECONCILER_BASE_URL_<NAME>`` exactly as for the health checks; each key is 
 
 Usage::
 
-    limits = RateLimits()                                  # one per run
+    limits = RateLimits()                                  # the run's buckets
     async with provider_client() as http:
         reads = open_reads(catalog.providers["stripe"], credentials, client=http, limits=limits)
         endpoints = await reads.list("webhook_endpoints")  # GET only
@@ -29,12 +29,12 @@ import httpx
 from reconciler.core.catalog import Provider
 from reconciler.core.secret import Secret
 from reconciler.health.attempts import make_client
+from reconciler.health.limits import RateLimits, TokenBucket
 from reconciler.health.policy import RetryPolicy
 from reconciler.health.request import base_url_for
 from reconciler.providers.anthropic import AnthropicUsage
 from reconciler.providers.errors import ProviderError
 from reconciler.providers.interface import Context, Created, RemoteReads, RemoteWrites
-from reconciler.providers.limits import RateLimits, TokenBucket
 from reconciler.providers.postmark import PostmarkReads, PostmarkWrites
 from reconciler.providers.quo import QuoReads, QuoWrites
 from reconciler.providers.stripe import StripeReads, StripeWrites

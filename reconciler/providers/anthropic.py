@@ -24,10 +24,6 @@ def describe(body: Any) -> tuple[str | None, str]:
     return error.get("type"), str(error.get("message") or "")
 
 
-def no_limit(key: str) -> None:
-    return None
-
-
 class AnthropicUsage:
     """Reads only; needs the connection's ``admin_key`` (a ProviderError names it if absent)."""
 
@@ -38,7 +34,6 @@ class AnthropicUsage:
             "admin_key",
             lambda key: {"x-api-key": key, "anthropic-version": API_VERSION},
             describe,
-            no_limit,
         )
 
     async def month_to_date(self, now: datetime) -> MonthToDate:

@@ -16,9 +16,9 @@ import httpx
 from reconciler.core.catalog import Provider
 from reconciler.core.remote import RemoteObject
 from reconciler.core.secret import Secret
+from reconciler.health.limits import RateLimits
 from reconciler.health.policy import RetryPolicy
 from reconciler.providers.errors import ProviderError
-from reconciler.providers.limits import RateLimits
 from reconciler.providers.transport import Describe, ProviderApi
 
 
@@ -37,8 +37,9 @@ class RemoteReads(Protocol):
     provider: str
     marks_ours: bool  # objects carry our marker (Stripe metadata); apply's adopt then updates
 
-    async def list(self, kind: str) -> tuple[RemoteObject, ...]:
-        """Every object of the kind the key sees (all pages), ours or not."""
+    async def list(self, kind: str, scope: tuple[str, ...] = ()) -> tuple[RemoteObject, ...]:
+        """Every object of the kind the key sees (all pages), ours or not; for a kind listed
+        per value of a field (``core.remote.LIST_SCOPES``), those of the ``scope`` values."""
         ...
 
 
@@ -85,10 +86,11 @@ class Context:
         credential: str,
         headers: Callable[[str], Mapping[str, str]],
         describe: Describe,
-        per_second: Callable[[str], float | None],
     ) -> ProviderApi:
         """The HTTP side for one credential of the connection; a ProviderError naming the
-        credential when the connection has none."""
+        credential when the connection has none. Requests with the key the catalog's
+        ``rate_limit`` counts draw from the run's bucket for it (shared with the health
+        checks)."""
         secret = self.credentials.get(credential)
         if secret is None:
             raise ProviderError(
@@ -97,7 +99,9 @@ class Context:
                 detail=f"the connection has no {credential!r} credential, which this needs",
             )
         key = secret.reveal()
-        rate = per_second(key)
+        limit = self.provider.rate_limit
+        if limit is not None and limit.credential != credential:
+            limit = None  # another credential of the connection (Postmark's account token)
         return ProviderApi(
             provider=self.provider.name,
             base_url=self.base_url,
@@ -105,7 +109,9 @@ class Context:
             headers={"User-Agent": "reconciler/1", "Accept": "application/json", **headers(key)},
             secrets=tuple(s.reveal() for s in self.credentials.values()),
             describe=describe,
-            bucket=None if rate is None else self.limits.bucket(self.provider.name, key, rate),
+            bucket=None
+            if limit is None
+            else self.limits.bucket(self.provider.name, key, limit.for_key(key)),
             writes=self.writes,
             policy=self.policy,
         )

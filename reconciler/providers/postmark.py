@@ -2,7 +2,8 @@
 account token only). JSON both ways; integer ids, kept as text in the records.
 
 Postmark has no field to mark an object as ours: ownership comes from the ids our tables
-remember. Webhooks are listed for every stream at once (no ``MessageStream`` filter).
+remember. Webhooks are listed per message stream (``MessageStream=``), for the streams the
+manifest and our tables name and ``outbound``.
 """
 
 from __future__ import annotations
@@ -30,10 +31,6 @@ def describe(body: Any) -> tuple[str | None, str]:
     if not isinstance(body, dict) or "ErrorCode" not in body:
         return None, ""
     return str(body.get("ErrorCode")), str(body.get("Message") or "")
-
-
-def no_limit(key: str) -> None:
-    return None  # Postmark documents no per-key rate; a 429 is still waited out
 
 
 def webhook_record(hook: Mapping[str, Any]) -> RemoteObject:
@@ -75,7 +72,7 @@ class PostmarkReads:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self.server: ProviderApi = ctx.api(
-            "api_key", lambda key: {"X-Postmark-Server-Token": key}, describe, no_limit
+            "api_key", lambda key: {"X-Postmark-Server-Token": key}, describe
         )
         self._account: ProviderApi | None = None
 
@@ -84,14 +81,13 @@ class PostmarkReads:
         """The account-token side (sender signatures); a ProviderError without the token."""
         if self._account is None:
             self._account = self._ctx.api(
-                "account_token", lambda key: {"X-Postmark-Account-Token": key}, describe, no_limit
+                "account_token", lambda key: {"X-Postmark-Account-Token": key}, describe
             )
         return self._account
 
-    async def list(self, kind: str) -> tuple[RemoteObject, ...]:
+    async def list(self, kind: str, scope: tuple[str, ...] = ()) -> tuple[RemoteObject, ...]:
         if kind == "webhooks":
-            body = (await self.server.get("/webhooks", "list webhooks")).body or {}
-            return tuple(webhook_record(h) for h in body.get("Webhooks") or [])
+            return await self._webhooks(scope)
         if kind == "sender_emails":
             found: list[RemoteObject] = []
             while True:
@@ -105,6 +101,17 @@ class PostmarkReads:
                 if not page or len(found) >= int(body.get("TotalCount") or 0):
                     return tuple(found)
         raise unknown_kind(self.provider, kind)
+
+    async def _webhooks(self, streams: tuple[str, ...]) -> tuple[RemoteObject, ...]:
+        """``GET /webhooks?MessageStream=S`` for each stream (every stream at once without one);
+        an object is listed once however many answers hold it."""
+        found: dict[str, RemoteObject] = {}
+        for params in [{"MessageStream": s} for s in streams] or [{}]:
+            body = (await self.server.get("/webhooks", "list webhooks", **params)).body or {}
+            for hook in body.get("Webhooks") or []:
+                record = webhook_record(hook)
+                found.setdefault(record.remote_id, record)
+        return tuple(found.values())
 
 
 class PostmarkWrites(PostmarkReads):

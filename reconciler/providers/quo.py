@@ -1,7 +1,7 @@
 """Quo phone numbers (read only) and webhooks (``/v1/webhooks/...``; raw key in
 ``Authorization``). Webhooks cannot be updated: a change is a delete and a create. The webhook
 ``key`` (its signing secret) is taken from the create answer only and never put in a record.
-10 requests per second per key."""
+10 requests per second per key (the catalog's ``rate_limit``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from reconciler.providers.errors import ProviderError
 from reconciler.providers.interface import Context, Created, unknown_kind
 from reconciler.providers.transport import ProviderApi
 
-RATE = 10.0
 PATHS = {  # manifest type -> create path
     "messages": "/v1/webhooks/messages",
     "calls": "/v1/webhooks/calls",
@@ -23,18 +22,17 @@ PATHS = {  # manifest type -> create path
 }
 
 
-def requests_per_second(key: str) -> float:
-    return RATE
-
-
 def describe(body: Any) -> tuple[str | None, str]:
     if not isinstance(body, dict):
         return None, ""
     return (str(body["code"]) if body.get("code") else None), str(body.get("message") or "")
 
 
-def webhook_type(events: list[str]) -> str:
-    """The webhook's type from its events (the list answer does not name it)."""
+def webhook_type(events: list[str], named: Any = None) -> str:
+    """The webhook's type: as the answer names it where it does, else from its events (Quo's
+    list answer does not name it)."""
+    if isinstance(named, str) and named.replace("-", "_") in PATHS:
+        return named.replace("-", "_")
     first = events[0] if events else ""
     if first.startswith("message."):
         return "messages"
@@ -47,7 +45,7 @@ def webhook_type(events: list[str]) -> str:
 
 def webhook_record(hook: Mapping[str, Any]) -> RemoteObject:
     events = [str(e) for e in hook.get("events") or []]
-    kind = webhook_type(events)
+    kind = webhook_type(events, hook.get("type"))
     return RemoteObject(
         provider="quo",
         kind="webhooks",
@@ -74,11 +72,9 @@ class QuoReads:
     marks_ours = False  # no field can carry a marker: ours are the ids our tables hold
 
     def __init__(self, ctx: Context) -> None:
-        self.api: ProviderApi = ctx.api(
-            "api_key", lambda key: {"Authorization": key}, describe, requests_per_second
-        )
+        self.api: ProviderApi = ctx.api("api_key", lambda key: {"Authorization": key}, describe)
 
-    async def list(self, kind: str) -> tuple[RemoteObject, ...]:
+    async def list(self, kind: str, scope: tuple[str, ...] = ()) -> tuple[RemoteObject, ...]:
         if kind == "phone_numbers":
             body = (await self.api.get("/v1/phone-numbers", "list phone numbers")).body or {}
             return tuple(number_record(n) for n in body.get("data") or [])

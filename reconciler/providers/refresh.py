@@ -1,5 +1,9 @@
 """Reading the provider side of many connections at once (plan's refresh, drift). GET only.
 
+Every connection, and every kind of a connection (Quo's numbers and webhooks, Postmark's
+webhooks and senders), is read at the same time, at most ``parallelism`` reads at once; the
+per-key buckets still pace what shares a key.
+
 Usage::
 
     results = refresh([RefreshRequest(("acme", "stripe"), provider, credentials)],
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import httpx
@@ -19,10 +24,10 @@ import httpx
 from reconciler.core.catalog import Provider
 from reconciler.core.remote import RemoteObject, realized_kinds
 from reconciler.core.secret import Secret
+from reconciler.health.limits import RateLimits
 from reconciler.health.policy import RetryPolicy
 from reconciler.providers import READS, open_reads, provider_client
 from reconciler.providers.errors import ProviderError
-from reconciler.providers.limits import RateLimits
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,8 @@ class RefreshRequest:
     provider: Provider
     credentials: Mapping[str, Secret]
     kinds: tuple[str, ...] | None = None  # None: every kind the credentials can read
+    # kind -> the values its list is read for (Postmark: message streams); absent: read whole
+    scopes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -47,8 +54,11 @@ async def refresh_one(
     limits: RateLimits,
     policy: RetryPolicy | None = None,
     environ: Mapping[str, str] | None = None,
+    gate: asyncio.Semaphore | None = None,
 ) -> RefreshResult:
-    """Every wanted kind of one connection; a failure is returned, never raised."""
+    """Every wanted kind of one connection, the kinds read concurrently (each holding a place
+    of ``gate``, when given); a failure is returned, never raised (the first kind's failure,
+    in kind order, when several fail)."""
     kinds = request.kinds
     if kinds is None:
         kinds = tuple(k.name for k in realized_kinds(request.provider, request.credentials))
@@ -63,9 +73,23 @@ async def refresh_one(
             policy=policy,
             environ=environ,
         )
-        found = {kind: await reads.list(kind) for kind in kinds}
     except ProviderError as e:
         return RefreshResult(request.key, error=e)
+
+    async def read(kind: str) -> tuple[RemoteObject, ...]:
+        place: AbstractAsyncContextManager[object] = gate if gate is not None else nullcontext()
+        async with place:
+            return await reads.list(kind, request.scopes.get(kind, ()))
+
+    # every read runs to its end (none left behind with an unretrieved failure)
+    answers = await asyncio.gather(*(read(k) for k in kinds), return_exceptions=True)
+    found: dict[str, tuple[RemoteObject, ...]] = {}
+    for kind, answer in zip(kinds, answers, strict=True):
+        if isinstance(answer, ProviderError):
+            return RefreshResult(request.key, error=answer)
+        if isinstance(answer, BaseException):
+            raise answer
+        found[kind] = answer
     return RefreshResult(request.key, found)
 
 
@@ -77,7 +101,8 @@ def refresh(
     policy: RetryPolicy | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> list[RefreshResult]:
-    """Read every connection's provider side, ``parallelism`` at a time, in request order."""
+    """Read every connection's provider side, ``parallelism`` reads at a time (a connection's
+    kinds too); results in request order."""
     todo = list(requests)
     shared = limits or RateLimits()
 
@@ -86,10 +111,14 @@ def refresh(
         async with provider_client(policy, parallelism) as client:
 
             async def one(request: RefreshRequest) -> RefreshResult:
-                async with gate:
-                    return await refresh_one(
-                        request, client=client, limits=shared, policy=policy, environ=environ
-                    )
+                return await refresh_one(
+                    request,
+                    client=client,
+                    limits=shared,
+                    policy=policy,
+                    environ=environ,
+                    gate=gate,
+                )
 
             return list(await asyncio.gather(*(one(r) for r in todo)))
 

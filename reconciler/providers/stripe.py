@@ -22,11 +22,6 @@ PAGE = 100
 OUR_PREFIX = "reconciler_"
 
 
-def requests_per_second(key: str) -> float:
-    """Stripe's documented limits: 100 requests/s in live mode, 25 in test mode."""
-    return 100.0 if key.startswith(("sk_live_", "rk_live_")) else 25.0
-
-
 def describe(body: Any) -> tuple[str | None, str]:
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
@@ -79,10 +74,10 @@ class StripeReads:
 
     def __init__(self, ctx: Context) -> None:
         self.api: ProviderApi = ctx.api(
-            "api_key", lambda key: {"Authorization": f"Bearer {key}"}, describe, requests_per_second
+            "api_key", lambda key: {"Authorization": f"Bearer {key}"}, describe
         )
 
-    async def list(self, kind: str) -> tuple[RemoteObject, ...]:
+    async def list(self, kind: str, scope: tuple[str, ...] = ()) -> tuple[RemoteObject, ...]:
         if kind != KIND:
             raise unknown_kind(self.provider, kind)
         found: list[RemoteObject] = []

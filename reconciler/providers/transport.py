@@ -23,10 +23,10 @@ from typing import Any
 
 import httpx
 
+from reconciler.health.limits import TokenBucket
 from reconciler.health.policy import RetryPolicy, hinted_wait
 from reconciler.health.redaction import quiet_transport_loggers
 from reconciler.providers.errors import ProviderError, scrub
-from reconciler.providers.limits import TokenBucket
 
 log = logging.getLogger("reconciler.providers")
 

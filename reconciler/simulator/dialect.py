@@ -33,8 +33,9 @@ class Route:
     """A method and a path pattern (`re.fullmatch`); `judged` routes go through the key rules;
     `limited` ones count against the provider's per-key rate limit.
 
-    Only the resource APIs are limited: the health-check routes stay unlimited because tests
-    and benchmarks check fleets of organizations that share one key, far above any real rate.
+    The resource APIs are limited, and Quo's phone-number list (its health check as well).
+    The other health-check routes stay unlimited because tests and benchmarks check fleets of
+    organizations that share one key from several processes (each with its own buckets).
     """
 
     method: str

@@ -115,7 +115,9 @@ def phone_numbers(request: SimRequest, call: Call) -> Answer:
 
 DIALECT = Dialect(
     slug="quo",
-    routes=(Route("GET", "/v1/phone-numbers", phone_numbers),),
+    # the health check's route is limited too: the reconciler paces every request with a Quo
+    # key (checks, reads, writes) through one bucket, and a 429 here would show it did not
+    routes=(Route("GET", "/v1/phone-numbers", phone_numbers, limited=True),),
     credential=credential,
     refusal=refusal,
     not_found=not_found,

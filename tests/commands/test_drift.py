@@ -38,6 +38,7 @@ def test_no_drift_after_apply_exits_0(env: Env, logged: tuple[Simulator, list[st
         "format_version": 1,
         "findings": [],
         "summary": {"config": 0, "provider": 0, "credential": 0},
+        "errors": [],
     }
 
 
@@ -99,3 +100,71 @@ def test_drift_selects_organizations_and_fails_on_bad_input(env: Env) -> None:
     assert env.run("drift", "--org", "acme").exit_code == 2
     r = env.run("drift", "nope/")
     assert r.exit_code == 1
+
+
+def test_a_provider_that_fails_to_answer_is_an_error_not_drift(
+    env: Env, logged: tuple[Simulator, list[str]]
+) -> None:
+    """Quo answers acme's new key with a 500: that connection could not be checked, which is
+    an error (exit 1) listed under ``errors``; the other connections are still reported."""
+    sim, log = logged
+    assert env.run("apply").exit_code == 0
+    (endpoint,) = sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)
+    sim.delete_object("stripe", "webhook_endpoints", STRIPE_KEY, endpoint["id"])
+    env.vars["ACME_QUO_KEY"] = "quo-outage-rotated"  # the simulator's 500 for every request
+    log.clear()
+    r = env.run("drift", "--format", "json")
+    assert r.exit_code == 1, r.output
+    doc = json.loads(r.stdout)
+    (error,) = doc["errors"]
+    assert error["address"] == "acme/quo"
+    assert error["detail"].startswith("Quo (OpenPhone) could not be read (quo: ")
+    assert "HTTP 500" in error["detail"]
+    assert not [f for f in doc["findings"] if f["address"].startswith("acme/quo/")]
+    # the other connections' drift is still there: the endpoint deleted at Stripe
+    assert (ENDPOINT, "provider") in {(f["address"], f["kind"]) for f in doc["findings"]}
+    assert doc["summary"]["provider"] == 1
+    assert "Error: acme/quo: Quo (OpenPhone) could not be read" in r.stderr
+    assert log and all(line.startswith("GET ") for line in log), log
+
+    r = env.run("drift")
+    assert r.exit_code == 1
+    assert "1 connection could not be checked (see the errors)" in r.stdout
+    assert "Error: acme/quo: Quo (OpenPhone) could not be read" in r.stderr
+    assert_no_canary(r.output)
+
+
+def test_a_refused_key_at_the_provider_read_is_an_error_and_a_credential_finding(
+    env: Env, logged: tuple[Simulator, list[str]]
+) -> None:
+    """Stripe refuses acme's key (401): its endpoints could not be read (an error, not a
+    ``provider`` finding); the stored key failing its check is ``credential`` drift."""
+    sim, _ = logged
+    assert env.run("apply").exit_code == 0
+    sim.revoke(STRIPE_KEY)
+    r = env.run("drift", "--format", "json")
+    assert r.exit_code == 1, r.output
+    doc = json.loads(r.stdout)
+    assert [e["address"] for e in doc["errors"]] == ["acme/stripe"]
+    assert "HTTP 401" in doc["errors"][0]["detail"]
+    assert {(f["address"], f["kind"]) for f in doc["findings"]} == {("acme/stripe", "credential")}
+    assert doc["summary"] == {"config": 0, "provider": 0, "credential": 1}
+    assert_no_canary(r.output)
+
+
+def test_a_provider_down_for_the_credential_check_is_an_error(env: Env) -> None:
+    """No answer to a stored credential's health check says nothing about the credential:
+    an error naming the connection, not ``credential`` drift."""
+    assert env.run("apply").exit_code == 0
+    env.vars["RECONCILER_BASE_URL_GEOAPIFY"] = "http://127.0.0.1:9"  # nothing listens there
+    r = env.run("drift", "--format", "json", "--org", "acme")
+    assert r.exit_code == 1, r.output
+    doc = json.loads(r.stdout)
+    assert doc["findings"] == []
+    assert doc["errors"] == [
+        {
+            "address": "acme/geoapify",
+            "detail": "the credential could not be checked: Could not reach Geoapify. "
+            "The service may be temporarily unavailable.",
+        }
+    ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reconciler.core.drift import Finding, exit_code, remote_findings, report
+from reconciler.core.drift import DriftError, Finding, exit_code, remote_findings, report
 from reconciler.core.remote import ChangeSource, RemoteAction, RemoteChange, RemoteConflict
 from reconciler.core.remote_diff import RemoteDiff
 
@@ -42,3 +42,14 @@ def test_report_counts_each_kind_and_sets_the_exit_code() -> None:
     assert doc["summary"] == {"config": 0, "provider": 1, "credential": 1}
     assert exit_code(findings) == 2
     assert exit_code([]) == 0
+
+
+def test_a_connection_that_could_not_be_checked_is_an_error_not_a_finding() -> None:
+    findings = [Finding("b", "provider", "x")]
+    errors = [DriftError("acme/quo", "Quo could not be read (HTTP 500)")]
+    doc = report(findings, errors)
+    assert doc["errors"] == [{"address": "acme/quo", "detail": "Quo could not be read (HTTP 500)"}]
+    assert doc["summary"] == {"config": 0, "provider": 1, "credential": 0}
+    assert exit_code(findings, errors) == 1
+    assert exit_code([], errors) == 1
+    assert report(findings)["errors"] == []

@@ -109,6 +109,11 @@ SHAPE_PROBLEMS = [
     ("missing owner", VALID.replace("      owner: ops@acme.example\n", "")),
     ("bad deletionPolicy", VALID + "      deletionPolicy: destroy\n"),
     ("bad permission", VALID.replace("[settings.edit]", "[settings.admin]")),
+    (
+        "a Quo webhook event its type does not take",
+        VALID.replace("provider: stripe", "provider: quo") + "      resources:\n        webhooks:\n"
+        "          - {type: call_summaries, url: https://a.example/h, events: [call.completed]}\n",
+    ),
 ]
 
 
@@ -131,6 +136,29 @@ def test_a_valid_document_passes_both(tmp_path: Path) -> None:
     _, diags = load_manifests([path], catalog, {"ACME_STRIPE": "sk_test_x"})
     assert not diags.errors
     assert schema_errors(schema_of(), documents(path)[0]) == []
+
+
+def test_the_events_of_each_quo_webhook_type_are_in_the_schema(tmp_path: Path) -> None:
+    """Quo's webhook types each take their own events: the schema narrows ``events`` by
+    ``type`` exactly as the validator does, and accepts what it accepts."""
+    schema = schema_of()
+    conn = schema["properties"]["spec"]["properties"]["connections"]["items"]
+    rules = {r["if"]["properties"]["provider"]["const"]: r["then"] for r in conn["allOf"]}
+    item = rules["quo"]["properties"]["resources"]["properties"]["webhooks"]["items"]
+    narrowed = {
+        r["if"]["properties"]["type"]["const"]: r["then"]["properties"]["events"]["items"]["enum"]
+        for r in item["allOf"]
+    }
+    assert narrowed["call_summaries"] == ["call.summary.completed"]
+    assert set(narrowed) == {"messages", "calls", "call_summaries", "call_transcripts"}
+    path = tmp_path / "acme.yaml"
+    path.write_text(
+        VALID.replace("provider: stripe", "provider: quo") + "      resources:\n        webhooks:\n"
+        "          - {type: calls, url: https://a.example/h, events: [call.ringing]}\n"
+    )
+    _, diags = load_manifests([path], load_catalog(CATALOG), {"ACME_STRIPE": "k"})
+    assert not diags.errors
+    assert schema_errors(schema, documents(path)[0]) == []
 
 
 def test_the_witness_fails_a_test_whose_accepted_manifest_the_schema_refuses(

@@ -3,12 +3,14 @@ Stripe's adopt and signing_secret, the optional account_token and admin_key cred
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from reconciler.core.catalog import Catalog, load_catalog
+from reconciler.core.catalog import Catalog, ResourceKind, load_catalog
 from reconciler.core.desired import DesiredResource
 from reconciler.core.manifest import load_manifests
 
@@ -128,6 +130,75 @@ def test_quo_webhooks_are_identified_by_type_and_url(tmp_path: Path, catalog: Ca
     )
     assert len(problems) == 1
     assert "webhooks[0].type of quo must be one of: messages, calls" in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("kind", "events", "allowed"),
+    [
+        ("messages", "[message.received, call.completed]", "message.received, message.delivered"),
+        ("calls", "[call.ringing, message.delivered]", "call.ringing, call.completed, "),
+        ("call_summaries", "[call.transcript.completed]", "call.summary.completed"),
+        ("call_transcripts", "[call.summary.completed]", "call.transcript.completed"),
+    ],
+)
+def test_quo_webhook_events_must_go_with_the_type(
+    tmp_path: Path, catalog: Catalog, kind: str, events: str, allowed: str
+):
+    """providers.md: each Quo webhook type takes its own events; one of another type is an
+    error naming the line, the field and the events the type allows."""
+    resources = f"""\
+        webhooks:
+          - type: {kind}
+            url: "https://acme.example/q"
+            events: {events}
+        """
+    found, problems = check(tmp_path, catalog, "quo", resources)
+    assert found == ()
+    assert len(problems) == 1, problems
+    wrong = events.strip("[]").split(", ")[-1]
+    index = len(events.strip("[]").split(", "))
+    assert problems[0].startswith(
+        f"14: webhooks[0].events of quo item {index} ({wrong}) does not go with type: {kind}; "
+        f"with type: {kind} it must be one of: {allowed}"
+    )
+
+
+def test_every_event_of_a_quo_webhook_type_is_accepted(tmp_path: Path, catalog: Catalog):
+    found, problems = check(
+        tmp_path,
+        catalog,
+        "quo",
+        """\
+        webhooks:
+          - {type: messages, url: "https://a.ex/q", events: [message.received, message.delivered]}
+          - type: calls
+            url: "https://a.example/q"
+            events: [call.ringing, call.completed, call.recording.completed]
+          - {type: call_summaries, url: "https://a.ex/q", events: [call.summary.completed]}
+          - {type: call_transcripts, url: "https://a.ex/q", events: [call.transcript.completed]}
+        """,
+    )
+    assert problems == [] and len(found) == 4
+
+
+@pytest.mark.parametrize(
+    ("values_by", "message"),
+    [
+        ({"field": "type", "values": {"a": ["x", "zz"]}}, "lists values it lacks: ['zz']"),
+        ({"field": "colour", "values": {"a": ["x"]}}, "must name another field of hooks"),
+    ],
+)
+def test_a_catalog_values_by_must_fit_its_kind(values_by: dict, message: str) -> None:
+    fields = [
+        {"name": "type", "type": "enum", "values": ["a", "b"]},
+        {"name": "url", "type": "https_url"},
+        {"name": "events", "type": "list", "items": "enum", "values": ["x", "y"]},
+    ]
+    fields[2]["values_by"] = values_by
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        ResourceKind.model_validate(
+            {"name": "hooks", "shape": "list", "identity": "url", "fields": fields}
+        )
 
 
 def test_stripe_endpoints_take_adopt_and_a_signing_secret_reference(

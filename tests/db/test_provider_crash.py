@@ -126,3 +126,69 @@ def test_a_second_apply_waits_for_the_provider_calls_and_names_the_holder(
         assert len(slow.objects("stripe", "webhook_endpoints", STRIPE_KEY)) == 1
         assert len(slow.objects("postmark", "webhooks", POSTMARK_KEY)) == 1
         assert len(slow.objects("quo", "webhooks", QUO_KEY)) == 1
+
+
+def test_the_lock_is_held_from_the_pending_commit_through_the_provider_calls(
+    env: Env, tmp_path: Path
+) -> None:
+    """Postmark and Quo cannot replay a create, so apply commits it as pending before the
+    call; the organization's lock stays held across that commit. A second apply started
+    while the first stands between its pending commit and its provider calls waits
+    --lock-timeout and exits 1 naming the organization and the holder, and writes nothing;
+    the providers see each create once, from the first."""
+    declare_webhooks(env)
+    log: list[str] = []
+    with Simulator(access_log=log.append) as sim:
+        env.vars.update(sim.env())
+        assert env.run("db", "upgrade").exit_code == 0
+        gate = tmp_path / "barrier"
+        gate.mkdir()
+        trace = tmp_path / "trace"
+        # the first commit of an apply of acme is its pending creates
+        first = spawn(
+            env,
+            "apply",
+            "--org",
+            "acme",
+            RECONCILER_TEST_BARRIER=f"commit:{gate}:2",
+            RECONCILER_TEST_TRACE=str(trace),
+        )
+        deadline = time.monotonic() + 30
+        while "barrier-arrived" not in (trace.read_text() if trace.exists() else ""):
+            assert first.poll() is None, first.communicate()[0]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with env.session() as s:
+            assert {p.kind for p in s.scalars(select(PendingCreate))} == {"webhooks"}
+        posts_before = [line for line in log if not line.startswith("GET ")]
+        second_trace = tmp_path / "second-trace"
+        code2, out2 = finish(
+            spawn(
+                env,
+                "apply",
+                "--org",
+                "acme",
+                "--lock-timeout",
+                "2",
+                RECONCILER_TEST_TRACE=str(second_trace),
+            )
+        )
+        held = first.poll() is None  # still at its barrier: the second gave up meanwhile
+        (gate / "release").touch()
+        code1, out1 = finish(first)
+        converged(env, sim)
+    assert held
+    assert code1 == 0, out1
+    assert code2 == 1, out2
+    assert "organization 'acme' is locked" in out2, out2
+    assert "held by ci-bot on" in out2 and "since 20" in out2, out2
+    assert "waited 2 s (--lock-timeout)" in out2
+    assert " locked " not in (second_trace.read_text() if second_trace.exists() else "")
+    # nothing reached a provider but GETs before the first went on; then each create once
+    assert posts_before == []
+    posts = sorted(line for line in log if not line.startswith("GET "))
+    assert posts == [
+        "POST /postmark/webhooks 200",
+        "POST /quo/v1/webhooks/messages 201",
+        "POST /stripe/v1/webhook_endpoints 200",
+    ], log

@@ -355,3 +355,38 @@ def test_postmark_senders_are_made_with_the_account_token(
     assert {s["Name"] for s in senders} == {"Acme Billing", "Acme Support"}
     assert "No changes." in env.run("plan").stdout
     assert account not in r.output
+
+
+def test_organizations_sharing_a_quo_key_see_no_429(
+    env: Env, logged: tuple[Simulator, list[str]]
+) -> None:
+    """Twelve organizations share one Quo key (10 requests/s, its health check included):
+    their health checks, the reads of their webhooks and the creates all draw from one bucket
+    for the key, so even twelve checks at once never push the key past its limit."""
+    sim, log = logged
+    shared = "quo-shared-by-twelve"
+    names = [f"org{i:02d}" for i in range(12)]
+    folder = env.cwd / "shared"
+    folder.mkdir()
+    for name in names:
+        (folder / f"{name}.yaml").write_text(
+            "apiVersion: reconciler/v1\nkind: Organization\n"
+            f"metadata: {{name: {name}}}\n"
+            "spec:\n"
+            f"  members: [{{user: ops@{name}.example, permissions: [settings.edit]}}]\n"
+            "  connections:\n"
+            "    - provider: quo\n"
+            f"      owner: ops@{name}.example\n"
+            '      credentials: {api_key: "${SHARED_QUO_KEY}"}\n'
+            "      resources:\n"
+            "        webhooks:\n"
+            f"          - {{type: messages, url: https://{name}.example/hooks/quo, "
+            "events: [message.received]}\n"
+        )
+    env.vars["SHARED_QUO_KEY"] = shared
+    r = env.run("apply", "shared", "--parallelism", "20")
+    assert r.exit_code == 0, r.output
+    assert len(sim.objects("quo", "webhooks", shared)) == 12
+    checks = [line for line in log if line.startswith("GET /quo/v1/phone-numbers")]
+    assert len(checks) == 12, log  # one health check per organization, none repeated
+    assert not [line for line in log if line.endswith(" 429")], log

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.providers.limits import RateLimits, TokenBucket
+from reconciler.core.catalog import load_catalog
+from reconciler.health.limits import RateLimits, TokenBucket
 
 
 class Clock:
@@ -36,7 +37,7 @@ def test_a_429_holds_the_key_for_everyone() -> None:
 
 
 def test_buckets_are_shared_per_provider_and_key() -> None:
-    limits = RateLimits()
+    limits = RateLimits(private=True)
     assert limits.bucket("quo", "k1", 10) is limits.bucket("quo", "k1", 10)
     assert limits.bucket("quo", "k1", 10) is not limits.bucket("quo", "k2", 10)
     assert limits.bucket("quo", "k1", 10) is not limits.bucket("stripe", "k1", 25)
@@ -45,3 +46,20 @@ def test_buckets_are_shared_per_provider_and_key() -> None:
 def test_a_rate_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         TokenBucket(0)
+
+
+def test_every_rate_limits_of_a_run_shares_the_buckets() -> None:
+    """Apply's provider calls, plan's refresh and the health checks each build their own
+    ``RateLimits``; they still pace one key together."""
+    assert RateLimits().bucket("quo", "k-run", 10) is RateLimits().bucket("quo", "k-run", 10)
+    private = RateLimits(private=True)
+    assert private.bucket("quo", "k-run", 10) is not RateLimits().bucket("quo", "k-run", 10)
+
+
+def test_the_catalog_gives_each_key_its_rate() -> None:
+    providers = load_catalog().providers
+    stripe, quo = providers["stripe"].rate_limit, providers["quo"].rate_limit
+    assert stripe is not None and quo is not None
+    assert stripe.for_key("sk_test_abc") == 25 and stripe.for_key("sk_live_abc") == 100
+    assert stripe.for_key("rk_live_abc") == 100 and quo.for_key("anything") == 10
+    assert providers["postmark"].rate_limit is None  # no documented limit: nothing paced

@@ -1,14 +1,19 @@
 """Per-key request rates, shared by everything that uses one key in one run.
 
 Quo allows 10 requests per second per key and Stripe 25 in test mode (100 live), counted over
-any second. A token bucket paces each key: it refills at 80 % of the limit and holds at most
-20 % of it, so no one-second window ever sees more than the limit, whatever else of ours uses
-the key at the same time. Loop-agnostic (a thread lock, monotonic time): one ``RateLimits``
-serves every asyncio loop and thread of a run.
+any second (the catalog's ``rate_limit``). A token bucket paces each key: it refills at 80 % of
+the limit and holds at most 20 % of it, so no one-second window ever sees more than the limit,
+whatever else of ours uses the key at the same time: health checks, plan's refresh reads and
+apply's writes all draw from it. Loop-agnostic (a thread lock, monotonic time): the buckets
+serve every asyncio loop and thread of a run.
+
+A run is the process: every ``RateLimits()`` shares the process's buckets, so a caller that
+builds its own (apply's provider calls, the health checks, plan's refresh) still paces each key
+together with the others. Separate processes (sharded workers) each have their own buckets.
 
 Usage::
 
-    limits = RateLimits()                     # one per run
+    limits = RateLimits()                     # the run's buckets
     await limits.bucket("quo", key, 10).acquire()
 """
 
@@ -26,6 +31,8 @@ BURST_SHARE = 0.2
 
 class TokenBucket:
     """Paces requests to ``per_second`` over any one-second window."""
+
+    __slots__ = ("_clock", "_last", "_lock", "_tokens", "burst", "per_second", "rate")
 
     def __init__(self, per_second: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         if per_second <= 0:
@@ -58,12 +65,17 @@ class TokenBucket:
             await asyncio.sleep(wait)
 
 
-class RateLimits:
-    """The buckets of one run, one per provider and key (the key is held only as a digest)."""
+_RUN_BUCKETS: dict[tuple[str, str], TokenBucket] = {}
+_RUN_LOCK = threading.Lock()
 
-    def __init__(self) -> None:
-        self._buckets: dict[tuple[str, str], TokenBucket] = {}
-        self._lock = threading.Lock()
+
+class RateLimits:
+    """The buckets of the run, one per provider and key (the key is held only as a digest).
+    ``private=True``: buckets of its own, shared with nobody (tests of the pacing itself)."""
+
+    def __init__(self, *, private: bool = False) -> None:
+        self._buckets = {} if private else _RUN_BUCKETS
+        self._lock = threading.Lock() if private else _RUN_LOCK
 
     def bucket(self, provider: str, key: str, per_second: float) -> TokenBucket:
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
