@@ -58,7 +58,7 @@ def health(
     if workers != 1:
         workers = number_of_workers(
             workers,
-            health_organizations(os.environ, selection),
+            health_organizations(catalog_dir, os.environ, selection),
             parallelism,
             HEALTH_ORGS_PER_WORKER,
         )

@@ -528,12 +528,22 @@ def apply_in_workers(
 # --- health ---------------------------------------------------------------------------------
 
 
-def health_organizations(environ: Mapping[str, str], selection: Selection) -> int:
-    """How many organizations ``health`` would check (those with an instance not inactive)."""
+def health_organizations(
+    catalog_dir: str | None, environ: Mapping[str, str], selection: Selection
+) -> int:
+    """How many organizations ``health`` would check (those with an instance not inactive).
+    A bad catalog, key or time limit is refused first, as ``run_health`` does, before the
+    database is asked."""
     from sqlalchemy import select
 
+    from reconciler.commands.inputs import keyring, policy_from_env
+    from reconciler.core.catalog import load_catalog
     from reconciler.db.engine import database_exists, database_url, has_schema, make_engine
     from reconciler.db.schema import Instance
+
+    load_catalog(catalog_dir)
+    keyring(environ)
+    policy_from_env(environ)
 
     url = database_url(environ)
     if not database_exists(url):
