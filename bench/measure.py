@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -186,8 +187,9 @@ def summary_of(output: Path) -> str:
     """The line a user reads last: the plan's or apply's summary, or the first error."""
     lines = output.read_text(encoding="utf-8", errors="replace").splitlines()
     prefixes = ("Plan:", "No changes", "Apply complete", "Apply finished", "Valid:")
+    health = re.compile(r"^\d+ healthy, \d+ unhealthy\.$")
     for line in reversed(lines):
-        if line.startswith(prefixes):
+        if line.startswith(prefixes) or health.match(line.strip()):
             return line.strip()
     for line in lines:
         if line.startswith(("Error", "An unexpected")):

@@ -3,10 +3,12 @@
 For each N (``--orgs 100,1000``; add 10000 when you have the time) it writes a synthetic fleet
 (bench/fleet.py), starts the bundled simulator in this process with ``--latency-ms`` of
 latency, and for each database runs, each as its own ``python -m reconciler`` process:
-``validate``; the first ``plan``; the first ``apply --parallelism P``; a no-op ``plan`` and
-``apply``; a ``plan`` after rotating 10% of the secrets. Beside each step it runs the floor
-(bench/floor.py) on the same state, and prints wall time, the ratio to the floor, CPU time,
-peak memory and SQL statements, then how time grows with N and the targets of issue 16.
+``validate``; the first ``plan``; the first ``apply --parallelism P``; ``health``; a no-op
+``plan`` and ``apply``; a ``plan`` after rotating 10% of the secrets. Beside each step it runs
+the floor (bench/floor.py) on the same state, and prints wall time, the ratio to the floor, CPU
+time, peak memory and SQL statements, then how time grows with N and the targets of issue 16.
+``--workers N`` passes ``--workers N`` to apply and health; CPU time includes the workers'
+(they are waited for), peak memory and SQL statements are the first process's only.
 
     python bench/run.py                       # N = 100 and 1,000, SQLite and PostgreSQL
     python bench/run.py --orgs 10000 --backends sqlite --json results.json
@@ -56,16 +58,21 @@ class Step:
     reads: bool = False
 
 
-def steps(fleet: Fleet, parallelism: int, rotated_count: int) -> list[Step]:
+def steps(
+    fleet: Fleet, parallelism: int, rotated_count: int, workers: int | None = None
+) -> list[Step]:
     folder = str(fleet.folder)
+    split = ("--workers", str(workers)) if workers else ()
     at_once = ("--parallelism", str(parallelism))
-    apply = ("apply", *at_once, folder)
+    apply = ("apply", *at_once, *split, folder)
     plan = ("plan", *at_once, folder)
+    health = ("health", *at_once, *split)
     first_plan = f"Plan: {fleet.connections + 6 * len(fleet.organizations)} to create, 0 to upd"
     return [
         Step("validate", ("validate", folder), "p", f"{len(fleet.organizations)} organization(s)"),
         Step("plan (first)", plan, "f", first_plan, reads=True),
         Step("apply (first)", apply, "h", "Apply complete"),
+        Step("health", health, "h", f"{fleet.connections} healthy, 0 unhealthy."),
         Step("plan (no-op)", plan, "f", "No changes", reads=True),
         Step("plan (no-op, db)", ("plan", "--refresh=false", folder), "f", "No changes"),
         Step("apply (no-op)", apply, "f", "No changes", reads=True),
@@ -155,7 +162,7 @@ def measure_run(
     rotated = fleet.rotate(opts.rotate)
     rotated_count = sum(1 for k in rotated if rotated[k] != fleet.secrets[k])
     rows = []
-    for step in steps(fleet, opts.parallelism, rotated_count):
+    for step in steps(fleet, opts.parallelism, rotated_count, opts.workers):
         step_env = {**env, **(rotated if step.rotated else fleet.secrets)}
         step_env["RECONCILER_DATABASE_URL"] = db_url
         label = f"{backend}-{len(fleet.organizations)}-{step.name.replace(' ', '_')}"
@@ -287,6 +294,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server to use.")
     ap.add_argument("--latency-ms", type=float, default=50.0, help="Simulator latency.")
     ap.add_argument("--parallelism", type=int, default=50, help="apply --parallelism.")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="apply and health --workers N (default: the product's default for the fleet).",
+    )
     ap.add_argument("--rotate", type=float, default=0.1, help="Fraction of secrets rotated.")
     ap.add_argument("--floor-repeat", type=int, default=3, help="Floor runs; the fastest counts.")
     ap.add_argument("--timeout", type=float, default=600.0, help="Seconds per command.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from reconciler.core.changes import Action, Change
@@ -26,6 +27,9 @@ class ApplyOptions:
     on_check: Callable[[CheckResult], None] | None = None
     on_start: Callable[[int], None] | None = None  # number of checks about to run
     lock_timeout: float = 30.0
+    # taken around each organization's writes when several worker processes share a SQLite
+    # file (``reconciler.commands.workers.WriteTurn``)
+    write_turn: Callable[[], AbstractContextManager[object]] | None = None
 
 
 class Status(enum.StrEnum):

@@ -10,6 +10,7 @@ import socket
 import threading
 from collections import defaultdict
 from collections.abc import Mapping
+from contextlib import nullcontext
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
@@ -147,7 +148,8 @@ class Applier:
             if self._error is not None or self._stop:
                 continue
             try:
-                self._apply_organization(org, by_org[org], checker)
+                with self.options.write_turn() if self.options.write_turn else nullcontext():
+                    self._apply_organization(org, by_org[org], checker)
                 log.debug("%s: written", org)
             except LockError as e:
                 # one locked organization does not stop the others

@@ -36,6 +36,14 @@ plan_file_option = click.option(
 parallelism_option = click.option(
     "--parallelism", type=click.IntRange(1, 1000), default=10, help="Concurrent health checks."
 )
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    envvar="RECONCILER_WORKERS",
+    default=None,
+    help="Processes that split the organizations (default: one per 100 organizations for "
+    "apply, 500 for health, up to the number of CPUs; env RECONCILER_WORKERS).",
+)
 org_options = [
     click.option("--org", "orgs", multiple=True, help="Only this organization (repeatable)."),
     click.option(

@@ -18,6 +18,7 @@ from reconciler.cli.group import (
     plan_file_option,
     target_selection,
     with_orgs,
+    workers_option,
 )
 from reconciler.commands.error_handler import EXIT_ERROR, EXIT_OK
 from reconciler.commands.logs import logging_options
@@ -30,6 +31,7 @@ from reconciler.commands.notifycmd import delivers
 @format_option
 @actor_option
 @parallelism_option
+@workers_option
 @logging_options
 @delivers("health")
 def health(
@@ -37,6 +39,7 @@ def health(
     fmt: str,
     actor: str | None,
     parallelism: int,
+    workers: int | None,
     **where: Any,
 ) -> int:
     """Re-check existing connections and record the results."""
@@ -44,18 +47,45 @@ def health(
     from reconciler.commands.healthcmd import run_health
     from reconciler.commands.inputs import actor_name
     from reconciler.commands.progress import CheckProgress
+    from reconciler.commands.workers import (
+        HEALTH_ORGS_PER_WORKER,
+        health_in_workers,
+        health_organizations,
+        number_of_workers,
+    )
 
-    with CheckProgress(enabled=fmt != "json") as progress:
-        results = run_health(
-            catalog_dir,
-            os.environ,
-            target_selection(**{**where, "providers": ()}),
-            providers=where["providers"],
-            actor=actor_name(actor, os.environ),
-            parallelism=parallelism,
-            on_check=progress.on_check,
-            on_start=progress.on_start,
+    selection = target_selection(**{**where, "providers": ()})
+    if workers != 1:
+        workers = number_of_workers(
+            workers,
+            health_organizations(catalog_dir, os.environ, selection),
+            parallelism,
+            HEALTH_ORGS_PER_WORKER,
         )
+    with CheckProgress(enabled=fmt != "json") as progress:
+        if workers == 1:
+            results = run_health(
+                catalog_dir,
+                os.environ,
+                selection,
+                providers=where["providers"],
+                actor=actor_name(actor, os.environ),
+                parallelism=parallelism,
+                on_check=progress.on_check,
+                on_start=progress.on_start,
+            )
+        else:
+            results = health_in_workers(
+                catalog_dir,
+                os.environ,
+                selection,
+                workers=workers,
+                providers=where["providers"],
+                actor=actor_name(actor, os.environ),
+                parallelism=parallelism,
+                on_check=progress.on_check,
+                on_start=progress.on_start,
+            )
     usage = healthcmd.budget_alerts(catalog_dir, os.environ, target_selection(**where), results)
     if fmt == "json":
         click.echo(json.dumps(results, indent=2, sort_keys=True, default=str))

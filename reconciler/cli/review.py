@@ -19,6 +19,7 @@ from reconciler.cli.group import (
     plan_file_option,
     target_selection,
     with_orgs,
+    workers_option,
 )
 from reconciler.commands.error_handler import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 from reconciler.commands.logs import logging_options
@@ -205,6 +206,7 @@ def drift(catalog_dir: str | None, paths: tuple[str, ...], fmt: str, **where: An
     default=30.0,
     help="Seconds to wait for an organization's lock.",
 )
+@workers_option
 @logging_options
 @delivers("apply")
 def apply(
@@ -215,6 +217,7 @@ def apply(
     parallelism: int,
     max_deletions: int | None,
     lock_timeout: float,
+    workers: int | None,
     **where: Any,
 ) -> int:
     """Make it so: create, update and tear down connections; check every new credential."""
@@ -234,15 +237,24 @@ def apply(
     applycmd.refuse_too_many_deletions(planned.plan, max_deletions)
     click.echo(render_text(planned.plan, overrides=planned.overrides), nl=False)
     click.echo("")
-    run = applycmd.ApplyRun(actor, parallelism, lock_timeout, from_saved_plan=bool(plan_file))
+    run = applycmd.ApplyRun(
+        actor,
+        parallelism,
+        lock_timeout,
+        from_saved_plan=bool(plan_file),
+        workers=workers,
+        shard=selection.shard,
+    )
     with CheckProgress() as progress:
-        report = applycmd.carry_out(
+        report, failure = applycmd.carry_out(
             planned, run, on_check=progress.on_check, on_start=progress.on_start
         )
-    summary = applycmd.summarize(report, planned.plan.errors)
+    summary = applycmd.summarize(report, planned.plan.errors, incomplete=failure is not None)
     for line in summary.lines:
         click.echo(line)
     click.echo(summary.closing, err=bool(summary.errors))
     for line in summary.errors:
         click.echo(line, err=True)
+    if failure is not None:
+        raise failure  # the error boundary prints it: exit 1, or 3 for a bug
     return summary.exit_code

@@ -58,12 +58,15 @@ def refuse_too_many_deletions(plan: Plan, max_deletions: int | None) -> None:
 
 @dataclass(frozen=True)
 class ApplyRun:
-    """How to carry out a plan: who, how many checks at once, how long to wait for a lock."""
+    """How to carry out a plan: who, how many checks at once, how long to wait for a lock,
+    in how many processes (None: by the number of organizations, ``commands.workers``)."""
 
     actor: str | None
     parallelism: int
     lock_timeout: float
     from_saved_plan: bool
+    workers: int | None = 1
+    shard: tuple[int, int] | None = None
 
 
 def carry_out(
@@ -73,17 +76,40 @@ def carry_out(
     on_check: Callable[[Any], None] | None,
     on_start: Callable[[int], None] | None,
     environ: Mapping[str, str] = os.environ,
-) -> ApplyReport:
-    return run_apply(
+) -> tuple[ApplyReport, BaseException | None]:
+    """The report, and the error a worker process raised (``--workers``; the other workers'
+    organizations are written and in the report): the CLI prints the report, then the error."""
+    from reconciler.commands.workers import apply_in_workers, number_of_workers
+
+    organizations = len({c.organization for c in planned.plan.changes})
+    workers = number_of_workers(run.workers, organizations, run.parallelism)
+    actor = actor_name(run.actor, environ)
+    method = "apply --plan" if run.from_saved_plan else "apply"
+    if workers > 1:
+        split = apply_in_workers(
+            planned,
+            environ,
+            workers=workers,
+            shard=run.shard,
+            actor=actor,
+            parallelism=run.parallelism,
+            method=method,
+            lock_timeout=run.lock_timeout,
+            on_check=on_check,
+            on_start=on_start,
+        )
+        return split.report, split.error
+    report = run_apply(
         planned,
         environ,
-        actor=actor_name(run.actor, environ),
+        actor=actor,
         parallelism=run.parallelism,
         on_check=on_check,
         on_start=on_start,
-        method="apply --plan" if run.from_saved_plan else "apply",
+        method=method,
         lock_timeout=run.lock_timeout,
     )
+    return report, None
 
 
 @dataclass(frozen=True)
@@ -107,15 +133,18 @@ def _result_line(o: ChangeResult) -> str:
     return f"{o.address}: {said}: {o.message}"
 
 
-def summarize(report: ApplyReport, left_out: tuple[PlanError, ...] = ()) -> Summary:
+def summarize(
+    report: ApplyReport, left_out: tuple[PlanError, ...] = (), *, incomplete: bool = False
+) -> Summary:
     """``left_out``: the plan's errors (connections left out of it, SPEC section 8); the rest
-    was applied, and the run exits 1."""
+    was applied, and the run exits 1. ``incomplete``: a worker process failed (its error is
+    printed after the summary)."""
     lines = tuple(_result_line(o) for o in report.outcomes)
     counts: dict[str, int] = {}
     for o in report.outcomes:
         counts[o.result] = counts.get(o.result, 0) + 1
     parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-    if report.failed or left_out:
+    if report.failed or left_out or incomplete:
         errors = tuple(f"Error: {e}" for e in left_out)
         errors += tuple(f"Error: {o.address}: {o.message}" for o in report.failed)
         return Summary(lines, f"Apply finished with errors: {parts}.", errors, 1)

@@ -6,7 +6,10 @@ the stored refresh token; a refused grant is the check's result (``oauth_denied`
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +37,8 @@ from reconciler.health import (
     run_checks,
 )
 from reconciler.incidents import CheckOutcome, NotifySettings, record_checks
+
+log = logging.getLogger("reconciler.commands.health")
 
 REFRESH_MARGIN = timedelta(seconds=30)
 HEALTH_LOCK_TIMEOUT = 30.0  # seconds to wait for an apply of the same organization
@@ -63,8 +68,15 @@ def run_health(
     parallelism: int = 10,
     on_check: Callable[[CheckResult], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    order: list[tuple[int, str, str, str]] | None = None,
+    write_turn: Callable[[], AbstractContextManager[object]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Check every connection that has credentials and whose instance is not inactive."""
+    """Check every connection that has credentials and whose instance is not inactive.
+
+    ``order``, if given, receives each result's place in the output of one process checking
+    everything (refused OAuth refreshes first, then by organization, provider and user), so
+    the results of several workers (``--workers``) merge into the same order; ``write_turn``
+    is taken around the recording (workers sharing a SQLite file take turns)."""
     catalog = load_catalog(catalog_dir)
     ring = keyring(environ)
     policy = policy_from_env(environ)
@@ -111,7 +123,8 @@ def run_health(
     results = early + run_checks(
         requests, parallelism=parallelism, policy=policy, on_result=on_check
     )
-    return _record(environ, ring, actor, results, tokens)
+    with write_turn() if write_turn is not None else nullcontext():
+        return _record(environ, ring, actor, results, tokens, order, len(early))
 
 
 def _refresh_if_expired(
@@ -157,6 +170,8 @@ def _record(
     actor: str,
     results: list[CheckResult],
     tokens: Mapping[int, TokenUpdate],
+    order: list[tuple[int, str, str, str]] | None = None,
+    early: int = 0,
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if not results:
@@ -166,9 +181,11 @@ def _record(
         # the organizations' locks, as an apply takes them: token refreshes and status
         # changes never interleave with an apply's writes of the same rows
         orgs = {r.key.address.split("/", 1)[0] for r in results if isinstance(r.key, Target)}
+        asked = time.monotonic()
         lock_organizations(s, orgs, timeout=HEALTH_LOCK_TIMEOUT, holder=f"health by {actor}")
+        locked = time.monotonic()
         w = AuditWriter(s, ring, actor, "health")
-        for r in results:
+        for i, r in enumerate(results):
             t = r.key
             assert isinstance(t, Target)
             inst = s.get(Instance, t.instance_id)
@@ -201,8 +218,18 @@ def _record(
                     "checked_at": r.checked_at.isoformat(timespec="seconds"),
                 }
             )
+            if order is not None:
+                order.append((int(i >= early), inst.organization, inst.provider, t.user))
         # in the transaction of the health rows: incidents and their events commit with them
         changes = record_checks(s, checks, NotifySettings.from_environ(environ))
+    log.debug(
+        "recorded %d result(s) of %d organization(s): waited %.3f s for their locks, "
+        "held them %.3f s",
+        len(out),
+        len(orgs),
+        locked - asked,
+        time.monotonic() - locked,
+    )
     for c in changes:
         for row in out:
             if row["address"] == f"{c.organization}/{c.provider}":

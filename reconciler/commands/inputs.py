@@ -36,6 +36,8 @@ class Selection:
     exclude: tuple[str, ...] = ()
     shard: tuple[int, int] | None = None
     providers: tuple[str, ...] = ()  # --provider: only these providers' connections
+    # one worker's part of the selection (worker index from 0, number of workers): --workers
+    part: tuple[int, int] | None = None
 
     @property
     def provider_filter(self) -> frozenset[str] | None:
@@ -48,13 +50,25 @@ class Selection:
             return False
         if self.shard is not None:
             k, n = self.shard
-            return shard_of(organization, n) == k
+            if shard_of(organization, n) != k:
+                return False
+        if self.part is not None:
+            index, workers = self.part
+            return worker_of(organization, workers, self.shard) == index
         return True
 
 
 def shard_of(organization: str, n: int) -> int:
     """Stable shard (1..n) of an organization: the same on every machine and Python run."""
     return zlib.crc32(hashlib.sha256(organization.encode()).digest()) % n + 1
+
+
+def worker_of(organization: str, workers: int, shard: tuple[int, int] | None = None) -> int:
+    """Which of ``workers`` processes (0..workers-1) handles an organization: the shard
+    machinery again, one level down. Within ``--shard K/N`` every organization has the same
+    hash modulo N, so the workers split by the hash modulo N x workers instead."""
+    n = shard[1] if shard is not None else 1
+    return (shard_of(organization, n * workers) - 1) // n
 
 
 def parse_shard(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -145,6 +146,7 @@ def run_apply(
     on_start: Callable[[int], None] | None = None,
     method: str = "apply",
     lock_timeout: float = 30.0,
+    write_turn: Callable[[], AbstractContextManager[object]] | None = None,
 ) -> ApplyReport:
     from reconciler.apply import Applier, ApplyOptions
 
@@ -160,6 +162,7 @@ def run_apply(
         on_start=on_start,
         lock_timeout=lock_timeout,
         policy=policy_from_env(environ),
+        write_turn=write_turn,
     )
     applier = Applier(engine, planned.catalog, planned.keyring, options)
     return applier.apply(planned.plan, planned.secrets, planned.observed)

@@ -60,6 +60,7 @@ def test_bench_runs_on_five_organizations(
         "validate",
         "plan (first)",
         "apply (first)",
+        "health",
         "plan (no-op)",
         "plan (no-op, db)",
         "apply (no-op)",
