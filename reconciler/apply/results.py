@@ -28,7 +28,7 @@ class ApplyOptions:
     on_start: Callable[[int], None] | None = None  # number of checks about to run
     lock_timeout: float = 30.0
     # taken around each organization's writes when several worker processes share a SQLite
-    # file (``reconciler.commands.workers.WriteTurn``)
+    # file (``reconciler.commands.channel.WriteTurn``)
     write_turn: Callable[[], AbstractContextManager[object]] | None = None
 
 

@@ -75,7 +75,7 @@ def _logging(channel: Channel, verbose: bool) -> None:
 
 
 def _on_check(channel: Channel) -> Any:
-    from reconciler.commands.workers import check_view
+    from reconciler.commands.channel import check_view
 
     def on_check(r: Any) -> None:
         v = check_view(r)
@@ -85,7 +85,7 @@ def _on_check(channel: Channel) -> Any:
 
 
 def run_job(job: Mapping[str, Any], channel: Channel, environ: Mapping[str, str]) -> Any:
-    from reconciler.commands.workers import WriteTurn
+    from reconciler.commands.channel import WriteTurn
 
     on_start = lambda n: channel.send(("start", n))  # noqa: E731
     fd = job.get("write_turn_fd")
@@ -172,7 +172,7 @@ def main() -> int:
         return 0
     except BaseException as e:
         channel.finished = True
-        from reconciler.commands.workers import encode_error
+        from reconciler.commands.channel import encode_error
 
         log.debug("worker %d: %s", os.getpid(), type(e).__name__, exc_info=True)
         with contextlib.suppress(OSError):
