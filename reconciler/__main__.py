@@ -1,3 +1,4 @@
 from reconciler.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # `python -m reconciler`; importing this module runs nothing
+    raise SystemExit(main())

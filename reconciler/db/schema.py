@@ -229,10 +229,11 @@ class StateMeta(Base):
 class LockHolder(Base):
     """Who is applying, for the message of an apply that waits in vain (SQLite only).
 
-    SQLite's write lock does not say who holds it, so an apply commits one row here just
-    before it takes the lock, and deletes it in the transaction that holds the lock (the row
-    vanishes when the lock does). Nothing ever waits on these rows: a row left by a killed
-    process is only information, and it is ignored once its process is gone.
+    SQLite's write lock does not say who holds it, so an apply commits one row here before it
+    first waits for the lock, and removes it when the command ends
+    (``db.sqlite_lock.release_announcements``). Nothing ever waits on these rows: a row left
+    by a killed process is only information, ignored once its process is gone and removed by
+    the next apply.
     """
 
     __tablename__ = "reconciler_locks"
