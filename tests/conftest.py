@@ -214,3 +214,12 @@ def assert_no_canary(text_or_bytes: str | bytes, where: str = "output") -> None:
                 probe in data or (form == value.encode().hex() and probe.lower() in lowered)
             ):
                 raise AssertionError(f"secret {name} (as {form[:4]}...) found in {where}")
+
+
+@pytest.fixture
+def logged(env: Env) -> Iterator[tuple[Simulator, list[str]]]:
+    """A simulator of our own whose access log we read (method, path, status)."""
+    lines: list[str] = []
+    with Simulator(access_log=lines.append) as sim:
+        env.vars.update(sim.env())
+        yield sim, lines

@@ -54,14 +54,17 @@ class WriteTurn:
             time.sleep(self.HAND_OVER_S)
 
 
-def turn_file(environ: Mapping[str, str]) -> IO[bytes] | None:
-    """The file of the workers' ``WriteTurn`` on SQLite; None on PostgreSQL, where each
-    organization has its own lock."""
+@contextlib.contextmanager
+def turn_file(environ: Mapping[str, str]) -> Iterator[IO[bytes] | None]:
+    """The file of the workers' ``WriteTurn`` on SQLite, for the block; None on PostgreSQL,
+    where each organization has its own lock."""
     from reconciler.db.engine import database_url
 
     if not database_url(environ).startswith("sqlite"):
-        return None
-    return tempfile.TemporaryFile()
+        yield None
+        return
+    with tempfile.TemporaryFile() as turn:
+        yield turn
 
 
 @dataclass

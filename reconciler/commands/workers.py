@@ -217,10 +217,7 @@ def apply_in_workers(
         jobs.append((i, job, len(group)))
     log.debug("apply in %d worker(s): %s organization(s)", len(groups), [len(g) for g in groups])
     plan, observed = subplan(planned, groups[0])
-    with contextlib.ExitStack() as stack:
-        turn = turn_file(environ)
-        if turn is not None:
-            stack.enter_context(turn)
+    with turn_file(environ) as turn:
         own, errors, children = run_split(
             jobs,
             relay,
@@ -311,10 +308,7 @@ def health_in_workers(
         }
         jobs.append((i, job, 0))
     order: list[Any] = []
-    with contextlib.ExitStack() as stack:
-        turn = turn_file(environ)
-        if turn is not None:
-            stack.enter_context(turn)
+    with turn_file(environ) as turn:
         own, errors, children = run_split(
             jobs,
             relay,

@@ -5,9 +5,7 @@ simulator saw only GETs)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
-import pytest
 from sqlalchemy import text
 
 from reconciler.simulator import Simulator
@@ -16,14 +14,6 @@ from tests.e2e.test_provider_resources import dump
 
 STRIPE_KEY = CANARIES["ACME_STRIPE_SECRET_KEY"]
 ENDPOINT = "acme/stripe/webhook_endpoints/https://acme.example/hooks/stripe"
-
-
-@pytest.fixture
-def logged(env: Env) -> Iterator[tuple[Simulator, list[str]]]:
-    lines: list[str] = []
-    with Simulator(access_log=lines.append) as sim:
-        env.vars.update(sim.env())
-        yield sim, lines
 
 
 def test_no_drift_after_apply_exits_0(env: Env, logged: tuple[Simulator, list[str]]) -> None:

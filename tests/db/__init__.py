@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,28 @@ def spawn(env: Env, *args: str, **extra_env: str) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def spawn_at_barrier(
+    env: Env, folder: Path, *args: str, point: str = "commit", count: int = 2
+) -> tuple[subprocess.Popen[str], Path]:
+    """`reconciler ARGS` stopped at the ``count``-th ``point`` (``tests.faults``' barrier in
+    ``folder``), once it has arrived there; touch the returned path to let it go on."""
+    gate = folder / "barrier"
+    gate.mkdir()
+    trace = folder / "trace"
+    proc = spawn(
+        env,
+        *args,
+        RECONCILER_TEST_BARRIER=f"{point}:{gate}:{count}",
+        RECONCILER_TEST_TRACE=str(trace),
+    )
+    deadline = time.monotonic() + 30
+    while "barrier-arrived" not in (trace.read_text() if trace.exists() else ""):
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return proc, gate / "release"
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str]:

@@ -25,6 +25,7 @@ from tests.db import (
     invariants,
     is_postgresql,
     spawn,
+    spawn_at_barrier,
     write_fleet,
 )
 
@@ -155,26 +156,11 @@ def test_the_lock_is_held_from_the_upserts_to_the_teardown(env: Env, tmp_path: P
         '{number: "+15555550100", label: Support', '{number: "+15555550100", label: Help'
     )
     manifest.write_text(text)
-    gate = tmp_path / "barrier"
-    gate.mkdir()
-    trace = tmp_path / "trace"
     # the first commit of this apply of acme is its upserts; its teardown follows
-    first = spawn(
-        env,
-        "apply",
-        "--org",
-        "acme",
-        RECONCILER_TEST_BARRIER=f"commit:{gate}:2",
-        RECONCILER_TEST_TRACE=str(trace),
-    )
-    deadline = time.monotonic() + 30
-    while "barrier-arrived" not in (trace.read_text() if trace.exists() else ""):
-        assert first.poll() is None, first.communicate()[0]
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    first, release = spawn_at_barrier(env, tmp_path, "apply", "--org", "acme")
     code2, out2 = finish(spawn(env, "apply", "--org", "acme", "--lock-timeout", "2"))
     held = first.poll() is None
-    (gate / "release").touch()
+    release.touch()
     code1, out1 = finish(first)
     assert held
     assert code1 == 0, out1

@@ -16,7 +16,7 @@ from reconciler.crypto import CredentialAddress, KeyRing
 from reconciler.db.schema import Credential, PendingCreate, Resource
 from reconciler.simulator import Simulator
 from tests.conftest import CANARIES, Env
-from tests.db import finish, invariants, spawn
+from tests.db import finish, invariants, spawn, spawn_at_barrier
 from tests.e2e.test_provider_resources import POSTMARK_URL, QUO_MESSAGES_URL, STRIPE_URL
 
 STRIPE_KEY = CANARIES["ACME_STRIPE_SECRET_KEY"]
@@ -145,23 +145,8 @@ def test_the_lock_is_held_from_the_pending_commit_through_the_provider_calls(
     with Simulator(access_log=log.append) as sim:
         env.vars.update(sim.env())
         assert env.run("db", "upgrade").exit_code == 0
-        gate = tmp_path / "barrier"
-        gate.mkdir()
-        trace = tmp_path / "trace"
         # the first commit of an apply of acme is its pending creates
-        first = spawn(
-            env,
-            "apply",
-            "--org",
-            "acme",
-            RECONCILER_TEST_BARRIER=f"commit:{gate}:2",
-            RECONCILER_TEST_TRACE=str(trace),
-        )
-        deadline = time.monotonic() + 30
-        while "barrier-arrived" not in (trace.read_text() if trace.exists() else ""):
-            assert first.poll() is None, first.communicate()[0]
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        first, release = spawn_at_barrier(env, tmp_path, "apply", "--org", "acme")
         with env.session() as s:
             # Postmark's webhooks and senders, Quo's webhooks: none can replay a create
             assert {p.kind for p in s.scalars(select(PendingCreate))} == {
@@ -182,7 +167,7 @@ def test_the_lock_is_held_from_the_pending_commit_through_the_provider_calls(
             )
         )
         held = first.poll() is None  # still at its barrier: the second gave up meanwhile
-        (gate / "release").touch()
+        release.touch()
         code1, out1 = finish(first)
         converged(env, sim)
     assert held

@@ -6,10 +6,8 @@ never touched unless adopted; signing secrets are stored encrypted and shown now
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from reconciler.core.remote import signing_secret_field
@@ -29,15 +27,6 @@ POSTMARK_BROADCAST_URL = "https://acme.example/hooks/postmark/broadcast"
 QUO_MESSAGES_URL = "https://acme.example/hooks/quo/messages"
 QUO_CALLS_URL = "https://acme.example/hooks/quo/calls"
 ENDPOINT = f"acme/stripe/webhook_endpoints/{STRIPE_URL}"
-
-
-@pytest.fixture
-def logged(env: Env) -> Iterator[tuple[Simulator, list[str]]]:
-    """A simulator of our own whose access log we read (method, path, status)."""
-    lines: list[str] = []
-    with Simulator(access_log=lines.append) as sim:
-        env.vars.update(sim.env())
-        yield sim, lines
 
 
 def edit(env: Env, old: str, new: str) -> None:

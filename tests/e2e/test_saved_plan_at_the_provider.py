@@ -7,12 +7,10 @@ is written at the provider or in the database. An untouched provider side applie
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from reconciler.simulator import Simulator
 from tests.conftest import Env
@@ -27,15 +25,6 @@ from tests.e2e.test_provider_resources import (
 )
 
 HOOK = f"acme/postmark/webhooks/outbound:{POSTMARK_URL}"
-
-
-@pytest.fixture
-def logged(env: Env) -> Iterator[tuple[Simulator, list[str]]]:
-    """A simulator of our own whose access log we read (method, path, status)."""
-    lines: list[str] = []
-    with Simulator(access_log=lines.append) as sim:
-        env.vars.update(sim.env())
-        yield sim, lines
 
 
 def control(sim: Simulator, what: str, body: dict[str, object]) -> None:
