@@ -1,7 +1,9 @@
 """Apply's provider side (SPEC section 8): carrying out a resource change's ``remote`` steps
-inside the organization's locked transaction, and what the rows remember of them.
+while the organization is held, and what the rows remember of them.
 
-The provider is called first; only when it answered does the resource row change, in the same
+The provider is called first, outside any write transaction (the organization's lock is held
+across the calls and the transaction that records them, so the database's write lock is not
+held while a provider answers); only when it answered does the resource row change, in the same
 transaction as the signing secret it returned (an ``integration_credentials`` row of the
 connection, encrypted, whose ``field`` names the resource). A failure leaves the row as it
 was, so the next plan proposes the same step again. Stripe creates carry the deterministic
@@ -22,8 +24,10 @@ import httpx
 from sqlalchemy import Delete, delete
 from sqlalchemy.orm import Session
 
+from reconciler.apply.checks import CheckPhase
+from reconciler.apply.decisions import Decision, decide
 from reconciler.core.catalog import Catalog
-from reconciler.core.changes import Change, ConnectionSpec
+from reconciler.core.changes import Change, ConnectionSpec, Kind
 from reconciler.core.remote import (
     RemoteAction,
     RemoteChange,
@@ -67,6 +71,61 @@ class Outcome:
         return kept[-1].object if kept else None
 
 
+@dataclass(frozen=True)
+class Send:
+    """A change to carry out at its provider, with the credentials it is sent with."""
+
+    change: Change
+    credentials: Mapping[str, Secret]
+
+
+def credentials_for(
+    ch: Change,
+    rows: OrgRows,
+    connections: Mapping[str, ConnectionSpec],
+    secrets: Mapping[str, Secret],
+    keyring: KeyRing,
+) -> dict[str, Secret]:
+    """The credentials a change is sent with: the manifest's new values where this apply
+    stores them (``connections``: the connections it writes), else the stored ones."""
+    out: dict[str, Secret] = {}
+    inst = rows.instances.get(ch.provider)
+    row = rows.managed(inst) if inst is not None else None
+    if row is not None:
+        for cr in rows.credentials.get(row.id, []):
+            if is_signing_secret_field(cr.field):
+                continue
+            addr = CredentialAddress(ch.organization, ch.provider, row.user_email, cr.field)
+            out[cr.field] = Secret(keyring.decrypt(cr.ciphertext, addr), cr.field)
+    conn = connections.get(ch.provider)
+    if conn is not None:
+        for ref in conn.credentials:
+            if ref.variable and ref.variable in secrets:
+                out[ref.field] = secrets[ref.variable]
+    return out
+
+
+def not_connecting(decisions: list[Decision]) -> set[str]:
+    """The connections (addresses) an upsert leaves unconnected: blocked or failed checks."""
+    return {d.change.address for d in decisions if d.blocked or d.failed}
+
+
+def to_send(changes: list[Change], phase: CheckPhase, rows: OrgRows) -> list[Change]:
+    """The resource changes among ``changes`` (an upsert) that go to their provider: neither
+    rejected by a check nor of a connection that does not connect (``OrgWriter.upsert`` skips
+    those). Sent before the upsert's transaction begins."""
+    decisions = [decide(c, phase, rows) for c in changes if c.kind is Kind.CONNECTION]
+    failed = not_connecting(decisions)
+    return [
+        c
+        for c in changes
+        if c.kind is not Kind.CONNECTION
+        and c.remote
+        and c.address not in phase.rejected
+        and c.parent not in failed
+    ]
+
+
 def say(outcome: Outcome, display: str) -> str:
     """Apply's result words: "created at Stripe (we_…)", "updated in place at Postmark"."""
     parts = []
@@ -107,6 +166,10 @@ class ProviderCalls:
 
     def run(self, organization: str, change: Change, credentials: Mapping[str, Secret]) -> Outcome:
         """Carry out the change's steps, on the calling thread's loop and pool."""
+        loop, client = self._loop_and_pool()
+        return loop.run_until_complete(self._run(organization, change, credentials, client))
+
+    def _loop_and_pool(self) -> tuple[asyncio.AbstractEventLoop, httpx.AsyncClient]:
         me = threading.get_ident()
         with self._lock:
             opened = self._opened.get(me)
@@ -114,8 +177,32 @@ class ProviderCalls:
             opened = (asyncio.new_event_loop(), provider_client(self.policy))
             with self._lock:
                 self._opened[me] = opened
-        loop, client = opened
-        return loop.run_until_complete(self._run(organization, change, credentials, client))
+        return opened
+
+    def run_all(self, organization: str, sends: list[Send]) -> dict[str, Outcome]:
+        """Carry out several changes of one organization (address -> outcome): the changes of
+        different providers side by side, those of one provider one after another, in order."""
+        if not sends:
+            return {}
+        loop, client = self._loop_and_pool()
+        return loop.run_until_complete(self._run_all(organization, sends, client))
+
+    async def _run_all(
+        self, organization: str, sends: list[Send], client: httpx.AsyncClient
+    ) -> dict[str, Outcome]:
+        by_provider: dict[str, list[Send]] = {}
+        for send in sends:
+            by_provider.setdefault(send.change.provider, []).append(send)
+        out: dict[str, Outcome] = {}
+
+        async def one_provider(batch: list[Send]) -> None:
+            for send in batch:
+                out[send.change.address] = await self._run(
+                    organization, send.change, send.credentials, client
+                )
+
+        await asyncio.gather(*(one_provider(b) for b in by_provider.values()))
+        return out
 
     def close(self) -> None:
         """End every thread's connection pool and event loop (once no call runs)."""
@@ -214,6 +301,7 @@ class ProviderSideWriter:
     keyring: KeyRing
     secrets: Mapping[str, Secret]
     calls: ProviderCalls | None
+    outcomes: Mapping[str, Outcome]
     connections: dict[str, ConnectionSpec]
     now: datetime
     _new: dict[type, list[dict[str, Any]]]
@@ -222,28 +310,15 @@ class ProviderSideWriter:
         return self.catalog.providers[ch.provider].display_name
 
     def _at_provider(self, ch: Change) -> Outcome:
-        """Send the change's remote steps, with the connection's credentials: the manifest's
-        new values where this apply stores them, else the stored ones."""
+        """What the provider did for the change: sent before this transaction began
+        (``outcomes``), or else now, with the connection's credentials."""
+        done = self.outcomes.get(ch.address)
+        if done is not None:
+            return done
         if self.calls is None:
             return Outcome((), "the provider side is not written by this command")
-        return self.calls.run(ch.organization, ch, self._credentials(ch))
-
-    def _credentials(self, ch: Change) -> dict[str, Secret]:
-        out: dict[str, Secret] = {}
-        inst = self.rows.instances.get(ch.provider)
-        row = self.rows.managed(inst) if inst is not None else None
-        if row is not None:
-            for cr in self.rows.credentials.get(row.id, []):
-                if is_signing_secret_field(cr.field):
-                    continue
-                addr = CredentialAddress(ch.organization, ch.provider, row.user_email, cr.field)
-                out[cr.field] = Secret(self.keyring.decrypt(cr.ciphertext, addr), cr.field)
-        conn = self.connections.get(ch.provider)
-        if conn is not None:
-            for ref in conn.credentials:
-                if ref.variable and ref.variable in self.secrets:
-                    out[ref.field] = self.secrets[ref.variable]
-        return out
+        creds = credentials_for(ch, self.rows, self.connections, self.secrets, self.keyring)
+        return self.calls.run(ch.organization, ch, creds)
 
     def _owner_row(self, ch: Change) -> Connection | None:
         inst = self.rows.instances.get(ch.provider)

@@ -9,15 +9,23 @@ import queue
 import socket
 import threading
 from collections import defaultdict
-from collections.abc import Mapping
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from reconciler.apply.checks import Checker
-from reconciler.apply.remote import ProviderCalls, unsafe_creates, write_pending
+from reconciler.apply.remote import (
+    Outcome,
+    ProviderCalls,
+    Send,
+    credentials_for,
+    to_send,
+    unsafe_creates,
+    write_pending,
+)
 from reconciler.apply.results import ApplyOptions, ApplyReport, ChangeResult, Status
 from reconciler.apply.writes import OrgWriter
 from reconciler.audit import AuditWriter
@@ -28,7 +36,7 @@ from reconciler.core.remote import RemoteChange
 from reconciler.core.secret import Secret
 from reconciler.core.state import Observed, plan_signature
 from reconciler.crypto import KeyRing
-from reconciler.db.locking import hold_organization, lock_organization
+from reconciler.db.locking import hold_organization, lock_organization, organizations_apart
 from reconciler.db.records import OrgRows
 from reconciler.db.schema import AuditEntry
 
@@ -58,6 +66,7 @@ class Applier:
         self._pending: dict[str, set[str]] = {}
         self._error: BaseException | None = None
         self._stop = False
+        self._sqlite_turn = threading.Lock()
         # provider-side steps (SPEC section 8), under each organization's lock; the rate
         # limits of every key are shared by the whole run
         self.calls = ProviderCalls(catalog, policy=options.policy, environ=options.environ)
@@ -121,10 +130,11 @@ class Applier:
 
     def _writer_count(self, plan: Plan) -> int:
         """Organizations written at once. One, unless the plan calls providers and the
-        database locks each organization apart (PostgreSQL): then the provider calls of
-        several organizations, each under its own lock, overlap instead of queueing behind
-        one another. SQLite has one write lock for the whole file: one writer."""
-        if self.engine.dialect.name != "postgresql":
+        database locks each organization apart (PostgreSQL; an SQLite file on Linux): then
+        the provider calls of several organizations, each under its own lock, overlap
+        instead of queueing behind one another (SQLite's write transactions still take
+        turns, ``_turn``)."""
+        if not organizations_apart(self.engine):
             return 1
         if not any(c.remote for c in plan.changes):
             return 1
@@ -148,8 +158,7 @@ class Applier:
             if self._error is not None or self._stop:
                 continue
             try:
-                with self.options.write_turn() if self.options.write_turn else nullcontext():
-                    self._apply_organization(org, by_org[org], checker)
+                self._apply_organization(org, by_org[org], checker)
                 log.debug("%s: written", org)
             except LockError as e:
                 # one locked organization does not stop the others
@@ -181,9 +190,10 @@ class Applier:
             key=lambda c: (-rank[c.provider], c.kind is Kind.CONNECTION, c.address),
         )
         pending = unsafe_creates(self.catalog, upserts)
-        if pending or (upserts and teardown):
-            # more than one transaction: the lock is held across them, from the first read
-            # of the state to the last write, provider calls included (SPEC section 8)
+        calls = any(c.remote for c in changes)
+        if calls or (upserts and teardown):
+            # more than one transaction, or provider calls between them: the lock is held
+            # from the first read of the state to the last write, calls included (SPEC 8)
             log.debug("%s: holding the organization's lock across its transactions", org)
             with hold_organization(
                 self.engine, org, timeout=self.options.lock_timeout, holder=self.holder
@@ -201,16 +211,22 @@ class Applier:
         teardown: list[Change],
         pending: list[RemoteChange],
     ) -> None:
+        """The organization's transactions; its provider calls are made between them, so
+        the database's write lock is never held while a provider answers."""
+        checked = False
         if pending:  # committed before the calls: a crash after the answer leaves a trace
-            with Session(self.engine, autoflush=False) as s, s.begin():
+            with self._turn(), Session(self.engine, autoflush=False) as s, s.begin():
                 if self._open(s, org, changes, checker, check=True) is None:
                     return
                 write_pending(s, org, pending, datetime.now(UTC))
-        checked = False
+            checked = True
         ok = True
         if upserts:
-            with Session(self.engine, autoflush=False) as s, s.begin():
-                writer = self._open(s, org, changes, checker, check=True)
+            sent = self._send(org, changes, checker, upserts, upsert=True, checked=checked)
+            if sent is None:
+                return
+            with self._turn(), Session(self.engine, autoflush=False) as s, s.begin():
+                writer = self._open(s, org, changes, checker, check=True, outcomes=sent)
                 if writer is None:
                     return
                 checked = True
@@ -228,33 +244,93 @@ class Applier:
                     )
                 )
             return
-        with Session(self.engine, autoflush=False) as s, s.begin():
-            writer = self._open(s, org, changes, checker, check=not checked)
+        sent = self._send(org, changes, checker, teardown, upsert=False, checked=checked)
+        if sent is None:
+            return
+        with self._turn(), Session(self.engine, autoflush=False) as s, s.begin():
+            writer = self._open(s, org, changes, checker, check=not checked, outcomes=sent)
             if writer is None:
                 return
             for ch in teardown:
                 writer.teardown(ch)
             writer.finish()
 
+    def _send(
+        self,
+        org: str,
+        changes: list[Change],
+        checker: Checker,
+        batch: list[Change],
+        *,
+        upsert: bool,
+        checked: bool,
+    ) -> dict[str, Outcome] | None:
+        """Carry out at the providers the remote steps of ``batch`` (an upsert or a teardown)
+        that its transaction will record: read the organization's rows (the lock is held, so
+        they stay as read), then call, outside any transaction. None (reported) when the rows
+        are no longer what the plan saw."""
+        if not any(c.remote for c in batch):
+            return {}
+        connections = {
+            c.provider: c.connection
+            for c in batch
+            if c.kind is Kind.CONNECTION and c.connection is not None
+        }
+        with Session(self.engine, autoflush=False) as s, s.begin():
+            rows = OrgRows.load(s, org)
+            if not checked and not self._unchanged(s, org, rows, changes):
+                return None
+            if upsert:
+                wanted = to_send(batch, checker.phase, rows)
+            else:  # a teardown deletes every resource it names
+                wanted = [c for c in batch if c.kind is Kind.RESOURCE and c.remote]
+            sends = [
+                Send(c, credentials_for(c, rows, connections, self.secrets, self.keyring))
+                for c in wanted
+            ]
+        return self.calls.run_all(org, sends)
+
+    def _turn(self) -> AbstractContextManager[object]:
+        """One write transaction at a time where the database has one writer (SQLite): the
+        writer threads of this process, then (``--workers``) the processes, take turns, so
+        none spins in SQLite's busy handler while another commits."""
+        if self.engine.dialect.name != "sqlite":
+            return nullcontext()
+        return _turn(self._sqlite_turn, self.options.write_turn)
+
+    def _unchanged(self, s: Session, org: str, rows: OrgRows, changes: list[Change]) -> bool:
+        """Whether the organization's rows are still what the plan saw; if not, every change
+        of the organization is reported failed, naming who wrote it."""
+        if plan_signature(rows.observed()) == plan_signature(self.observed.of(org)):
+            return True
+        by = last_writer(s, org)
+        for ch in changes:
+            self.report.outcomes.append(
+                ChangeResult.of(
+                    ch,
+                    Status.FAILED,
+                    f"{org} changed in the database while this apply ran ({by}); "
+                    "nothing was written for it. Run plan and apply again.",
+                )
+            )
+        return False
+
     def _open(
-        self, s: Session, org: str, changes: list[Change], checker: Checker, *, check: bool
+        self,
+        s: Session,
+        org: str,
+        changes: list[Change],
+        checker: Checker,
+        *,
+        check: bool,
+        outcomes: Mapping[str, Outcome] | None = None,
     ) -> OrgWriter | None:
         """Lock the organization and read its rows; with ``check``, refuse to write when they
         are no longer what the plan saw."""
         log.debug("%s: taking the organization's lock", org)
         lock_organization(s, org, timeout=self.options.lock_timeout, holder=self.holder)
         rows = OrgRows.load(s, org)
-        if check and plan_signature(rows.observed()) != plan_signature(self.observed.of(org)):
-            by = last_writer(s, org)
-            for ch in changes:
-                self.report.outcomes.append(
-                    ChangeResult.of(
-                        ch,
-                        Status.FAILED,
-                        f"{org} changed in the database while this apply ran ({by}); "
-                        "nothing was written for it. Run plan and apply again.",
-                    )
-                )
+        if check and not self._unchanged(s, org, rows, changes):
             return None
         audit = AuditWriter(
             s, self.keyring, self.options.actor, self.options.method, self.options.git_commit
@@ -269,7 +345,16 @@ class Applier:
             checker.phase,
             self.report.outcomes,
             self.calls,
+            outcomes,
         )
+
+
+@contextmanager
+def _turn(
+    threads: threading.Lock, processes: Callable[[], AbstractContextManager[object]] | None
+) -> Iterator[None]:
+    with threads, processes() if processes is not None else nullcontext():
+        yield
 
 
 def last_writer(s: Session, organization: str) -> str:

@@ -20,8 +20,10 @@ from sqlalchemy.orm import Session
 from reconciler.apply.checks import CheckPhase, uses_new_credentials
 from reconciler.apply.decisions import Decision, decide
 from reconciler.apply.remote import (
+    Outcome,
     ProviderCalls,
     ProviderSideWriter,
+    not_connecting,
     remembered,
     remote_details,
     say,
@@ -64,9 +66,12 @@ class OrgWriter(ProviderSideWriter):
         phase: CheckPhase,
         report: list[ChangeResult],
         calls: ProviderCalls | None = None,
+        outcomes: Mapping[str, Outcome] | None = None,
     ) -> None:
         self.s, self.audit, self.rows = s, audit, rows
         self.calls = calls
+        # what the providers did for the changes sent before this transaction (by address)
+        self.outcomes = outcomes or {}
         # the connections this apply writes, as the plan wants them (their new credentials)
         self.connections: dict[str, ConnectionSpec] = {}
         self.catalog, self.keyring, self.phase = catalog, keyring, phase
@@ -96,11 +101,11 @@ class OrgWriter(ProviderSideWriter):
         decisions = [decide(c, self.phase, self.rows) for c in changes if c.kind is Kind.CONNECTION]
         self._create_instances(decisions)
         self._create_connections(decisions)
-        failed: set[str] = set()
+        failed = not_connecting(decisions)
         for d in decisions:
-            if not self._write_connection(d):
-                failed.add(d.change.address)
-                ok = False
+            written = self._write_connection(d)
+            assert written is (d.change.address not in failed)
+            ok = ok and written
         for ch in changes:
             if ch.kind is Kind.CONNECTION:
                 continue  # written above

@@ -14,8 +14,8 @@ in a transaction-local ``application_name``). ``hold_organization`` takes the sa
 transaction of its own connection, left open until the block ends; the transactions inside
 the block, on other connections, then take none (they would wait for themselves).
 
-SQLite: the database's write lock, and for a hold a ``flock`` beside it; see
-``reconciler.db.sqlite_lock``.
+SQLite: the database's write lock, and for a hold locks on a file beside it (a byte per
+organization, so organizations are held apart there too); see ``reconciler.db.sqlite_lock``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from reconciler.core.errors import LockError
 from reconciler.db.engine import on_dispose
 from reconciler.db.errors import untranslated
 from reconciler.db.sqlite_lock import (
+    apart,
     hold_sqlite,
     lock_error,
     lock_sqlite,
@@ -63,6 +64,14 @@ def lock_organization(session: Session, organization: str, *, timeout: float, ho
             _lock_postgresql(session, organization, timeout, holder)
     elif bind.dialect.name == "sqlite":
         lock_sqlite(session, organization, timeout, holder)
+
+
+def organizations_apart(engine: Engine) -> bool:
+    """Whether two organizations can be held at once, each by its own lock (PostgreSQL; an
+    SQLite file where the gate holds organizations apart), so their provider calls overlap."""
+    if engine.dialect.name == "postgresql":
+        return True
+    return engine.dialect.name == "sqlite" and apart(engine)
 
 
 @contextmanager

@@ -6,13 +6,23 @@ up to the timeout; the operating system releases it when a process dies.
 The write lock cannot outlive a COMMIT, and an apply that creates at a provider what the
 provider cannot replay must commit a "pending create" before the call (a crash after the
 answer then leaves a trace). So an organization held across several transactions is held by
-a second lock that is not SQLite's: an exclusive ``flock`` on the file ``DATABASE-lock`` next to
-the database (the "gate"). Every organization writer passes the gate: the holder keeps it from
-its first read of the state to its last commit, provider calls included; a writer of a single
-transaction takes it only until it holds the write lock. The kernel drops a ``flock`` with its
-process, so a killed apply never leaves the gate closed. (A second connection cannot commit
-the pending rows instead: SQLite has one writer at a time, and the lock holder's own write
-transaction would make it wait until its busy timeout ran out.)
+locks that are not SQLite's, on the file ``DATABASE-lock`` next to the database (the "gate"):
+
+- an organization writer holds a shared ``flock`` on the whole file and an exclusive
+  open-file-description lock (``F_OFD_SETLK``) on one byte of it, the organization's, so
+  writers of different organizations pass side by side (their provider calls overlap; their
+  write transactions still take SQLite's lock one at a time), and two writers of one
+  organization never do;
+- ``health`` and ``keys rotate`` take the ``flock`` exclusively: they wait until no
+  organization is held, and keep every writer out until they hold the write lock.
+
+The holder keeps its locks from its first read of the state to its last commit, provider calls
+included; a writer of a single transaction keeps them only until it holds the write lock. The
+kernel drops both kinds with the process, so a killed apply never leaves the gate closed.
+Where open-file-description locks do not exist (not Linux), an organization writer takes the
+``flock`` exclusively: one organization at a time, as before. (A second connection cannot
+commit the pending rows instead: SQLite has one writer at a time, and the lock holder's own
+write transaction would make it wait until its busy timeout ran out.)
 
 SQLite cannot say who holds either lock, so each apply commits a row in ``reconciler_locks``
 before it waits, and deletes it at the end of the command. The rows are information only:
@@ -22,8 +32,10 @@ apply.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -51,6 +63,7 @@ GATE_POLL_S = 0.02  # how often a waiter tries the gate again
 FOREIGN_ROW_TTL = timedelta(hours=12)
 
 _ANNOUNCED: dict[int, tuple[Engine, str]] = {}  # id(engine) -> (engine, our holder row)
+_ANNOUNCING = threading.Lock()  # writer threads of one process announce it once
 _HELD = threading.local()  # .gates: {id(engine): (organization, fd)} held by this thread
 
 
@@ -84,25 +97,64 @@ def _gates() -> dict[int, tuple[str, int]]:
     return gates
 
 
-def _open_gate(engine: Engine, deadline: float) -> int | None:
+def apart(engine: Engine) -> bool:
+    """Whether organizations of this database are held apart (one byte of the gate each), so
+    several may be written at once; False for an in-memory database or without
+    open-file-description locks (one organization at a time)."""
+    return gate_path(engine) is not None and _OFD is not None
+
+
+_OFD = getattr(fcntl, "F_OFD_SETLK", None) if fcntl is not None else None
+
+
+def _org_byte(organization: str) -> int:
+    """The organization's byte of the gate (past byte 0; a 56-bit hash, so two organizations
+    share one with negligible chance, and then only wait for each other)."""
+    return 1 + int.from_bytes(hashlib.sha256(organization.encode("utf-8")).digest()[:7], "big")
+
+
+def _try_org_lock(fd: int, organization: str) -> bool:
+    # struct flock: l_type, l_whence, l_start, l_len, l_pid (0 for OFD locks), padding
+    spec = struct.pack("hhqqixxxx", fcntl.F_WRLCK, os.SEEK_SET, _org_byte(organization), 1, 0)
+    assert _OFD is not None
+    try:
+        fcntl.fcntl(fd, _OFD, spec)
+    except (BlockingIOError, PermissionError):  # EAGAIN or EACCES: another holds it
+        return False
+    return True
+
+
+def _open_gate(engine: Engine, deadline: float, organization: str | None = None) -> int | None:
     """The gate, closed behind us (a file descriptor to close to open it again), or None when
-    there is none; raises TimeoutError when another process kept it until ``deadline``."""
+    there is none; raises TimeoutError when another process kept it until ``deadline``. With
+    ``organization``, closed for that organization only (where organizations are held apart);
+    without, for every writer."""
     path = gate_path(engine)
     if path is None:
         return None
+    apart_ = organization is not None and _OFD is not None
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fd
+                fcntl.flock(fd, (fcntl.LOCK_SH if apart_ else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+                break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise TimeoutError from None
-                time.sleep(GATE_POLL_S)
+                _wait(deadline)
+        if apart_:
+            assert organization is not None
+            while not _try_org_lock(fd, organization):
+                _wait(deadline)
+        return fd
     except BaseException:
         os.close(fd)
         raise
+
+
+def _wait(deadline: float) -> None:
+    if time.monotonic() >= deadline:
+        raise TimeoutError
+    time.sleep(GATE_POLL_S)
 
 
 def _close_gate(fd: int | None) -> None:
@@ -117,7 +169,7 @@ def hold_sqlite(engine: Engine, organization: str, timeout: float, holder: str) 
     deadline = time.monotonic() + timeout
     token = _announced(engine, organization, timeout, holder)
     try:
-        fd = _open_gate(engine, deadline)
+        fd = _open_gate(engine, deadline, organization)
     except TimeoutError:
         _ANNOUNCED.pop(id(engine), None)
         raise lock_error(engine, organization, timeout, token) from None
@@ -140,9 +192,9 @@ def lock_sqlite(session: Session, organization: str, timeout: float, holder: str
     deadline = time.monotonic() + timeout
     token = _announced(engine, organization, timeout, holder)
     fd = None
-    if id(engine) not in _gates():  # a thread holding the gate excludes every other writer
+    if id(engine) not in _gates():  # a thread holding the organization passed the gate
         try:
-            fd = _open_gate(engine, deadline)
+            fd = _open_gate(engine, deadline, organization)
         except TimeoutError:
             _ANNOUNCED.pop(id(engine), None)
             raise lock_error(engine, organization, timeout, token) from None
@@ -201,16 +253,17 @@ def _take_write_lock(conn: Connection) -> None:
 
 def _announced(engine: Engine, organization: str, timeout: float, holder: str) -> str:
     """Announce this process once (a committed holder row, so a waiting apply can name us).
-    One announcement per process, not per organization: each costs a commit, and a process
-    holds one organization at a time anyway."""
-    known = _ANNOUNCED.get(id(engine))
-    if known is not None:
-        return known[1]
-    token = uuid.uuid4().hex
-    if not _announce(engine, token, organization, holder, timeout):
-        raise lock_error(engine, organization, timeout, token)
-    _ANNOUNCED[id(engine)] = (engine, token)
-    return token
+    One announcement per process, not per organization: each costs a commit, and the row
+    names the process (its writer threads may hold several organizations at once)."""
+    with _ANNOUNCING:
+        known = _ANNOUNCED.get(id(engine))
+        if known is not None:
+            return known[1]
+        token = uuid.uuid4().hex
+        if not _announce(engine, token, organization, holder, timeout):
+            raise lock_error(engine, organization, timeout, token)
+        _ANNOUNCED[id(engine)] = (engine, token)
+        return token
 
 
 def release_announcements() -> None:
