@@ -41,9 +41,10 @@ from reconciler.db.records import OrgRows
 from reconciler.db.schema import AuditEntry
 
 log = logging.getLogger("reconciler.apply")
-# writer threads at most (PostgreSQL, a plan with provider calls): each holds up to two of the
-# engine's connections (the organization's lock and its transaction); the pool has 15
-MAX_WRITERS = 4
+# writer threads at most, for a plan with provider calls: on PostgreSQL each holds up to two of
+# the engine's connections (the organization's lock and its transaction; the pool has 15); on
+# SQLite one (its locks are files), and its write transactions take turns
+MAX_WRITERS = {"postgresql": 6, "sqlite": 12}
 
 
 class Applier:
@@ -138,7 +139,8 @@ class Applier:
             return 1
         if not any(c.remote for c in plan.changes):
             return 1
-        return max(1, min(MAX_WRITERS, self.options.parallelism, len(plan.organizations)))
+        most = MAX_WRITERS.get(self.engine.dialect.name, 1)
+        return max(1, min(most, self.options.parallelism, len(plan.organizations)))
 
     def _done(self, address: str) -> None:
         org = address.split("/", 1)[0]
