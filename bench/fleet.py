@@ -43,10 +43,16 @@ class Fleet:
     folder: Path
     organizations: list[str]
     secrets: dict[str, str] = field(default_factory=dict)
+    resources: bool = True  # each organization's 6 resources (False: connections only)
 
     @property
     def connections(self) -> int:
         return len(self.organizations) * len(PROVIDERS)
+
+    @property
+    def objects(self) -> int:
+        """What a first plan creates: the connections, and the resources when declared."""
+        return self.connections + (6 * len(self.organizations) if self.resources else 0)
 
     def rotate(self, fraction: float, *, generation: int = 1) -> dict[str, str]:
         """A copy of the secrets where every ``1/fraction``-th variable has a new value.
@@ -91,15 +97,15 @@ def workspace_numbers(fleet: Fleet, sim: Any, generations: int = 2) -> None:
             sim.set_phone_numbers(secret_value(var, g), [(phone_number(org), "Support")])
 
 
-def manifest(org: str) -> str:
-    """The manifest of one organization: seven connections and their resources."""
+def manifest(org: str, *, resources: bool = True) -> str:
+    """The manifest of one organization: seven connections and (``resources``) theirs."""
     domain = f"{org}.example"
     owner = f"ops@{domain}"
 
     def cred(provider: str) -> str:
         return f'{{api_key: "${{{variable(org, provider)}}}"}}'
 
-    return f"""\
+    text = f"""\
 apiVersion: reconciler/v1
 kind: Organization
 metadata:
@@ -147,6 +153,19 @@ spec:
         model: claude-sonnet-4-5
         usage_monitoring: {{monthly_budget_usd: 500, alert_at_percent: 80}}
 """
+    if resources:
+        return text
+    # the same connections without their resources blocks
+    out, skipping = [], False
+    for line in text.splitlines(keepends=True):
+        if line.strip() == "resources:":
+            skipping = True
+            continue
+        if skipping and line.startswith("        "):
+            continue
+        skipping = False
+        out.append(line)
+    return "".join(out)
 
 
 def commit_to_git(folder: Path) -> bool:
@@ -162,17 +181,18 @@ def commit_to_git(folder: Path) -> bool:
     return True
 
 
-def generate_fleet(folder: Path, n: int, *, git: bool = False) -> Fleet:
+def generate_fleet(folder: Path, n: int, *, git: bool = False, resources: bool = True) -> Fleet:
     """Write N manifests into ``folder`` (created) and return the fleet with its secrets;
-    with ``git``, commit them in a new repository there."""
+    with ``git``, commit them in a new repository there; without ``resources``, the
+    connections only (no provider-side objects, no resource rows)."""
     folder.mkdir(parents=True, exist_ok=True)
     orgs = [org_name(i) for i in range(1, n + 1)]
     secrets: dict[str, str] = {}
     for org in orgs:
-        (folder / f"{org}.yaml").write_text(manifest(org), encoding="utf-8")
+        (folder / f"{org}.yaml").write_text(manifest(org, resources=resources), encoding="utf-8")
         for provider in PROVIDERS:
             var = variable(org, provider)
             secrets[var] = secret_value(var)
     if git:
         commit_to_git(folder)
-    return Fleet(folder, orgs, secrets)
+    return Fleet(folder, orgs, secrets, resources)

@@ -67,7 +67,7 @@ def steps(
     apply = ("apply", *at_once, *split, folder)
     plan = ("plan", *at_once, folder)
     health = ("health", *at_once, *split)
-    first_plan = f"Plan: {fleet.connections + 6 * len(fleet.organizations)} to create, 0 to upd"
+    first_plan = f"Plan: {fleet.objects} to create, 0 to update"
     return [
         Step("validate", ("validate", folder), "p", f"{len(fleet.organizations)} organization(s)"),
         Step("plan (first)", plan, "f", first_plan, reads=True),
@@ -317,6 +317,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="Leave the fleet outside git (by default it is committed, as fleets are).",
     )
     ap.add_argument(
+        "--no-resources",
+        action="store_true",
+        help="Connections only: no resources, so nothing is created or read at the providers "
+        "but the health checks (the fleet issue 16 first measured).",
+    )
+    ap.add_argument(
         "--no-count",
         action="store_true",
         help="Run plain `python -m reconciler` (no SQL statement counts).",
@@ -347,7 +353,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with Simulator(latency_ms=opts.latency_ms) as sim:
             env = base_environment(sim.env())
             for n in sizes:
-                fleet = generate_fleet(root / f"fleet-{n}", n, git=not opts.no_git)
+                fleet = generate_fleet(
+                    root / f"fleet-{n}", n, git=not opts.no_git, resources=not opts.no_resources
+                )
                 for backend in backends:
                     workdir = root / f"{backend}-{n}"
                     workdir.mkdir(exist_ok=True)

@@ -218,7 +218,7 @@ class Applier:
         checked = False
         if pending:  # committed before the calls: a crash after the answer leaves a trace
             with self._turn(), Session(self.engine, autoflush=False) as s, s.begin():
-                if self._open(s, org, changes, checker, check=True) is None:
+                if self._open(s, org, changes, checker, check=True, durable=True) is None:
                     return
                 write_pending(s, org, pending, datetime.now(UTC))
             checked = True
@@ -278,7 +278,7 @@ class Applier:
             for c in batch
             if c.kind is Kind.CONNECTION and c.connection is not None
         }
-        with Session(self.engine, autoflush=False) as s, s.begin():
+        with Session(self.engine, autoflush=False) as s:  # read only: ends in a rollback
             rows = OrgRows.load(s, org)
             if not checked and not self._unchanged(s, org, rows, changes):
                 return None
@@ -326,11 +326,14 @@ class Applier:
         *,
         check: bool,
         outcomes: Mapping[str, Outcome] | None = None,
+        durable: bool = False,
     ) -> OrgWriter | None:
         """Lock the organization and read its rows; with ``check``, refuse to write when they
-        are no longer what the plan saw."""
+        are no longer what the plan saw; ``durable``: the commit must survive a power loss."""
         log.debug("%s: taking the organization's lock", org)
-        lock_organization(s, org, timeout=self.options.lock_timeout, holder=self.holder)
+        lock_organization(
+            s, org, timeout=self.options.lock_timeout, holder=self.holder, durable=durable
+        )
         rows = OrgRows.load(s, org)
         if check and not self._unchanged(s, org, rows, changes):
             return None

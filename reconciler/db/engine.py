@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -85,9 +86,10 @@ def _new_engine(url: str) -> Engine:
         )
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
+        def _sqlite_pragmas(dbapi_conn: Any, record: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
+            record.info["wal"] = _write_ahead_log(cur)
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
@@ -95,6 +97,26 @@ def _new_engine(url: str) -> Engine:
         engine = create_engine(norm, hide_parameters=True, pool_pre_ping=True, future=True)
     event.listen(engine, "handle_error", translate)
     return engine
+
+
+def _write_ahead_log(cur: Any) -> bool:
+    """The write-ahead log (WAL), synced at checkpoints: a commit then writes the log and
+    does not wait for the disk, readers never wait for a writer (an apply's reads overlap
+    another organization's write) and a killed process loses nothing it committed (a power
+    loss may lose the last commits; the transactions that must survive one, the pending
+    creates before a provider call, ask for a full sync: ``lock_organization(durable=True)``).
+    A database file keeps the mode; turning it on needs a moment without other connections,
+    so a database another process is using stays in its mode until a later command. True
+    when the database is in WAL mode."""
+    cur.execute("PRAGMA busy_timeout=200")
+    try:
+        mode = cur.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    except sqlite3.OperationalError:  # another connection holds the database: next time
+        return False
+    if str(mode).lower() != "wal":  # in memory
+        return False
+    cur.execute("PRAGMA synchronous=NORMAL")
+    return True
 
 
 def has_schema(engine: Engine) -> bool:

@@ -53,17 +53,20 @@ def organization_key(organization: str) -> int:
     return h - (1 << 32) if h >= (1 << 31) else h
 
 
-def lock_organization(session: Session, organization: str, *, timeout: float, holder: str) -> None:
+def lock_organization(
+    session: Session, organization: str, *, timeout: float, holder: str, durable: bool = False
+) -> None:
     """Take the organization's lock in the session's current transaction, or raise LockError
     naming the organization, who holds it and since when. Call it before the transaction
     reads anything. Inside ``hold_organization`` of the same organization it only takes what
-    the transaction itself needs (SQLite's write lock)."""
+    the transaction itself needs (SQLite's write lock). ``durable``: the commit must survive
+    a power loss, not only a killed process (SQLite's WAL mode: a full sync for this one)."""
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
         if _held_orgs().get(id(bind)) != organization:
             _lock_postgresql(session, organization, timeout, holder)
     elif bind.dialect.name == "sqlite":
-        lock_sqlite(session, organization, timeout, holder)
+        lock_sqlite(session, organization, timeout, holder, durable=durable)
 
 
 def organizations_apart(engine: Engine) -> bool:

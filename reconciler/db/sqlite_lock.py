@@ -184,9 +184,12 @@ def hold_sqlite(engine: Engine, organization: str, timeout: float, holder: str) 
 # -- the write lock --------------------------------------------------------------------------
 
 
-def lock_sqlite(session: Session, organization: str, timeout: float, holder: str) -> None:
+def lock_sqlite(
+    session: Session, organization: str, timeout: float, holder: str, *, durable: bool = False
+) -> None:
     """Take the write lock for this organization's transaction: through the gate, unless this
-    thread holds the organization already."""
+    thread holds the organization already. ``durable``: its commit waits for the disk (in
+    WAL mode a commit otherwise survives a killed process, not a power loss)."""
     engine = session.get_bind()
     assert isinstance(engine, Engine)
     deadline = time.monotonic() + timeout
@@ -199,7 +202,7 @@ def lock_sqlite(session: Session, organization: str, timeout: float, holder: str
             _ANNOUNCED.pop(id(engine), None)
             raise lock_error(engine, organization, timeout, token) from None
     try:
-        _write_lock(session, deadline)
+        _write_lock(session, deadline, durable=durable)
     except OperationalError:
         _ANNOUNCED.pop(id(engine), None)
         raise lock_error(engine, organization, timeout, token) from None
@@ -226,10 +229,13 @@ def pass_gate(session: Session, timeout: float) -> bool:
     return True
 
 
-def _write_lock(session: Session, deadline: float) -> None:
+def _write_lock(session: Session, deadline: float, *, durable: bool = False) -> None:
     conn = session.connection()
     remaining_ms = max(int((deadline - time.monotonic()) * 1000), 1)
     conn.exec_driver_sql(f"PRAGMA busy_timeout = {remaining_ms}")
+    dbapi = conn.connection.dbapi_connection
+    if conn.connection.info.get("wal") and not dbapi.in_transaction:  # type: ignore[union-attr]
+        conn.exec_driver_sql(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
     try:
         with untranslated():
             _take_write_lock(conn)
