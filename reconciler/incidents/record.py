@@ -129,7 +129,9 @@ def _open_incidents(
         .order_by(Incident.id)
         .with_for_update()
     )
-    if len(organizations) <= MAX_IN:  # apply: one organization; a big health run: all of them
+    if len(organizations) == 1:  # apply: one organization (no IN list to expand)
+        query = query.where(Incident.organization == next(iter(organizations)))
+    elif len(organizations) <= MAX_IN:  # a big health run: all of them
         query = query.where(Incident.organization.in_(sorted(organizations)))
     for inc in s.scalars(query):
         if inc.organization in organizations:
