@@ -20,7 +20,7 @@ bring to the desired state:
 """
 
 from reconciler.apply.results import ApplyOptions, ApplyReport, ChangeResult, Status
-from reconciler.apply.rows import health_row, token_envelopes
+from reconciler.apply.rows import health_row, health_values, token_envelopes
 from reconciler.apply.runner import Applier
 
 __all__ = [
@@ -30,5 +30,6 @@ __all__ = [
     "ChangeResult",
     "Status",
     "health_row",
+    "health_values",
     "token_envelopes",
 ]

@@ -12,22 +12,23 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reconciler.apply import health_row, token_envelopes
+from reconciler.apply import health_values, token_envelopes
 from reconciler.audit import AuditWriter
 from reconciler.commands.auditcmd import _session
 from reconciler.commands.inputs import Selection, keyring, policy_from_env
 from reconciler.core.catalog import load_catalog
 from reconciler.core.secret import Secret
 from reconciler.crypto import CredentialAddress, KeyRing
+from reconciler.db.bulk import insert_rows, table_of
 from reconciler.db.credentials import StoredCredential, decrypt, stored_credentials
 from reconciler.db.locking import lock_organizations
 from reconciler.db.observe import observe_in
-from reconciler.db.schema import Connection, Credential, Instance
+from reconciler.db.schema import Connection, Credential, Health, Instance
 from reconciler.health import (
     CheckRequest,
     CheckResult,
@@ -164,6 +165,20 @@ def _refresh_if_expired(
     return None
 
 
+M = TypeVar("M", Instance, Connection)
+CHUNK = 500  # ids named in one query
+
+
+def _rows(s: Session, model: type[M], ids: set[int]) -> dict[int, M]:
+    """The rows of ``ids`` (id -> row), read a chunk of ids per query, not one per check."""
+    out: dict[int, M] = {}
+    wanted = sorted(ids)
+    for i in range(0, len(wanted), CHUNK):
+        for row in s.scalars(select(model).where(model.id.in_(wanted[i : i + CHUNK]))):
+            out[row.id] = row
+    return out
+
+
 def _record(
     environ: Mapping[str, str],
     ring: KeyRing,
@@ -185,16 +200,20 @@ def _record(
         lock_organizations(s, orgs, timeout=HEALTH_LOCK_TIMEOUT, holder=f"health by {actor}")
         locked = time.monotonic()
         w = AuditWriter(s, ring, actor, "health")
+        targets = [r.key for r in results if isinstance(r.key, Target)]
+        instances = _rows(s, Instance, {t.instance_id for t in targets})
+        connections = _rows(s, Connection, {t.connection_id for t in targets})
+        rows: list[dict[str, Any]] = []
         for i, r in enumerate(results):
             t = r.key
             assert isinstance(t, Target)
-            inst = s.get(Instance, t.instance_id)
-            conn = s.get(Connection, t.connection_id)
+            inst = instances.get(t.instance_id)
+            conn = connections.get(t.connection_id)
             if inst is None or conn is None:
                 continue
             if t.connection_id in tokens:
                 _store_tokens(s, w, ring, inst, conn, tokens[t.connection_id])
-            s.add(health_row(t.instance_id, t.connection_id, r))
+            rows.append(health_values(t.instance_id, t.connection_id, r))
             _transition(w, inst, conn, r, t.address)
             checks.append(
                 CheckOutcome(
@@ -220,6 +239,7 @@ def _record(
             )
             if order is not None:
                 order.append((int(i >= early), inst.organization, inst.provider, t.user))
+        insert_rows(s, table_of(Health), rows)
         # in the transaction of the health rows: incidents and their events commit with them
         changes = record_checks(s, checks, NotifySettings.from_environ(environ))
     log.debug(
