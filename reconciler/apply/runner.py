@@ -3,6 +3,7 @@ soon as its checks are back, so writes overlap the checks of other organizations
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -72,7 +73,7 @@ class Applier:
         # limits of every key are shared by the whole run
         self.calls = ProviderCalls(catalog, policy=options.policy, environ=options.environ)
 
-    @property
+    @functools.cached_property
     def holder(self) -> str:
         return f"{self.options.actor} on {socket.gethostname()} pid {os.getpid()}"
 
