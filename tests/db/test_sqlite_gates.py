@@ -1,9 +1,10 @@
-"""Organizations held apart on SQLite too: an apply holding one organization across its
-provider calls keeps out every other writer of that organization, and of nothing else; a key
-rotation (every organization) still waits for it."""
+"""SQLite as a fleet writes it. Organizations are held apart: an apply holding one across its
+provider calls keeps out every other writer of that organization, and of nothing else, and a
+key rotation (every organization) still waits for it. The database runs in WAL mode."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,3 +105,27 @@ def test_an_in_memory_database_writes_one_organization_at_a_time() -> None:
     e = make_engine("sqlite://")
     assert not organizations_apart(e)
     e.dispose()
+
+
+@pytest.mark.databases("sqlite")
+def test_sqlite_runs_in_wal_mode_and_a_busy_database_is_used_as_it_is(env: Env) -> None:
+    """The first command puts the database in WAL mode. A database another process holds
+    when a command starts stays in its mode for that command, which still works; a later
+    command switches it."""
+    path = env.vars["RECONCILER_DATABASE_URL"].removeprefix("sqlite:///")
+    assert env.run("db", "upgrade").exit_code == 0
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert other.execute("PRAGMA journal_mode=DELETE").fetchone()[0] == "delete"
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the database
+        r = env.run("status", "--format", "json")
+        assert r.exit_code == 0, r.output
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    r = env.run("apply", "--org", "acme")
+    assert r.exit_code == 0, r.output
+    with sqlite3.connect(path) as again:
+        assert again.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
