@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.orm import Session
 
 from reconciler.core.state import (
@@ -17,12 +18,7 @@ from reconciler.core.state import (
     ObservedResource,
 )
 from reconciler.core.state import PendingCreate as ObservedPending
-from reconciler.db.records import (
-    connection_record,
-    credential_record,
-    instance_record,
-    resource_record,
-)
+from reconciler.db.records import connection_of, credential_of, instance_of, resource_of
 from reconciler.db.schema import (
     Connection,
     Credential,
@@ -55,21 +51,22 @@ def observe(engine: Engine, organizations: Collection[str] | None = None) -> Obs
 def observe_in(s: Session, organizations: Collection[str] | None = None) -> Observed:
     """The observed state read through ``s``, in the same constant number of queries.
 
-    Rows come back as plain rows of the columns the records need (no ORM objects: building
-    and tracking 47,000 of them cost ten times the fetch), and go straight into the frozen
-    records of ``reconciler.core.state`` through ``reconciler.db.records``.
+    Rows come back as the driver's plain tuples of the columns the records need (no ORM
+    objects, no result rows: building and tracking 47,000 ORM objects cost ten times the
+    fetch, result rows twice), and go straight into the frozen records of
+    ``reconciler.core.state`` through ``reconciler.db.records``.
     """
     meta = s.get(StateMeta, 1)
     iq = select(_I.id, _I.organization, _I.provider, _I.status, _I.managed_by)
     if organizations is not None:
         iq = iq.where(_I.organization.in_(sorted(organizations)))
-    instances = s.execute(iq).all()
-    ids = [row.id for row in instances]
+    instances = _tuples(s, iq)
+    ids = [row[0] for row in instances]
     inst_filter = organizations is not None
 
     cq = select(
-        _C.id,
         _C.instance_id,
+        _C.id,
         _C.user_email,
         _C.status,
         _C.managed_by,
@@ -78,8 +75,8 @@ def observe_in(s: Session, organizations: Collection[str] | None = None) -> Obse
         _C.identity,
     )
     rq = select(
-        _R.id,
         _R.instance_id,
+        _R.id,
         _R.kind,
         _R.identity,
         _R.spec,
@@ -93,28 +90,30 @@ def observe_in(s: Session, organizations: Collection[str] | None = None) -> Obse
     if inst_filter:
         cq = cq.where(_C.instance_id.in_(ids))
         rq = rq.where(_R.instance_id.in_(ids))
-    connections = s.execute(cq).all()
-    conn_ids = [row.id for row in connections]
+    connections = _tuples(s, cq)
+    conn_ids = [row[1] for row in connections]
     crq = select(
         _CR.connection_id, _CR.id, _CR.field, _CR.key_id, _CR.fingerprint, _CR.fingerprint_key_id
     )
     if inst_filter:
         crq = crq.where(_CR.connection_id.in_(conn_ids))
     creds: dict[int, dict[str, ObservedCredential]] = defaultdict(dict)
-    for cred in s.execute(crq):
-        creds[cred.connection_id][cred.field] = credential_record(cred)
+    for row in _tuples(s, crq):
+        creds[row[0]][row[2]] = credential_of(row[1:])
     health = _last_health(s, conn_ids if inst_filter else None)
     resources: dict[int, list[ObservedResource]] = defaultdict(list)
-    for res in s.execute(rq.order_by(_R.kind, _R.identity)):
-        resources[res.instance_id].append(resource_record(res))
+    for row in _tuples(s, rq.order_by(_R.kind, _R.identity)):
+        resources[row[0]].append(resource_of(row[1:]))
     by_instance: dict[int, list[ObservedConnection]] = defaultdict(list)
-    for conn in sorted(connections, key=lambda c: (c.instance_id, c.user_email)):
-        by_instance[conn.instance_id].append(
-            connection_record(conn, creds.get(conn.id, {}), health.get(conn.id))
-        )
+    connections.sort(key=lambda c: (c[0], c[2]))
+    for row in connections:
+        cid = row[1]
+        by_instance[row[0]].append(connection_of(row[1:], creds.get(cid) or {}, health.get(cid)))
     out = {
-        (row.organization, row.provider): instance_record(
-            row, by_instance.get(row.id, ()), resources.get(row.id, ())
+        (row[1], row[2]): instance_of(
+            row,
+            tuple(by_instance.get(row[0], ())),
+            tuple(resources.get(row[0], ())),
         )
         for row in instances
     }
@@ -132,6 +131,16 @@ def observe_in(s: Session, organizations: Collection[str] | None = None) -> Obse
         exists=True,
         pending=pending,
     )
+
+
+def _tuples(s: Session, query: Select[Any]) -> list[Any]:
+    """Every row of a Core select as the driver's tuples: no result rows, no type processing
+    (so SQLite's booleans are 0 and 1, and date-times are text: the builders know)."""
+    result = s.execute(query)
+    try:
+        return list(result.cursor.fetchall())  # type: ignore[attr-defined]
+    finally:
+        result.close()
 
 
 def _last_health(s: Session, conn_ids: list[int] | None) -> dict[int, ObservedHealth]:
