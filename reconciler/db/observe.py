@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, func, select
+from sqlalchemy import ColumnElement, Engine, Select, func, select
 from sqlalchemy.orm import Session
 
 from reconciler.core.state import (
@@ -18,7 +18,13 @@ from reconciler.core.state import (
     ObservedResource,
 )
 from reconciler.core.state import PendingCreate as ObservedPending
-from reconciler.db.records import connection_of, credential_of, instance_of, resource_of
+from reconciler.db.records import (
+    connection_of,
+    credential_of,
+    health_of,
+    instance_of,
+    resource_of,
+)
 from reconciler.db.schema import (
     Connection,
     Credential,
@@ -36,6 +42,8 @@ _C = Connection.__table__.c
 _CR = Credential.__table__.c
 _R = Resource.__table__.c
 _H = Health.__table__.c
+_P = PendingCreate.__table__.c
+_S = StateMeta.__table__.c  # Core columns here too: a plan configures no ORM mapper
 
 
 def observe(engine: Engine, organizations: Collection[str] | None = None) -> Observed:
@@ -56,7 +64,7 @@ def observe_in(s: Session, organizations: Collection[str] | None = None) -> Obse
     fetch, result rows twice), and go straight into the frozen records of
     ``reconciler.core.state`` through ``reconciler.db.records``.
     """
-    meta = s.get(StateMeta, 1)
+    meta = s.execute(select(_S.lineage, _S.serial).where(_S.id == 1)).first()
     iq = select(_I.id, _I.organization, _I.provider, _I.status, _I.managed_by)
     if organizations is not None:
         iq = iq.where(_I.organization.in_(sorted(organizations)))
@@ -117,13 +125,10 @@ def observe_in(s: Session, organizations: Collection[str] | None = None) -> Obse
         )
         for row in instances
     }
-    pq = select(PendingCreate)
+    pq = select(_P.organization, _P.provider, _P.kind, _P.identity, _P.generation, _P.replaces)
     if organizations is not None:
-        pq = pq.where(PendingCreate.organization.in_(sorted(organizations)))
-    pending = tuple(
-        ObservedPending(p.organization, p.provider, p.kind, p.identity, p.generation, p.replaces)
-        for p in s.scalars(pq.order_by(PendingCreate.id))
-    )
+        pq = pq.where(_P.organization.in_(sorted(organizations)))
+    pending = tuple(ObservedPending(*p) for p in s.execute(pq.order_by(_P.id)))
     return Observed(
         instances=out,
         lineage=meta.lineage if meta else "",
@@ -144,8 +149,8 @@ def _tuples(s: Session, query: Select[Any]) -> list[Any]:
 
 
 def _last_health(s: Session, conn_ids: list[int] | None) -> dict[int, ObservedHealth]:
-    """Last health row per connection, and since when it has been failing (two queries,
-    three when some are failing)."""
+    """Last health row per connection, and since when it has been failing (one query, three
+    when some are failing)."""
     last_id = select(_H.connection_id, func.max(_H.id).label("last")).group_by(_H.connection_id)
     last_ok = (
         select(_H.connection_id, func.max(_H.id).label("ok"))
@@ -156,26 +161,35 @@ def _last_health(s: Session, conn_ids: list[int] | None) -> dict[int, ObservedHe
         last_id = last_id.where(_H.connection_id.in_(conn_ids))
         last_ok = last_ok.where(_H.connection_id.in_(conn_ids))
     lasts = last_id.subquery()
-    rows = s.execute(
+    rows = _tuples(
+        s,
         select(
             _H.connection_id, _H.status, _H.failure_type, _H.message, _H.response_ms, _H.checked_at
-        ).join(lasts, _H.id == lasts.c.last)
-    ).all()
-    ok = {cid: hid for cid, hid in s.execute(last_ok).all() if cid is not None}
+        ).join(lasts, _H.id == lasts.c.last),
+    )
     failing = [row[0] for row in rows if row[1] != "healthy" and row[0] is not None]
-    failing_since = _first_failures_after(s, ok, failing)
+    failing_since: dict[int, datetime] = {}
+    if failing:
+        ok = {cid: hid for cid, hid in s.execute(last_ok).all() if cid is not None}
+        failing_since = _first_failures_after(s, ok, failing)
+    read_time = _processor(s, _H.checked_at)  # what SQLAlchemy makes of the driver's value
     return {
-        cid: ObservedHealth(
-            status=status,
-            failure_type=failure_type,
-            message=message,
-            response_ms=response_ms,
-            checked_at=checked_at,
-            failing_since=failing_since.get(cid),
-        )
-        for cid, status, failure_type, message, response_ms, checked_at in rows
-        if cid is not None
+        row[0]: health_of(row[1:], read_time(row[5]), failing_since.get(row[0]))
+        for row in rows
+        if row[0] is not None
     }
+
+
+def _processor(s: Session, column: ColumnElement[Any]) -> Callable[[Any], Any]:
+    """The conversion SQLAlchemy applies to the driver's values of ``column`` (a UTC
+    date-time from SQLite's text, say); the values themselves when there is none."""
+    dialect = s.get_bind().dialect
+    process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+    return process if process is not None else _same
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _first_failures_after(

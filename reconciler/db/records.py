@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -70,6 +71,23 @@ def resource_of(row: Sequence[Any]) -> ObservedResource:
             "remote_generation": row[7] or 0,
             "remote_replaces": row[8],
             "remote_adopted": bool(row[9]),
+        },
+    )
+
+
+def health_of(
+    row: Sequence[Any], checked_at: datetime, failing_since: datetime | None
+) -> ObservedHealth:
+    """(status, failure_type, message, response_ms, ...), the time already converted."""
+    return _made(
+        ObservedHealth,
+        {
+            "status": row[0],
+            "failure_type": row[1],
+            "message": row[2],
+            "response_ms": row[3],
+            "checked_at": checked_at,
+            "failing_since": failing_since,
         },
     )
 
