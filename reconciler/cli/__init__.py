@@ -13,11 +13,21 @@ from __future__ import annotations
 import gc
 from collections.abc import Sequence
 
-import click
+# Importing the commands (click, SQLAlchemy, ...) makes some 300,000 objects that live as long
+# as the process, and next to no garbage: the collector does not scan them while they are
+# made (125 passes, 0.05 s of a no-op plan), and they are frozen once made.
+_collecting = gc.isenabled()
+gc.disable()
+try:
+    import click
 
-from reconciler.cli import admin, operate, review  # noqa: F401  (they register the commands)
-from reconciler.cli.group import cli
-from reconciler.commands.error_handler import EXIT_ERROR, EXIT_OK
+    from reconciler.cli import admin, operate, review  # noqa: F401  (they register the commands)
+    from reconciler.cli.group import cli
+    from reconciler.commands.error_handler import EXIT_ERROR, EXIT_OK
+finally:
+    gc.freeze()
+    if _collecting:
+        gc.enable()
 
 __all__ = ["cli", "main"]
 

@@ -104,7 +104,8 @@ def actor_name(explicit: str | None, environ: Mapping[str, str]) -> str:
 def git_commit(paths: Sequence[Path]) -> str | None:
     """The commit of the manifests' git repository, when they are in one (asked once per
     folder, not once per file)."""
-    folders = list(dict.fromkeys((p if p.is_dir() else p.parent).resolve() for p in paths))
+    named = dict.fromkeys(p if p.is_dir() else p.parent for p in paths)  # resolved once each
+    folders = list(dict.fromkeys(folder.resolve() for folder in named))
     for folder in folders:
         try:
             out = subprocess.run(

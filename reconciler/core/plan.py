@@ -231,7 +231,6 @@ def _plan_connection(
     if problem is not None:
         diags.add(conn.file, conn.line, problem)
         return []
-    after = _wanted(conn, fingerprints, kept_fields(conn, inst))
     existing = inst.managed_connection if inst else None
     if inst is None or (
         existing is None and not inst.connections and inst.managed_by == "manifest"
@@ -242,7 +241,7 @@ def _plan_connection(
             "not in the database",
             "new",
             None,
-            after,
+            _wanted(conn, fingerprints, kept_fields(conn, inst)),
             {Attr.INSTANCE, Attr.CONNECTION},
             sorted(conn.credentials),
         )
@@ -268,7 +267,7 @@ def _plan_connection(
             + ("; its stored credentials are kept" if conn.keep_credentials else ""),
             "adopt",
             before,
-            after,
+            _wanted(conn, fingerprints, kept_fields(conn, inst)),
             {Attr.MANAGED_BY},
             sorted(conn.credentials),
         )
@@ -307,7 +306,7 @@ def _plan_connection(
         reasons.append("deletion settings changed")
         codes.append("settings_changed")
     out: list[Change] = []
-    if changed or creds:
+    if changed or creds:  # the connection as wanted is built only then: most are unchanged
         out.append(
             _connection_change(
                 conn,
@@ -315,7 +314,7 @@ def _plan_connection(
                 "; ".join(reasons),
                 codes[0],
                 stored_connection(inst, existing),
-                after,
+                _wanted(conn, fingerprints, kept_fields(conn, inst)),
                 changed,
                 creds,
             )

@@ -94,13 +94,20 @@ def remote_targets(
     """The connections of these organizations that have provider-side resources, in the
     manifest or in the database, with the kinds their credentials can read."""
     out: list[RemoteTarget] = []
+    # providers none of whose kinds exist at the provider have no targets (most of them)
+    remote = {
+        name: p
+        for name, p in catalog.providers.items()
+        if any(k.remote is not None for k in p.resources)
+        and (providers is None or name in providers)
+    }
     for org in sorted(set(organizations)):
         d = desired.organizations.get(org)
         wanted = {c.provider: c for c in d.connections} if d is not None else {}
         present = {i.provider: i for i in observed.of(org) if i.managed_connection is not None}
         for name in sorted(set(wanted) | set(present)):
-            provider = catalog.providers.get(name)
-            if provider is None or (providers is not None and name not in providers):
+            provider = remote.get(name)
+            if provider is None:
                 continue
             conn, inst = wanted.get(name), present.get(name)
             kinds = realized_kinds(provider, _credential_fields(conn, inst))

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.core.changes import Action, Attr, Change, Kind, ResourceSpec, resource_address
-from reconciler.core.desired import DesiredConnection
-from reconciler.core.state import ObservedInstance
+from reconciler.core.desired import DesiredConnection, DesiredResource
+from reconciler.core.state import ObservedInstance, ObservedResource
 
 
 def resource_change(
@@ -62,6 +62,11 @@ def plan_resources(
     for key in sorted(set(want) | set(have)):
         kind, ident = key
         w, h = want.get(key), have.get(key)
+        if w is not None and h is not None:
+            update = _update(conn.address, org, provider, kind, ident, w, h)
+            if update is not None:
+                out.append(update)
+            continue
         after = resource_spec(kind, ident, w.spec, w.is_default) if w is not None else None
         before = resource_spec(kind, ident, h.spec, h.is_default) if h is not None else None
         u = unmanaged.get(key)
@@ -106,34 +111,45 @@ def plan_resources(
                     None,
                 )
             )
-        elif w is not None and h is not None:
-            changed: list[Attr] = []
-            if _bare(w.spec) != _bare(h.spec):
-                changed.append(Attr.SPEC)
-            if w.is_default != h.is_default:
-                changed.append(Attr.DEFAULT)
-            if changed:
-                reason = (
-                    f"becomes the default {kind}"
-                    if w.is_default and Attr.DEFAULT in changed
-                    else f"is no longer the default {kind}"
-                    if changed == [Attr.DEFAULT]
-                    else "fields changed"
-                )
-                out.append(
-                    resource_change(
-                        conn.address,
-                        org,
-                        provider,
-                        Action.UPDATE,
-                        reason,
-                        "default_changed" if changed == [Attr.DEFAULT] else "spec_changed",
-                        before,
-                        after,
-                        frozenset(changed),
-                    )
-                )
     return out
+
+
+def _update(
+    conn_address: str,
+    organization: str,
+    provider: str,
+    kind: str,
+    ident: str,
+    w: DesiredResource,
+    h: ObservedResource,
+) -> Change | None:
+    """The update of a resource both declared and stored, None when they agree (the specs
+    are built only then: a plan without changes builds none)."""
+    changed: list[Attr] = []
+    if _bare(w.spec) != _bare(h.spec):
+        changed.append(Attr.SPEC)
+    if w.is_default != h.is_default:
+        changed.append(Attr.DEFAULT)
+    if not changed:
+        return None
+    reason = (
+        f"becomes the default {kind}"
+        if w.is_default and Attr.DEFAULT in changed
+        else f"is no longer the default {kind}"
+        if changed == [Attr.DEFAULT]
+        else "fields changed"
+    )
+    return resource_change(
+        conn_address,
+        organization,
+        provider,
+        Action.UPDATE,
+        reason,
+        "default_changed" if changed == [Attr.DEFAULT] else "spec_changed",
+        resource_spec(kind, ident, h.spec, h.is_default),
+        resource_spec(kind, ident, w.spec, w.is_default),
+        frozenset(changed),
+    )
 
 
 def _bare(spec: Mapping[str, Any]) -> dict[str, Any]:

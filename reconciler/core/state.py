@@ -83,9 +83,12 @@ class ObservedInstance:
     def address(self) -> str:
         return f"{self.organization}/{self.provider}"
 
-    @property
+    @cached_property  # asked for several times per connection by a plan
     def managed_connection(self) -> ObservedConnection | None:
-        return next((c for c in self.connections if c.managed_by == "manifest"), None)
+        for c in self.connections:
+            if c.managed_by == "manifest":
+                return c
+        return None
 
     @property
     def unmanaged_connections(self) -> tuple[ObservedConnection, ...]:

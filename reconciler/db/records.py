@@ -1,17 +1,19 @@
 """From rows to records: the one place where database rows become the planner's frozen
 records (``reconciler.core.state``).
 
-The builders take anything with the columns as attributes: the plain rows of a Core select
-(``observe``, many organizations, no ORM cost) and the ORM objects an apply reads under an
-organization's lock (``OrgRows``, which it then writes).
+The ``*_record`` builders take anything with the columns as attributes: the ORM objects an
+apply reads under an organization's lock (``OrgRows``, which it then writes). ``observe``
+reads tens of thousands of rows as the driver's plain tuples instead, and builds their records
+with the ``*_of`` builders, which take the columns in the order of ``observe``'s selects.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,6 +26,114 @@ from reconciler.core.state import (
     ObservedResource,
 )
 from reconciler.db.schema import Connection, Credential, Instance, Resource
+
+R = TypeVar("R")
+_new = object.__new__
+_setattr = object.__setattr__
+
+
+def _made(cls: type[R], values: dict[str, Any]) -> R:
+    """A frozen record from the values of *all* its fields, without its ``__init__`` (whose
+    ``object.__setattr__`` per field costs twice as much): equal to ``cls(**values)``."""
+    record = _new(cls)
+    _setattr(record, "__dict__", values)
+    return record
+
+
+def credential_of(row: Sequence[Any]) -> ObservedCredential:
+    """(id, field, key_id, fingerprint, fingerprint_key_id)"""
+    return _made(
+        ObservedCredential,
+        {
+            "id": row[0],
+            "field": row[1],
+            "key_id": row[2],
+            "fingerprint": row[3],
+            "fingerprint_key_id": row[4],
+        },
+    )
+
+
+def resource_of(row: Sequence[Any]) -> ObservedResource:
+    """(id, kind, identity, spec, is_default, managed_by, remote_id, remote_generation,
+    remote_replaces, remote_adopted), as the driver returns them (SQLite's booleans are 0/1)."""
+    is_default = row[4]
+    return _made(
+        ObservedResource,
+        {
+            "id": row[0],
+            "kind": row[1],
+            "identity": row[2],
+            "spec": json.loads(row[3]),
+            "is_default": is_default if is_default is None else bool(is_default),
+            "managed_by": row[5],
+            "remote_id": row[6],
+            "remote_generation": row[7] or 0,
+            "remote_replaces": row[8],
+            "remote_adopted": bool(row[9]),
+        },
+    )
+
+
+def health_of(
+    row: Sequence[Any], checked_at: datetime, failing_since: datetime | None
+) -> ObservedHealth:
+    """(status, failure_type, message, response_ms, ...), the time already converted."""
+    return _made(
+        ObservedHealth,
+        {
+            "status": row[0],
+            "failure_type": row[1],
+            "message": row[2],
+            "response_ms": row[3],
+            "checked_at": checked_at,
+            "failing_since": failing_since,
+        },
+    )
+
+
+def connection_of(
+    row: Sequence[Any],
+    credentials: Mapping[str, ObservedCredential],
+    last_health: ObservedHealth | None,
+) -> ObservedConnection:
+    """(id, user_email, status, managed_by, deletion_policy, prevent_destroy, identity), as
+    the driver returns them."""
+    prevent = row[5]
+    return _made(
+        ObservedConnection,
+        {
+            "id": row[0],
+            "user_email": row[1],
+            "status": row[2],
+            "managed_by": row[3],
+            "deletion_policy": row[4],
+            "prevent_destroy": prevent if prevent is None else bool(prevent),
+            "credentials": credentials,
+            "identity": _json_object(row[6]),
+            "last_health": last_health,
+        },
+    )
+
+
+def instance_of(
+    row: Sequence[Any],
+    connections: tuple[ObservedConnection, ...],
+    resources: tuple[ObservedResource, ...],
+) -> ObservedInstance:
+    """(id, organization, provider, status, managed_by)"""
+    return _made(
+        ObservedInstance,
+        {
+            "id": row[0],
+            "organization": row[1],
+            "provider": row[2],
+            "status": row[3],
+            "managed_by": row[4],
+            "connections": connections,
+            "resources": resources,
+        },
+    )
 
 
 def credential_record(row: Any) -> ObservedCredential:
