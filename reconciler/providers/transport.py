@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from reconciler.health.limits import TokenBucket
-from reconciler.health.policy import RetryPolicy, hinted_wait
+from reconciler.health.policy import JITTER, RetryPolicy, hinted_wait
 from reconciler.health.redaction import quiet_transport_loggers
 from reconciler.health.transport import WireClient
 from reconciler.providers.errors import ProviderError, scrub
@@ -84,7 +84,7 @@ class ProviderApi:
         content = None if body is None else json.dumps(body).encode("utf-8")
         if content is not None:
             extra.setdefault("Content-Type", "application/json")
-        rng = random.Random()
+        rng = JITTER
         waited, limited, failures = 0.0, 0, 0
         while True:
             if self.bucket is not None:
