@@ -126,7 +126,7 @@ class WireClient(httpx.AsyncClient):
             data=data,
             content=content,
         )
-        with connect_errors(None), map_aiohttp_exceptions():
+        try:
             response = (
                 await self.wire.session()
                 .request(
@@ -141,19 +141,27 @@ class WireClient(httpx.AsyncClient):
                 )
                 .__aenter__()
             )
+        except Exception:  # translated as CheckTransport translates it
+            with connect_errors(None), map_aiohttp_exceptions():
+                raise
         try:
             if response.headers.get("Content-Encoding", "identity") != "identity":
                 body = await _decoded(response, limit)  # httpx's decoders, as before
             else:
                 body = bytearray()
-                with map_aiohttp_exceptions():
-                    async for chunk in response.content.iter_chunked(CHUNK):
-                        body += chunk
-                        if limit is not None and len(body) >= limit:
-                            break
-        finally:
+                async for chunk in response.content.iter_chunked(CHUNK):
+                    body += chunk
+                    if limit is not None and len(body) >= limit:
+                        break
+        except Exception:  # as httpx_aiohttp's response stream translates it
             with map_aiohttp_exceptions():
+                raise
+        finally:
+            try:
                 await response.__aexit__(None, None, None)
+            except Exception:
+                with map_aiohttp_exceptions():
+                    raise
         return Exchanged(response.status, header_dict(response.raw_headers), bytes(body))
 
     async def _through_httpx(
