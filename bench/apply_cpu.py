@@ -4,12 +4,14 @@ Writes a fleet of N organizations once, starts the bundled simulator in this pro
 ``--latency-ms`` of latency, and runs ``python -m reconciler apply --parallelism P --workers 1
 FLEET`` as a child on a fresh SQLite database ``--repeat`` times, printing each run's CPU
 seconds (the child's rusage: user + system) and CPU per connection, then the minimum and the
-median. With ``--py-spy OUT`` the child runs under py-spy (all threads, running samples
-only), leaving collapsed stacks in OUT (``-f raw``) for ``bench/apply_cpu.py
---summarize OUT``; the CPU then includes py-spy's sampling cost in the child only.
+median. With ``--py-spy OUT`` the child runs under py-spy (all threads; ``--gil``: only the
+thread holding the GIL, which is the closest py-spy comes to CPU time, since its "running"
+heuristic counts some waits in epoll and fsync), leaving collapsed stacks in OUT (``-f raw``),
+summarized by subsystem (the innermost frame that names one) and by leaf function; the CPU
+then includes py-spy's pauses of the child, so only the shares mean anything.
 
     python bench/apply_cpu.py --orgs 200 --repeat 3
-    python bench/apply_cpu.py --orgs 200 --py-spy /tmp/apply.txt
+    python bench/apply_cpu.py --orgs 200 --gil --py-spy /tmp/apply.txt
     python bench/apply_cpu.py --summarize /tmp/apply.txt
 """
 
