@@ -18,10 +18,22 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, Protocol
 
-from sqlalchemy import ScalarResult, event, insert, select
+from sqlalchemy import (
+    Insert,
+    ScalarResult,
+    Select,
+    Update,
+    bindparam,
+    event,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from reconciler.crypto import KeyRing
 from reconciler.db.bulk import table_of
@@ -135,13 +147,47 @@ _COLUMNS = (
 
 
 @dataclass
+class ChainHead:
+    """The state row's record of the last entry, as this transaction advances it."""
+
+    seq: int
+    head: str
+
+
+@dataclass(frozen=True)
+class _Statements:
+    bump: Update
+    bump_returning: ReturningUpdate[int, str]
+    head: Select[int, str]
+    set_head: Update
+    insert: Insert
+
+
+@cache
+def _statements() -> _Statements:
+    """Built once: an apply runs them for every organization (SQLAlchemy's compiled cache
+    is keyed by a statement's structure, which a new statement object computes again)."""
+    state = table_of(StateMeta)
+    bump = update(state).where(state.c.id == 1).values(serial=state.c.serial + 1)
+    return _Statements(
+        bump=bump,
+        bump_returning=bump.returning(state.c.audit_seq, state.c.audit_head),
+        head=select(state.c.audit_seq, state.c.audit_head).where(state.c.id == 1),
+        set_head=update(state)
+        .where(state.c.id == 1)
+        .values(audit_seq=bindparam("seq"), audit_head=bindparam("head")),
+        insert=insert(table_of(AuditEntry)),
+    )
+
+
+@dataclass
 class AuditWriter:
     """Appends entries inside the caller's transaction and bumps the state serial once.
 
-    Entries are chained when the transaction commits: only then is the state row locked for
-    update (``lock``), so concurrent writers append one after the other and the chain stays
-    linear, while their writes before that (an organization's rows) run side by side. The
-    row lock is held from the append to the commit, a moment.
+    Entries are chained when the transaction commits: only then is the state row locked
+    (``lock``), so concurrent writers append one after the other and the chain stays linear,
+    while their writes before that (an organization's rows) run side by side. The row lock
+    is held from the append to the commit, a moment.
     """
 
     session: Session
@@ -151,21 +197,26 @@ class AuditWriter:
     git_commit: str | None = None
 
     def __post_init__(self) -> None:
-        self._meta: StateMeta | None = None
+        self._state: ChainHead | None = None
         self._pending: list[PendingEntry] = []
         # entries are inserted together, in order, when the transaction commits: one
         # statement for an organization's whole apply instead of one per entry
         event.listen(self.session, "before_commit", self._before_commit, once=True)
 
-    def lock(self) -> StateMeta:
-        """Lock the state row (FOR UPDATE on PostgreSQL; SQLite's write lock once flushed) and
-        bump the serial, once per transaction: the state has moved on when this commits."""
-        if self._meta is None:
-            meta = self.session.scalar(select(StateMeta).where(StateMeta.id == 1).with_for_update())
-            assert meta is not None, "the schema is created before anything is written"
-            meta.serial += 1
-            self._meta = meta
-        return self._meta
+    def lock(self) -> ChainHead:
+        """Lock the state row and bump the serial, once per transaction: the state has moved
+        on when this commits. One Core ``UPDATE ... RETURNING`` (the row lock on PostgreSQL,
+        the write lock on SQLite) instead of an ORM ``SELECT ... FOR UPDATE`` and a flush."""
+        if self._state is None:
+            st = _statements()
+            if self.session.get_bind().dialect.update_returning:
+                row = self.session.execute(st.bump_returning).one_or_none()
+            else:  # SQLite before 3.35
+                self.session.execute(st.bump)
+                row = self.session.execute(st.head).one_or_none()
+            assert row is not None, "the schema is created before anything is written"
+            self._state = ChainHead(seq=row[0], head=row[1])
+        return self._state
 
     def _before_commit(self, session: Session) -> None:
         self.write()
@@ -176,17 +227,17 @@ class AuditWriter:
         sequence)."""
         if not self._pending:
             return
-        meta = self.lock()
+        state = self.lock()
         for entry in self._pending:
-            entry.seq = meta.audit_seq + 1
-            entry.hmac = _mac(
-                self.keyring.audit_key(entry.key_id), entry, meta.audit_head or GENESIS
-            )
-            meta.audit_seq = entry.seq
-            meta.audit_head = entry.hmac
+            entry.seq = state.seq + 1
+            entry.hmac = _mac(self.keyring.audit_key(entry.key_id), entry, state.head or GENESIS)
+            state.seq = entry.seq
+            state.head = entry.hmac
         rows = [{c: getattr(e, c) for c in _COLUMNS} for e in self._pending]
         self._pending = []
-        self.session.execute(insert(table_of(AuditEntry)), rows)
+        st = _statements()
+        self.session.execute(st.insert, rows)
+        self.session.execute(st.set_head, {"seq": state.seq, "head": state.head})
 
     def record(
         self, organization: str, action: str, target: str, details: Mapping[str, Any] | None = None

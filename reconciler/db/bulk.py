@@ -3,9 +3,10 @@ bookkeeping per row (apply writes an organization's new rows this way)."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Insert, Table, insert
 from sqlalchemy.orm import Session
 
 from reconciler.db.schema import Base
@@ -23,4 +24,10 @@ def insert_rows(s: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     for r in rows:
         by_columns.setdefault(tuple(sorted(r)), []).append(r)
     for group in by_columns.values():
-        s.execute(insert(table), group)
+        s.execute(_insert(table), group)
+
+
+@cache
+def _insert(table: Table) -> Insert:
+    """One statement object per table: SQLAlchemy computes its cache key once, not per call."""
+    return insert(table)

@@ -20,6 +20,7 @@ from aiohttp import ClientError
 from reconciler.health.classify import Answer, Verdict
 from reconciler.health.policy import RetryBudget, RetryPolicy
 from reconciler.health.request import PreparedRequest
+from reconciler.health.transport import WireClient
 
 log = logging.getLogger("reconciler.health")
 
@@ -42,11 +43,9 @@ def tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def make_client(policy: RetryPolicy, parallelism: int) -> httpx.AsyncClient:
+def make_client(policy: RetryPolicy, parallelism: int) -> WireClient:
     """One connection pool: no proxies from the environment, no redirects, TLS verified,
     over aiohttp's pool (see ``transport``)."""
-    from reconciler.health.transport import CheckTransport
-
     timeout = httpx.Timeout(
         connect=policy.connect_timeout,
         read=policy.read_timeout,
@@ -54,13 +53,7 @@ def make_client(policy: RetryPolicy, parallelism: int) -> httpx.AsyncClient:
         pool=policy.deadline,
     )
     limits = httpx.Limits(max_connections=parallelism, max_keepalive_connections=parallelism)
-    transport = CheckTransport(verify=tls_context(), limits=limits, trust_env=False)
-    return httpx.AsyncClient(
-        transport=transport,
-        timeout=timeout,
-        trust_env=False,
-        follow_redirects=False,
-    )
+    return WireClient(verify=tls_context(), limits=limits, timeout=timeout)
 
 
 async def send_prepared(
@@ -68,6 +61,16 @@ async def send_prepared(
 ) -> Answer:
     """Send once and read at most ``MAX_BODY`` bytes; transport failures become an Answer."""
     try:
+        if isinstance(client, WireClient):
+            got = await client.exchange(
+                prepared.method,
+                prepared.url,
+                params=prepared.params,
+                headers=prepared.headers,
+                data=data,
+                limit=MAX_BODY,
+            )
+            return Answer(status=got.status, headers=got.headers, body=got.body)
         response = await client.send(
             client.build_request(
                 prepared.method,

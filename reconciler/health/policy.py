@@ -19,6 +19,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 
+# One generator for every check's jitter: seeding one per check from os.urandom cost more
+# than the rest of deciding its waits.
+JITTER = random.Random()
+
 
 @dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
@@ -87,7 +91,7 @@ class RetryBudget:
     """What one check has spent of its policy; decides the next wait or that it is over."""
 
     policy: RetryPolicy
-    rng: random.Random = field(default_factory=random.Random)
+    rng: random.Random = field(default_factory=lambda: JITTER)
     transient_retries: int = 0
     rate_limit_retries: int = 0
     rate_limit_waited: float = 0.0

@@ -24,8 +24,9 @@ from typing import Any
 import httpx
 
 from reconciler.health.limits import TokenBucket
-from reconciler.health.policy import RetryPolicy, hinted_wait
+from reconciler.health.policy import JITTER, RetryPolicy, hinted_wait
 from reconciler.health.redaction import quiet_transport_loggers
+from reconciler.health.transport import WireClient
 from reconciler.providers.errors import ProviderError, scrub
 
 log = logging.getLogger("reconciler.providers")
@@ -83,31 +84,24 @@ class ProviderApi:
         content = None if body is None else json.dumps(body).encode("utf-8")
         if content is not None:
             extra.setdefault("Content-Type", "application/json")
-        rng = random.Random()
+        rng = JITTER
         waited, limited, failures = 0.0, 0, 0
         while True:
             if self.bucket is not None:
                 await self.bucket.acquire()
             log.debug("%s: %s %s (%s)", self.provider, method, path, operation)
             try:
-                response = await self.client.request(
-                    method,
-                    self.base_url + path,
-                    params=params,
-                    data=dict(_grouped(data)) if data is not None else None,
-                    content=content,
-                    headers={**self.headers, **extra},
+                status, answer_headers, raw = await self._send(
+                    method, path, params, data, content, extra
                 )
-                raw = response.content[:MAX_BODY]
             except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as e:
                 failures += 1
                 if repeatable and failures < self.policy.max_attempts:
                     await asyncio.sleep(_backoff(self.policy, failures, rng))
                     continue
                 raise ProviderError(self.provider, operation, code=type(e).__name__) from None
-            status = response.status_code
             if status == 429:
-                hint = hinted_wait(response.headers, ["Retry-After"], ["X-Rate-Limit-Reset"])
+                hint = hinted_wait(answer_headers, ["Retry-After"], ["X-Rate-Limit-Reset"])
                 wait = min(
                     max(hint if hint is not None else self.policy.default_rate_limit_wait, 0.05),
                     self.policy.max_rate_limit_wait,
@@ -130,7 +124,35 @@ class ProviderApi:
                     continue
             if not 200 <= status < 300:
                 raise self._error(operation, status, raw)
-            return Reply(status, _json(raw), dict(response.headers))
+            return Reply(status, _json(raw), answer_headers)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        data: list[tuple[str, str]] | None,
+        content: bytes | None,
+        extra: Mapping[str, str],
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One request: status, headers (``dict(httpx.Headers)``), at most ``MAX_BODY`` of the
+        body. Over our own client, without httpx's models (``health.transport.WireClient``)."""
+        form = dict(_grouped(data)) if data is not None else None
+        merged = {**self.headers, **extra}
+        if isinstance(self.client, WireClient):
+            got = await self.client.exchange(
+                method,
+                self.base_url + path,
+                params=params,
+                headers=list(merged.items()),
+                data=form,
+                content=content,
+            )
+            return got.status, got.headers, got.body[:MAX_BODY]
+        response = await self.client.request(
+            method, self.base_url + path, params=params, data=form, content=content, headers=merged
+        )
+        return response.status_code, dict(response.headers), response.content[:MAX_BODY]
 
     def _error(self, operation: str, status: int, raw: bytes) -> ProviderError:
         parsed = _json(raw)

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, event, select, text
 
+from reconciler.audit import AuditWriter
+from reconciler.crypto import KeyRing
 from reconciler.db.schema import AuditEntry, StateMeta
 from tests.conftest import Env
 
@@ -54,6 +56,28 @@ def test_verify_passes_after_apply_and_health(applied: Env) -> None:
     r = applied.run("audit", "verify")
     assert r.exit_code == 0, r.output
     assert f"Audit log verified: {len(entries(applied))} entries" in r.stdout
+
+
+def serial(env: Env) -> int:
+    with env.session() as s:
+        meta = s.get(StateMeta, 1)
+        assert meta is not None
+        return meta.serial
+
+
+def test_entries_chain_where_the_database_cannot_return_from_an_update(applied: Env) -> None:
+    """SQLite before 3.35 has no UPDATE ... RETURNING: the state row is read after the bump."""
+    before, count = serial(applied), len(entries(applied))
+    with applied.session() as s:
+        s.get_bind().dialect.update_returning = False
+        with s.begin():
+            w = AuditWriter(s, KeyRing.from_env(applied.vars), "tester", "test")
+            w.record("acme", "test.one", "acme/stripe", {"n": 1})
+            w.record("acme", "test.two", "acme/stripe", {"n": 2})
+    r = applied.run("audit", "verify")
+    assert r.exit_code == 0, r.output
+    assert f"Audit log verified: {count + 2} entries" in r.stdout
+    assert serial(applied) == before + 1
 
 
 def test_modified_row_is_named(applied: Env) -> None:
