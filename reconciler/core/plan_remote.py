@@ -194,6 +194,9 @@ def with_remote(
     A conflict is a ``PlanError`` on the plan, and its connection (the connection change and
     every resource change of it) is left out, unless ``keep_failed`` (``drift`` reports all)."""
     changes = list(base.changes)
+    # a resource change's place in ``changes``, kept up to date by ``_merge`` (built once: per
+    # target it would cost the whole plan's length, quadratic in a fleet)
+    index = {c.address: i for i, c in enumerate(changes) if c.kind is Kind.RESOURCE}
     errors = list(base.errors)
     notes = list(base.notes)
     pending: dict[Key, list[PendingCreate]] = {}
@@ -237,7 +240,7 @@ def with_remote(
             )
             for c in diff.conflicts:
                 errors.append(PlanError(address, c.address, c.message, file, line))
-            _merge(changes, diff, provider, t.organization, conn, inst)
+            _merge(changes, index, diff, provider, t.organization, conn, inst)
     failed = {e.connection for e in errors}
     if not keep_failed:
         changes = [c for c in changes if c.parent not in failed]
@@ -266,13 +269,13 @@ _STANDALONE = {
 
 def _merge(
     changes: list[Change],
+    index: dict[str, int],
     diff: RemoteDiff,
     provider: Provider,
     organization: str,
     conn: DesiredConnection | None,
     inst: ObservedInstance | None,
 ) -> None:
-    index = {c.address: i for i, c in enumerate(changes) if c.kind is Kind.RESOURCE}
     rows = {
         (r.kind, r.identity): r
         for r in (inst.resources if inst else ())
