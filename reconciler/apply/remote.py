@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import Delete, delete
+from sqlalchemy import Delete, bindparam, delete
 from sqlalchemy.orm import Session
 
 from reconciler.apply.checks import CheckPhase
@@ -37,6 +37,7 @@ from reconciler.core.remote import (
 )
 from reconciler.core.secret import Secret
 from reconciler.crypto import CredentialAddress, KeyRing
+from reconciler.db.bulk import table_of
 from reconciler.db.records import OrgRows
 from reconciler.db.schema import Connection, Credential, PendingCreate
 from reconciler.health import RetryPolicy
@@ -305,6 +306,7 @@ class ProviderSideWriter:
     connections: dict[str, ConnectionSpec]
     now: datetime
     _new: dict[type, list[dict[str, Any]]]
+    _settled: list[dict[str, str]]  # pending creates the provider answered (SETTLE's keys)
 
     def _display(self, ch: Change) -> str:
         return self.catalog.providers[ch.provider].display_name
@@ -357,9 +359,12 @@ class ProviderSideWriter:
         return None
 
     def _recorded(self, ch: Change, outcome: Outcome) -> None:
-        """The provider's answer is in this transaction: its pending create goes with it."""
-        for rc in {(e.change.provider, e.change.kind, e.change.identity) for e in outcome.effects}:
-            self.s.execute(_pending_of(ch.organization, *rc))
+        """The provider's answer is in this transaction: its pending create goes with it
+        (deleted at ``finish``, one statement for the organization)."""
+        for provider, kind, identity in {
+            (e.change.provider, e.change.kind, e.change.identity) for e in outcome.effects
+        }:
+            self._settled.append({"o": ch.organization, "p": provider, "k": kind, "i": identity})
 
     def _forget_secret(self, ch: Change) -> None:
         spec = ch.resource
@@ -426,6 +431,16 @@ def write_pending(s: Session, organization: str, steps: list[RemoteChange], now:
                 created_at=now,
             )
         )
+
+
+_PENDING = table_of(PendingCreate)
+# the pending creates of answered steps, many at once (executemany; keys as ``_recorded``'s)
+SETTLE = delete(_PENDING).where(
+    _PENDING.c.organization == bindparam("o"),
+    _PENDING.c.provider == bindparam("p"),
+    _PENDING.c.kind == bindparam("k"),
+    _PENDING.c.identity == bindparam("i"),
+)
 
 
 def _pending_of(organization: str, provider: str, kind: str, identity: str) -> Delete:

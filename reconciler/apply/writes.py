@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from reconciler.apply.checks import CheckPhase, uses_new_credentials
 from reconciler.apply.decisions import Decision, decide
 from reconciler.apply.remote import (
+    SETTLE,
     Outcome,
     ProviderCalls,
     ProviderSideWriter,
@@ -79,11 +80,15 @@ class OrgWriter(ProviderSideWriter):
         self.now = datetime.now(UTC)
         # new rows nothing else in this transaction refers to: inserted together by ``finish``
         self._new: dict[type, list[dict[str, Any]]] = {Credential: [], Health: [], Resource: []}
+        self._settled: list[dict[str, str]] = []
 
     def finish(self) -> None:
         """Flush the unit of work (updates and deletes), then insert the new rows, one
         statement per table."""
         self.s.flush()
+        if self._settled:
+            self.s.execute(SETTLE, self._settled)
+            self._settled = []
         record_health_rows(self.s, self.rows.instances.values(), self._new[Health])
         for model in (Credential, Health, Resource):
             rows, self._new[model] = self._new[model], []
