@@ -16,7 +16,7 @@ from reconciler.crypto import CredentialAddress, KeyRing
 from reconciler.db.schema import Credential, PendingCreate, Resource
 from reconciler.simulator import Simulator
 from tests.conftest import CANARIES, Env
-from tests.db import finish, invariants, spawn, spawn_at_barrier
+from tests.db import HoldFirstWrite, finish, invariants, spawn, spawn_at_barrier
 from tests.e2e.test_provider_resources import POSTMARK_URL, QUO_MESSAGES_URL, STRIPE_URL
 
 STRIPE_KEY = CANARIES["ACME_STRIPE_SECRET_KEY"]
@@ -105,21 +105,27 @@ def test_killed_after_a_re_create_answered(env: Env, sim: Simulator) -> None:
 def test_a_second_apply_waits_for_the_provider_calls_and_names_the_holder(
     env: Env, tmp_path: Path
 ) -> None:
-    """The organization's lock covers the provider calls: a second apply of it waits
-    --lock-timeout and exits 1 naming the organization and the holder; each webhook was
-    created once."""
-    with Simulator(latency_ms=2500) as slow:
-        env.vars.update(slow.env())
+    """The organization's lock covers the provider calls: a second apply of it, started
+    while the first waits on a provider's answer, waits --lock-timeout and exits 1 naming
+    the organization and the holder; each webhook was created once."""
+    hold = HoldFirstWrite()
+    with Simulator(access_log=hold) as sim:
+        env.vars.update(sim.env())
+        # the held answer stays within the read timeout (10 s at this deadline)
+        env.vars["RECONCILER_CHECK_DEADLINE"] = "30"
         assert env.run("db", "upgrade").exit_code == 0
         trace = tmp_path / "trace"
         first = spawn(env, "apply", "--org", "acme", RECONCILER_TEST_TRACE=str(trace))
-        deadline = time.monotonic() + 30
-        while " locked " not in (trace.read_text() if trace.exists() else ""):
-            assert first.poll() is None, first.communicate()[0]
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        second = spawn(env, "apply", "--org", "acme", "--lock-timeout", "1")
-        code2, out2 = finish(second, timeout=90)
+        try:
+            deadline = time.monotonic() + 30
+            while not hold.held.wait(0.05):  # the first is inside its first provider write
+                assert first.poll() is None, first.communicate()[0]
+                assert time.monotonic() < deadline
+            assert " locked " in trace.read_text()
+            second = spawn(env, "apply", "--org", "acme", "--lock-timeout", "1")
+            code2, out2 = finish(second, timeout=90)
+        finally:
+            hold.release()
         code1, out1 = finish(first, timeout=90)
         assert code1 == 0, out1
         assert code2 == 1, out2
@@ -128,9 +134,9 @@ def test_a_second_apply_waits_for_the_provider_calls_and_names_the_holder(
             "acme changed in the database while this apply ran (written by ci-bot (apply)" in out2
         ), out2
         assert "ci-bot" in out2
-        assert len(slow.objects("stripe", "webhook_endpoints", STRIPE_KEY)) == 1
-        assert len(slow.objects("postmark", "webhooks", POSTMARK_KEY)) == 2
-        assert len(slow.objects("quo", "webhooks", QUO_KEY)) == 2
+        assert len(sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)) == 1
+        assert len(sim.objects("postmark", "webhooks", POSTMARK_KEY)) == 2
+        assert len(sim.objects("quo", "webhooks", QUO_KEY)) == 2
 
 
 def test_the_lock_is_held_from_the_pending_commit_through_the_provider_calls(
