@@ -190,10 +190,17 @@ def test_the_job_sent_to_a_worker_holds_no_secret(env: Env) -> None:
         pickle.dumps(planned.secrets)
 
 
-def children_of(pid: int) -> list[int]:
+def workers_of(pid: int) -> list[int]:
+    """The worker processes among ``pid``'s children (not a short-lived helper it runs)."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(c) for c in (task / "children").read_text().split()]
+        for child in (task / "children").read_text().split():
+            try:
+                command = Path(f"/proc/{child}/cmdline").read_bytes()
+            except FileNotFoundError:
+                continue
+            if b"reconciler.commands.worker" in command:
+                found.append(int(child))
     return found
 
 
@@ -229,7 +236,7 @@ def start_during_checks(env: Env, slow_sim: Simulator) -> tuple[subprocess.Popen
     latency(slow_sim, 0)
     proc = spawn(env, "apply", "fleet", "--workers", "2", "--parallelism", "2", **slow_sim.env())
     deadline = time.monotonic() + 60
-    while not (kids := children_of(proc.pid)):
+    while not (kids := workers_of(proc.pid)):
         assert proc.poll() is None, proc.communicate()[0]
         assert time.monotonic() < deadline, "the worker never started"
         time.sleep(0.02)
