@@ -156,7 +156,7 @@ def test_one_organization_failing_in_a_child_worker_fails_the_apply(
 
 
 def test_a_lock_refused_in_a_worker_is_reported(env: Env) -> None:
-    # one organization for each worker: on SQLite each waits out its --lock-timeout in turn
+    # one organization for each worker (on SQLite every organization waits out --lock-timeout)
     names = [next(n for n in NAMES if worker_of(n, 2) == w) for w in (0, 1)]
     fleet(env, names)
     assert env.run("apply", "fleet", "--workers", "2").exit_code == 0
