@@ -102,6 +102,28 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+# Files of long tests (real processes, pip, waits on a provider), in this order before all
+# others: `pytest -n 2` deals the first tests out to its two workers in turn, so both start
+# on these together, instead of one worker running a 40 s test alone at the end.
+RUN_FIRST = (
+    "tests/test_precommit_hook.py",
+    "tests/db/test_crash.py",
+    "tests/commands/test_worker_processes.py",
+    "tests/db/",
+    "tests/bench/test_bench_smoke.py",
+    "tests/test_packaging.py",
+    "tests/report/test_browser.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.path.as_posix().removeprefix(REPO.as_posix() + "/")
+        return next((i for i, p in enumerate(RUN_FIRST) if path.startswith(p)), len(RUN_FIRST))
+
+    items.sort(key=rank)  # stable: within a file (and the rest of the suite) nothing moves
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test that uses ``db_url`` runs on each configured database, or on those its
     ``databases`` marker names (e.g. a PostgreSQL trigger, a SQLite lock)."""

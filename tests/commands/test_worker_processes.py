@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,8 +29,8 @@ from tests.db import FLEET_SECRETS, finish, invariants, snapshot, spawn, write_f
 NAMES = [f"org-{i:02d}" for i in range(8)]
 
 
-def fleet(env: Env) -> None:
-    write_fleet(env.cwd / "fleet", NAMES)
+def fleet(env: Env, names: list[str] = NAMES) -> None:
+    write_fleet(env.cwd / "fleet", names)
     env.vars.update(FLEET_SECRETS)
 
 
@@ -155,7 +156,9 @@ def test_one_organization_failing_in_a_child_worker_fails_the_apply(
 
 
 def test_a_lock_refused_in_a_worker_is_reported(env: Env) -> None:
-    fleet(env)
+    # one organization for each worker (on SQLite every organization waits out --lock-timeout)
+    names = [next(n for n in NAMES if worker_of(n, 2) == w) for w in (0, 1)]
+    fleet(env, names)
     assert env.run("apply", "fleet", "--workers", "2").exit_code == 0
     for path in (env.cwd / "fleet").glob("*.yaml"):  # a change for every organization
         path.write_text(path.read_text().replace("invoice.paid", "invoice.created"))
@@ -169,7 +172,7 @@ def test_a_lock_refused_in_a_worker_is_reported(env: Env) -> None:
             locked = [child_org]
         else:  # SQLite: the one write lock of the whole file
             s.connection().exec_driver_sql("BEGIN IMMEDIATE")
-            locked = NAMES
+            locked = names
         r = env.run("apply", "fleet", "--workers", "2", "--lock-timeout", "1")
         s.rollback()
     assert r.exit_code == 1, r.output
@@ -187,10 +190,17 @@ def test_the_job_sent_to_a_worker_holds_no_secret(env: Env) -> None:
         pickle.dumps(planned.secrets)
 
 
-def children_of(pid: int) -> list[int]:
+def workers_of(pid: int) -> list[int]:
+    """The worker processes among ``pid``'s children (not a short-lived helper it runs)."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(c) for c in (task / "children").read_text().split()]
+        for child in (task / "children").read_text().split():
+            try:
+                command = Path(f"/proc/{child}/cmdline").read_bytes()
+            except FileNotFoundError:
+                continue
+            if b"reconciler.commands.worker" in command:
+                found.append(int(child))
     return found
 
 
@@ -202,23 +212,41 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+SLOW_S = 1.5  # the simulator's latency once the workers run, so a run is caught in its checks
+
+
 @pytest.fixture(scope="module")
-def slow_sim() -> Simulator:
-    with Simulator(latency_ms=1500) as s:
+def slow_sim() -> Iterator[Simulator]:
+    with Simulator() as s:
         yield s
 
 
+def latency(sim: Simulator, seconds: float) -> None:
+    """From now on the simulator answers after ``seconds`` (answers already waiting keep
+    their wait)."""
+    sim.bind().latency_s = seconds
+
+
 def start_during_checks(env: Env, slow_sim: Simulator) -> tuple[subprocess.Popen[str], int]:
+    """`apply fleet --workers 2` caught in its checks: its plan is made at full speed; once
+    the worker process is there the simulator slows down, and two answers have come back
+    since. The test interrupts the run, then calls ``latency(slow_sim, 0)`` so that what
+    is left of it need not crawl."""
     slow_sim.reset()
+    latency(slow_sim, 0)
     proc = spawn(env, "apply", "fleet", "--workers", "2", "--parallelism", "2", **slow_sim.env())
     deadline = time.monotonic() + 60
-    while True:
+    while not (kids := workers_of(proc.pid)):
         assert proc.poll() is None, proc.communicate()[0]
-        assert time.monotonic() < deadline, "the worker never started checking"
-        kids = children_of(proc.pid)
-        if kids and slow_sim.request_count() >= 2:
-            return proc, kids[0]
+        assert time.monotonic() < deadline, "the worker never started"
+        time.sleep(0.02)
+    latency(slow_sim, SLOW_S)
+    answered = slow_sim.request_count()
+    while slow_sim.request_count() < answered + 2:
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, "the run never checked"
         time.sleep(0.05)
+    return proc, kids[0]
 
 
 def converges(env: Env) -> None:
@@ -236,6 +264,7 @@ def test_a_killed_worker_is_reported_and_the_next_apply_converges(
     fleet(env)
     proc, child = start_during_checks(env, slow_sim)
     os.kill(child, signal.SIGKILL)
+    latency(slow_sim, 0)  # the coordinator's own organizations
     code, out = finish(proc, timeout=120)
     assert code == 1, out
     assert f"worker 2 (pid {child}) stopped unexpectedly (signal 9)" in out
@@ -246,6 +275,7 @@ def test_a_killed_coordinator_stops_its_workers(env: Env, slow_sim: Simulator) -
     fleet(env)
     proc, child = start_during_checks(env, slow_sim)
     proc.kill()
+    latency(slow_sim, 0)  # the organization the worker is writing
     finish(proc)
     deadline = time.monotonic() + 60
     while alive(child):
@@ -288,6 +318,7 @@ def test_ctrl_c_of_the_coordinator_stops_its_workers(env: Env, slow_sim: Simulat
     fleet(env)
     proc, child = start_during_checks(env, slow_sim)
     proc.send_signal(signal.SIGINT)  # the coordinator only, not its process group
+    latency(slow_sim, 0)
     code, out = finish(proc, timeout=120)
     assert code != 0, out
     assert not alive(child)

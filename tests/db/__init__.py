@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,30 @@ def spawn_at_barrier(
         assert time.monotonic() < deadline
         time.sleep(0.05)
     return proc, gate / "release"
+
+
+class HoldFirstWrite:
+    """A simulator's access log that keeps the answer to the first write (any request but a
+    GET) from its client until ``release()``, or ``limit`` seconds: once ``held`` is set,
+    that client is inside a provider call, for as long as the test needs."""
+
+    def __init__(self, limit: float = 8.0) -> None:
+        self.held = threading.Event()
+        self.limit = limit
+        self._go = threading.Event()
+        self._lock = threading.Lock()
+
+    def __call__(self, line: str) -> None:
+        if line.startswith("GET "):
+            return
+        with self._lock:
+            first = not self.held.is_set()
+            self.held.set()
+        if first:
+            self._go.wait(self.limit)
+
+    def release(self) -> None:
+        self._go.set()
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str]:

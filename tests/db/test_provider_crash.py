@@ -17,7 +17,15 @@ from reconciler.db.locking import NAMESPACE
 from reconciler.db.schema import Credential, PendingCreate, Resource
 from reconciler.simulator import Simulator
 from tests.conftest import CANARIES, Env
-from tests.db import finish, holder_rows, invariants, is_postgresql, spawn, spawn_at_barrier
+from tests.db import (
+    HoldFirstWrite,
+    finish,
+    holder_rows,
+    invariants,
+    is_postgresql,
+    spawn,
+    spawn_at_barrier,
+)
 from tests.e2e.test_provider_resources import POSTMARK_URL, QUO_MESSAGES_URL, STRIPE_URL
 
 STRIPE_KEY = CANARIES["ACME_STRIPE_SECRET_KEY"]
@@ -103,6 +111,43 @@ def test_killed_after_a_re_create_answered(env: Env, sim: Simulator) -> None:
     assert endpoint["id"] != first["id"]
 
 
+def test_a_second_apply_waits_for_the_provider_calls_and_names_the_holder(
+    env: Env, tmp_path: Path
+) -> None:
+    """The organization's lock covers the provider calls: a second apply of it, started
+    while the first waits on a provider's answer, waits --lock-timeout and exits 1 naming
+    the organization and the holder; each webhook was created once."""
+    hold = HoldFirstWrite()
+    with Simulator(access_log=hold) as sim:
+        env.vars.update(sim.env())
+        # the held answer stays within the read timeout (10 s at this deadline)
+        env.vars["RECONCILER_CHECK_DEADLINE"] = "30"
+        assert env.run("db", "upgrade").exit_code == 0
+        trace = tmp_path / "trace"
+        first = spawn(env, "apply", "--org", "acme", RECONCILER_TEST_TRACE=str(trace))
+        try:
+            deadline = time.monotonic() + 30
+            while not hold.held.wait(0.05):  # the first is inside its first provider write
+                assert first.poll() is None, first.communicate()[0]
+                assert time.monotonic() < deadline
+            assert " locked " in trace.read_text()
+            second = spawn(env, "apply", "--org", "acme", "--lock-timeout", "1")
+            code2, out2 = finish(second, timeout=90)
+        finally:
+            hold.release()
+        code1, out1 = finish(first, timeout=90)
+        assert code1 == 0, out1
+        assert code2 == 1, out2
+        # waited, then found acme written by the holder; or gave up waiting for it
+        assert ("'acme' is locked" in out2 and "held by" in out2) or (
+            "acme changed in the database while this apply ran (written by ci-bot (apply)" in out2
+        ), out2
+        assert "ci-bot" in out2
+        assert len(sim.objects("stripe", "webhook_endpoints", STRIPE_KEY)) == 1
+        assert len(sim.objects("postmark", "webhooks", POSTMARK_KEY)) == 2
+        assert len(sim.objects("quo", "webhooks", QUO_KEY)) == 2
+
+
 def waiting_for_a_lock(env: Env) -> bool:
     """Whether a second apply waits for an organization's lock: its holder row beside the
     first's (SQLite), or an advisory lock not granted (PostgreSQL)."""
@@ -120,7 +165,7 @@ def waiting_for_a_lock(env: Env) -> bool:
         return len(holder_rows(s)) >= 2
 
 
-def test_a_second_apply_waits_for_the_provider_calls_and_names_the_holder(
+def test_a_second_apply_planned_before_the_calls_waits_through_them(
     env: Env, tmp_path: Path
 ) -> None:
     """The organization's lock covers the provider calls: a second apply of it, planned

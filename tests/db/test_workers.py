@@ -70,9 +70,13 @@ def count_statements(env: Env, *args: str) -> int:
 
 
 def test_plan_reads_in_constant_queries(env: Env) -> None:
+    """The statements of a plan do not grow with the fleet: 3 organizations and ten times
+    as many read in the same number. (A query per organization or per row shows at these
+    sizes as well; 200 organizations cost most of a minute, waiting on the 25 requests/s of
+    the fleet's one Stripe key.)"""
     env.vars.update(FLEET_SECRETS)
-    names = fleet_names(200)
-    write_fleet(env.cwd / "fleet", names[:10], postmark=False)
+    names = fleet_names(30)
+    write_fleet(env.cwd / "fleet", names[:3], postmark=False)
     assert env.run("apply", "fleet", "--parallelism", "50").exit_code == 0
     small = count_statements(env, "plan", "fleet")
     write_fleet(env.cwd / "fleet", names, postmark=False)
