@@ -20,7 +20,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.fleet import generate_fleet
+from bench.fleet import generate_fleet, workspace_numbers
 from bench.measure import run_reconciler
 from reconciler.crypto import generate_entry
 from reconciler.simulator import Simulator
@@ -33,11 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallelism", type=int, default=10)
     parser.add_argument("--breaker-after", default=None, help="RECONCILER_CIRCUIT_BREAKER_AFTER")
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument(
+        "--no-resources", action="store_true", help="Connections only (bench/fleet.py)."
+    )
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp, Simulator() as sim:
         work = Path(tmp)
-        fleet = generate_fleet(work / "manifests", args.orgs)
+        fleet = generate_fleet(work / "manifests", args.orgs, resources=not args.no_resources)
+        workspace_numbers(fleet, sim)  # the Quo numbers the manifests declare exist
         hole = BlackHole()
         env = {
             **fleet.secrets,

@@ -15,7 +15,7 @@ Usage::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 
@@ -24,6 +24,7 @@ import httpx
 from reconciler.core.catalog import Provider
 from reconciler.core.remote import RemoteObject, realized_kinds
 from reconciler.core.secret import Secret
+from reconciler.health.breaker import Breakers, threshold_from_env
 from reconciler.health.limits import RateLimits
 from reconciler.health.policy import RetryPolicy
 from reconciler.providers import READS, open_reads, provider_client
@@ -102,15 +103,18 @@ def refresh(
     environ: Mapping[str, str] | None = None,
 ) -> list[RefreshResult]:
     """Read every connection's provider side, ``parallelism`` reads at a time (a connection's
-    kinds too); results in request order."""
+    kinds too); results in request order. A provider that does not answer (``threshold``
+    connections in a row: no answer, or 5xx) is not read again in this call: its remaining
+    connections fail at once as not sent, instead of each waiting out its deadline."""
     todo = list(requests)
     shared = limits or RateLimits()
+    breakers = Breakers(min(threshold_from_env(environ), max(3, parallelism)))
 
     async def main() -> list[RefreshResult]:
         gate = asyncio.Semaphore(max(1, parallelism))
         async with provider_client(policy, parallelism) as client:
 
-            async def one(request: RefreshRequest) -> RefreshResult:
+            async def read(request: RefreshRequest) -> RefreshResult:
                 return await refresh_one(
                     request,
                     client=client,
@@ -120,6 +124,49 @@ def refresh(
                     gate=gate,
                 )
 
+            async def one(request: RefreshRequest) -> RefreshResult:
+                return await _guarded(request, read, breakers)
+
             return list(await asyncio.gather(*(one(r) for r in todo)))
 
     return asyncio.run(main()) if todo else []
+
+
+def unreachable(error: ProviderError | None) -> bool:
+    """No answer (refused, timed out) or a server error: the provider looks down."""
+    return error is not None and (error.status is None or error.status >= 500)
+
+
+async def _guarded(
+    request: RefreshRequest,
+    read: Callable[[RefreshRequest], Awaitable[RefreshResult]],
+    breakers: Breakers,
+) -> RefreshResult:
+    """``read`` behind the provider's breaker: not sent while it is open, given up when it
+    opens while this read waits for an answer (as the health checks' breaker does)."""
+    name = request.provider.name
+    task = asyncio.current_task()
+    assert task is not None
+    if not breakers.is_open(name):
+        breakers.started(name, task)
+        try:
+            result = await read(request)
+        except asyncio.CancelledError:
+            if not breakers.is_open(name):
+                raise  # cancelled from outside (e.g. Ctrl-C), not by the breaker
+            task.uncancel()
+        else:
+            breakers.record(name, task, unreachable(result.error))
+            return result
+        finally:
+            breakers.finished(name, task)
+    breakers.skip(name)
+    return RefreshResult(
+        request.key,
+        error=ProviderError(
+            request.provider.name,
+            "list",
+            code="not sent",
+            detail="it did not answer earlier reads of this run (circuit breaker open)",
+        ),
+    )

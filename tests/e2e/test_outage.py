@@ -73,3 +73,53 @@ def test_a_black_holed_provider_fails_fast_and_alone(env: Env, hole: BlackHole) 
             )
         ).scalar_one()
         assert connected == len(ORGS)
+
+
+def test_a_black_holed_provider_is_read_once_per_run_too(env: Env, hole: BlackHole) -> None:
+    """With webhooks at Stripe, apply's plan reads Stripe first: those reads stop after the
+    breaker opens too (each connection noted as not read), then the checks do; the apply
+    ends with every Stripe instance `error` and no create sent."""
+    hook = {
+        "webhook_endpoints": [{"url": "https://example.com/hooks", "events": ["charge.failed"]}]
+    }
+    write(
+        env.cwd / "manifests",
+        *(
+            organization(
+                org,
+                [
+                    connection("stripe", "STRIPE_KEY", resources=hook),
+                    connection("geoapify", "GEOAPIFY_KEY"),
+                ],
+            )
+            for org in ORGS
+        ),
+    )
+    result = env.run(
+        "apply",
+        "manifests",
+        "--parallelism",
+        "4",
+        STRIPE_KEY="sk_test_good_key_0001",
+        GEOAPIFY_KEY="good_geoapify_key12345",
+        RECONCILER_BASE_URL_STRIPE=f"http://127.0.0.1:{hole.port}",
+        RECONCILER_CHECK_DEADLINE="1",
+    )
+    assert result.exit_code == 1, result.output
+    # the reads stopped after the breaker opened (4 unreachable in a row at --parallelism 4):
+    # the other connections are noted as not read, without a request
+    not_read = result.output.count("Stripe could not be read")
+    skipped = result.output.count("(circuit breaker open)")
+    assert not_read == len(ORGS), result.output
+    assert skipped >= len(ORGS) - 4 - 3, result.output  # at most 3 more were in flight
+    with env.session() as s:
+        statuses = dict(
+            s.execute(
+                text(
+                    "SELECT provider || ':' || status, count(*) FROM integration_instances"
+                    " GROUP BY provider, status"
+                )
+            ).all()
+        )
+        assert statuses == {"stripe:error": len(ORGS), "geoapify:active": len(ORGS)}
+        assert s.execute(text("SELECT count(*) FROM integration_resources")).scalar_one() == 0
