@@ -26,7 +26,14 @@ from reconciler.core.endpoints import base_url_for
 from reconciler.core.secret import Secret
 from reconciler.crypto import CredentialAddress, KeyRing
 from reconciler.db.credentials import decrypt, managed_credentials
-from reconciler.health import CheckRequest, CheckResult, exchange_refresh_token, run_checks
+from reconciler.health import (
+    Breakers,
+    CheckRequest,
+    CheckResult,
+    exchange_refresh_token,
+    run_checks,
+)
+from reconciler.health.breaker import threshold_from_env
 
 VERIFY = "verify:"  # prefix of the keys of value probes, beside connection addresses
 
@@ -142,6 +149,11 @@ class Checker:
             by_parent[f"{ch.organization}/{ch.provider}"].append(address)
         waves = self._waves(todo)
         orphans = [a for p, addrs in by_parent.items() if p not in todo for a in addrs]
+        # one breaker per provider for every wave; open already for a provider the plan's
+        # reads found down
+        breakers = Breakers(min(threshold_from_env(), max(3, self.options.parallelism)))
+        for provider in sorted(self.options.down):
+            breakers.trip(provider)
         for i, wave in enumerate(waves or [[]]):
             requests = []
             for address in wave:
@@ -160,6 +172,7 @@ class Checker:
                 parallelism=self.options.parallelism,
                 policy=self.options.policy,
                 on_result=self._on_result,
+                breakers=breakers,
             )
         return self.phase
 

@@ -30,6 +30,8 @@ class ApplyOptions:
     # taken around each organization's writes when several worker processes share a SQLite
     # file (``reconciler.commands.channel.WriteTurn``)
     write_turn: Callable[[], AbstractContextManager[object]] | None = None
+    # providers the plan's reads found down: no check is sent to them (circuit breaker)
+    down: frozenset[str] = frozenset()
 
 
 class Status(enum.StrEnum):

@@ -40,15 +40,19 @@ def with_provider_side(
     parallelism: int = 10,
     providers: frozenset[str] | None = None,
     keep_failed: bool = False,
+    down: set[str] | None = None,
 ) -> Plan:
     """``base`` with the provider-side changes of the connections it covers; a conflict is
     one of ``Plan.errors`` and leaves its connection out (``keep_failed``: ``drift`` keeps it).
-    ``refresh`` False compares with the database only (``plan --refresh=false``)."""
+    ``refresh`` False compares with the database only (``plan --refresh=false``). ``down``
+    collects the providers the reads found down (their breaker opened)."""
     targets = remote_targets(catalog, desired, observed, base.organizations, providers)
     if not targets:
         return base
     read = (
-        read_provider_side(catalog, targets, desired, ring, environ, parallelism, observed.exists)
+        read_provider_side(
+            catalog, targets, desired, ring, environ, parallelism, observed.exists, down
+        )
         if refresh
         else None
     )
@@ -94,8 +98,10 @@ def read_provider_side(
     environ: Mapping[str, str],
     parallelism: int,
     database_exists: bool = True,
+    down: set[str] | None = None,
 ) -> dict[Key, Refreshed]:
-    """Every target's objects, ``parallelism`` connections at a time; GET only."""
+    """Every target's objects, ``parallelism`` connections at a time; GET only. ``down``
+    collects the providers whose reads stopped because they looked down."""
     from reconciler.providers.refresh import RefreshRequest, refresh  # the HTTP stack
 
     creds = credentials_of(targets, desired, ring, environ, database_exists)
@@ -108,6 +114,8 @@ def read_provider_side(
         requests, parallelism=parallelism, policy=policy_from_env(environ), environ=environ
     )
     log.debug("read the provider side of %d connection(s)", len(results))
+    if down is not None:
+        down.update(r.key[1] for r in results if r.skipped)
     return {
         r.key: Refreshed(r.objects, str(r.error) if r.error is not None else None) for r in results
     }

@@ -57,6 +57,8 @@ class Planned:
     git_commit: str | None = None
     inputs: Inputs | None = None
     selection: Selection = field(default_factory=Selection)
+    # providers the plan's reads found down (their breaker opened): apply sends them no check
+    down: frozenset[str] = frozenset()
 
 
 def named_secrets(desired: Desired) -> tuple[dict[CredentialKey, str], dict[str, Secret]]:
@@ -86,6 +88,7 @@ def make_plan(
     # a mistyped path is named before anything is asked of the environment (keys, secrets)
     files = collect_manifest_files(list(paths) or ["manifests"])
     ring = keyring(environ)
+    down: set[str] = set()
     with _collection_paused():
         _, observed = open_database(environ)
         inputs = load_inputs(
@@ -96,9 +99,11 @@ def make_plan(
             inputs.catalog, inputs.desired, observed, fps, providers=selection.provider_filter
         )
         if not refresh:  # the database only: no client, no threads
-            p = _provider_side(inputs, observed, p, ring, environ, selection, False, parallelism)
+            p = _provider_side(
+                inputs, observed, p, ring, environ, selection, False, parallelism, down
+            )
     if refresh:
-        p = _provider_side(inputs, observed, p, ring, environ, selection, True, parallelism)
+        p = _provider_side(inputs, observed, p, ring, environ, selection, True, parallelism, down)
     diags.raise_if_errors()
     log.debug(
         "planned %d change(s) for %d organization(s) from %d manifest file(s); state serial %d",
@@ -128,6 +133,7 @@ def make_plan(
         inputs.desired.git_commit,
         inputs,
         selection,
+        frozenset(down),
     )
 
 
@@ -140,6 +146,7 @@ def _provider_side(
     selection: Selection,
     refresh: bool,
     parallelism: int,
+    down: set[str],
 ) -> Plan:
     return with_provider_side(
         inputs.catalog,
@@ -151,6 +158,7 @@ def _provider_side(
         refresh=refresh,
         parallelism=parallelism,
         providers=selection.provider_filter,
+        down=down,
     )
 
 
@@ -183,6 +191,8 @@ def run_apply(
     lock_timeout: float = 30.0,
     write_turn: Callable[[], AbstractContextManager[object]] | None = None,
 ) -> ApplyReport:
+    """Carry out ``planned``; the providers its reads found down get no check (each is
+    reported unreachable, as the circuit breaker reports it)."""
     from reconciler.apply import Applier, ApplyOptions
 
     engine = make_engine(database_url(environ))
@@ -198,6 +208,7 @@ def run_apply(
         lock_timeout=lock_timeout,
         policy=policy_from_env(environ),
         write_turn=write_turn,
+        down=planned.down,
     )
     applier = Applier(engine, planned.catalog, planned.keyring, options)
     return applier.apply(planned.plan, planned.secrets, planned.observed)
@@ -220,6 +231,7 @@ def replan_after_schema(
     p, diags = plan(
         planned.catalog, desired, observed, fps, providers=planned.selection.provider_filter
     )
+    down = set(planned.down)
     p = with_provider_side(
         planned.catalog,
         desired,
@@ -229,6 +241,7 @@ def replan_after_schema(
         environ=environ,
         parallelism=parallelism,
         providers=planned.selection.provider_filter,
+        down=down,
     )
     diags.raise_if_errors()
-    return replace(planned, plan=p, observed=observed, fingerprints=fps)
+    return replace(planned, plan=p, observed=observed, fingerprints=fps, down=frozenset(down))

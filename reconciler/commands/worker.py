@@ -107,6 +107,7 @@ def run_job(job: Mapping[str, Any], channel: Channel, environ: Mapping[str, str]
             secrets,
             {},
             job["git_commit"],
+            down=job.get("down", frozenset()),
         )
         report = run_apply(
             planned,

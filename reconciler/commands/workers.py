@@ -213,6 +213,7 @@ def apply_in_workers(
             "method": method,
             "parallelism": shares[i],
             "lock_timeout": lock_timeout,
+            "down": planned.down,
         }
         jobs.append((i, job, len(group)))
     log.debug("apply in %d worker(s): %s organization(s)", len(groups), [len(g) for g in groups])

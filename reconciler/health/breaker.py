@@ -49,6 +49,8 @@ def threshold_from_env(environ: Mapping[str, str] | None = None) -> int:
 class _State:
     consecutive: int = 0
     open: bool = False
+    tripped: bool = False  # opened before any check: the run's reads of it got no answer
+    told: bool = False
     skipped: int = 0
     in_flight: set[asyncio.Task[object]] = field(default_factory=set)
 
@@ -85,15 +87,31 @@ class Breakers:
             for other in state.in_flight - {task}:
                 other.cancel()
 
+    def trip(self, provider: str) -> None:
+        """Open the provider's breaker before any check: this run already found it down
+        (its provider-side reads got no answer), so none of its checks is sent."""
+        state = self._state(provider)
+        state.open = state.tripped = True
+
     def skip(self, provider: str) -> None:
         self._state(provider).skipped += 1
 
     def summary(self) -> list[str]:
-        """One sentence per provider whose breaker opened, for the run's output."""
-        return [
-            f"{name} looks down: {s.consecutive} checks in a row could not reach it, so "
-            f"{s.skipped} more of its checks in this run were not sent (or were given up) and "
-            "are reported unreachable; the next run tries again"
-            for name, s in sorted(self._states.items())
-            if s.open
-        ]
+        """One sentence per provider whose breaker opened, for the run's output; each
+        provider's once (a run that checks in several waves asks after each)."""
+        out = []
+        for name, s in sorted(self._states.items()):
+            if not s.open or s.told or (s.tripped and not s.skipped):
+                continue
+            s.told = True
+            why = (
+                "its provider-side reads in this run got no answer"
+                if s.tripped
+                else f"{s.consecutive} checks in a row could not reach it"
+            )
+            out.append(
+                f"{name} looks down: {why}, so {s.skipped} more of its checks in this run were "
+                "not sent (or were given up) and are reported unreachable; the next run tries "
+                "again"
+            )
+        return out

@@ -46,6 +46,7 @@ class RefreshResult:
     key: tuple[str, str]
     objects: Mapping[str, tuple[RemoteObject, ...]] = field(default_factory=dict)
     error: ProviderError | None = None
+    skipped: bool = False  # not sent: the provider's breaker was open (it looked down)
 
 
 async def refresh_one(
@@ -163,6 +164,7 @@ async def _guarded(
     breakers.skip(name)
     return RefreshResult(
         request.key,
+        skipped=True,
         error=ProviderError(
             request.provider.name,
             "list",

@@ -112,6 +112,10 @@ def test_a_black_holed_provider_is_read_once_per_run_too(env: Env, hole: BlackHo
     skipped = result.output.count("(circuit breaker open)")
     assert not_read == len(ORGS), result.output
     assert skipped >= len(ORGS) - 4 - 3, result.output  # at most 3 more were in flight
+    # then no check of Stripe was sent: the run had learned it was down, and says so once
+    said = [line for line in result.output.splitlines() if "looks down" in line]
+    assert len(said) == 1, result.output
+    assert "stripe looks down: its provider-side reads in this run got no answer" in said[0]
     with env.session() as s:
         statuses = dict(
             s.execute(
