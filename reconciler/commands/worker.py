@@ -86,7 +86,9 @@ def _on_check(channel: Channel) -> Any:
 
 def run_job(job: Mapping[str, Any], channel: Channel, environ: Mapping[str, str]) -> Any:
     from reconciler.commands.channel import WriteTurn
+    from reconciler.health.limits import share_among
 
+    share_among(job.get("processes", 1))  # the keys' limits are shared with the other workers
     on_start = lambda n: channel.send(("start", n))  # noqa: E731
     fd = job.get("write_turn_fd")
     turn = WriteTurn(fd) if fd is not None else None

@@ -124,8 +124,14 @@ def run_split(
     wait for all: what ``own`` returned (None if it failed), the errors (ours first), the
     children with their results. Interrupted (Ctrl-C), the children are told to stop and
     waited for (each finishes the organization it is writing), then the interruption goes on."""
+    from reconciler.health.limits import share_among
+
     errors: list[BaseException] = []
     result: T | None = None
+    processes = len(jobs) + 1
+    for _, job, _ in jobs:  # each paces a key shared with the others at its share of the limit
+        job["processes"] = processes
+    share_among(processes)
     with BreakerNotes():
         children = _launch(jobs, relay, turn)
         try:
@@ -140,6 +146,8 @@ def run_split(
                     c.proc.send_signal(signal.SIGINT)
             _finish(children, relay)
             raise
+        finally:
+            share_among(1)
     return result, errors, children
 
 

@@ -10,7 +10,9 @@ serve every asyncio loop and thread of a run.
 
 A run is the process: every ``RateLimits()`` shares the process's buckets, so a caller that
 builds its own (apply's provider calls, the health checks, plan's refresh) still paces each key
-together with the others. Separate processes (sharded workers) each have their own buckets.
+together with the others. The worker processes of ``--workers N`` each have their own buckets,
+and each paces every key at its share of the limit (``share_among(N)``), so together they stay
+under it when organizations of different workers share a key.
 
 Usage::
 
@@ -71,6 +73,15 @@ class TokenBucket:
 
 _RUN_BUCKETS: dict[tuple[str, str], TokenBucket] = {}
 _RUN_LOCK = threading.Lock()
+_SHARE = [1.0]  # of each key's limit, for this process's buckets
+
+
+def share_among(processes: int) -> None:
+    """This process is one of ``processes`` that may use the same keys at once: from now on
+    its buckets pace each key at that share of the limit (1: the whole limit again)."""
+    with _RUN_LOCK:
+        _SHARE[0] = 1.0 / max(1, processes)
+        _RUN_BUCKETS.clear()
 
 
 class RateLimits:
@@ -80,11 +91,13 @@ class RateLimits:
     def __init__(self, *, private: bool = False) -> None:
         self._buckets = {} if private else _RUN_BUCKETS
         self._lock = threading.Lock() if private else _RUN_LOCK
+        self._private = private
 
     def bucket(self, provider: str, key: str, per_second: float) -> TokenBucket:
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
         with self._lock:
             found = self._buckets.get((provider, digest))
             if found is None:
-                found = self._buckets[(provider, digest)] = TokenBucket(per_second)
+                share = 1.0 if self._private else _SHARE[0]
+                found = self._buckets[(provider, digest)] = TokenBucket(per_second * share)
             return found

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reconciler.core.catalog import load_catalog
-from reconciler.health.limits import RateLimits, TokenBucket
+from reconciler.health.limits import RateLimits, TokenBucket, share_among
 
 
 class Clock:
@@ -63,3 +63,18 @@ def test_the_catalog_gives_each_key_its_rate() -> None:
     assert stripe.for_key("sk_test_abc") == 25 and stripe.for_key("sk_live_abc") == 100
     assert stripe.for_key("rk_live_abc") == 100 and quo.for_key("anything") == 10
     assert providers["postmark"].rate_limit is None  # no documented limit: nothing paced
+
+
+def test_worker_processes_each_pace_a_key_at_their_share() -> None:
+    """``--workers N``: each of the N processes paces every key at 1/N of its limit, so
+    organizations of different workers that share a key stay under it together."""
+    try:
+        share_among(2)
+        halved = RateLimits().bucket("quo", "k-shared", 10)
+        assert halved.per_second == pytest.approx(5)
+        # 2 processes x (1 at once, then 3.5 a second): at most 9 in any second, under 10
+        assert (halved.burst + halved.rate) * 2 <= 10
+        assert RateLimits(private=True).bucket("quo", "k-shared", 10).per_second == 10
+    finally:
+        share_among(1)
+    assert RateLimits().bucket("quo", "k-shared", 10).per_second == 10
