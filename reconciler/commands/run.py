@@ -183,7 +183,10 @@ def run_apply(
     lock_timeout: float = 30.0,
     write_turn: Callable[[], AbstractContextManager[object]] | None = None,
 ) -> ApplyReport:
-    from reconciler.apply import Applier, ApplyOptions
+    from reconciler.commands.frozen_imports import frozen_imports
+
+    with frozen_imports():
+        from reconciler.apply import Applier, ApplyOptions
 
     engine = make_engine(database_url(environ))
     ensure_schema(engine)
