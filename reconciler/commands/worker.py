@@ -21,9 +21,6 @@ from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
-# what the job runs, imported when the worker starts as the CLI imports its commands
-from reconciler.commands import worker_imports  # noqa: F401
-
 
 class _Forward(logging.Handler):
     """Log records go to the coordinator, which writes them where its own go."""
