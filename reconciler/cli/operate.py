@@ -43,16 +43,19 @@ def health(
     **where: Any,
 ) -> int:
     """Re-check existing connections and record the results."""
-    from reconciler.commands import healthcmd
-    from reconciler.commands.healthcmd import run_health
-    from reconciler.commands.inputs import actor_name
-    from reconciler.commands.progress import CheckProgress
-    from reconciler.commands.workers import (
-        HEALTH_ORGS_PER_WORKER,
-        health_in_workers,
-        health_organizations,
-        number_of_workers,
-    )
+    from reconciler.commands.frozen_imports import frozen_imports
+
+    with frozen_imports():
+        from reconciler.commands import healthcmd
+        from reconciler.commands.healthcmd import run_health
+        from reconciler.commands.inputs import actor_name
+        from reconciler.commands.progress import CheckProgress
+        from reconciler.commands.workers import (
+            HEALTH_ORGS_PER_WORKER,
+            health_in_workers,
+            health_organizations,
+            number_of_workers,
+        )
 
     selection = target_selection(**{**where, "providers": ()})
     if workers != 1:

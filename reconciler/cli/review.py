@@ -139,9 +139,12 @@ def plan(
     **where: Any,
 ) -> int:
     """Show what apply would do; change nothing."""
-    from reconciler.commands.run import make_plan
-    from reconciler.commands.saved import save_plan
-    from reconciler.core.render import render_json, render_markdown, render_text
+    from reconciler.commands.frozen_imports import frozen_imports
+
+    with frozen_imports():
+        from reconciler.commands.run import make_plan
+        from reconciler.commands.saved import save_plan
+        from reconciler.core.render import render_json, render_markdown, render_text
 
     planned = make_plan(
         catalog_dir,
@@ -221,9 +224,12 @@ def apply(
     **where: Any,
 ) -> int:
     """Make it so: create, update and tear down connections; check every new credential."""
-    from reconciler.commands import applycmd
-    from reconciler.commands.progress import CheckProgress
-    from reconciler.core.render import render_text, summary_line
+    from reconciler.commands.frozen_imports import frozen_imports
+
+    with frozen_imports():
+        from reconciler.commands import applycmd
+        from reconciler.commands.progress import CheckProgress
+        from reconciler.core.render import render_text, summary_line
 
     selection = target_selection(**where)
     planned = applycmd.plan_to_apply(

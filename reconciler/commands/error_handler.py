@@ -14,6 +14,7 @@ Exit codes (README): 0 success, 1 error, 2 ``plan --detailed-exitcode`` with cha
 from __future__ import annotations
 
 import logging
+import sys
 import traceback
 from typing import Any
 
@@ -61,9 +62,10 @@ class ReconcilerGroup(click.Group):
         except Exception as e:
             code = report_error(e)
         finally:
-            from reconciler.db.engine import dispose_all
+            if "reconciler.db.engine" in sys.modules:  # else the command opened no database
+                from reconciler.db.engine import dispose_all
 
-            dispose_all()
+                dispose_all()
         if code:
             ctx.exit(code)
         return EXIT_OK

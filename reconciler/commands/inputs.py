@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
-
 from reconciler.commands.shard_env import auto_shard, is_auto
 from reconciler.core.catalog import Catalog, load_catalog
 from reconciler.core.desired import Desired
@@ -21,10 +19,10 @@ from reconciler.core.errors import InputError
 from reconciler.core.manifest import collect_manifest_files, load_manifests
 from reconciler.core.state import Observed
 from reconciler.crypto import KeyRing
-from reconciler.db.engine import database_exists, database_url, make_engine
-from reconciler.db.observe import observe
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from reconciler.health import RetryPolicy
 
 
@@ -163,6 +161,9 @@ def load_inputs(
 def open_database(environ: Mapping[str, str] | None = None) -> tuple[Engine | None, Observed]:
     """The engine and observed state; (None, empty) when a SQLite file does not exist yet, so
     plan against a database that does not exist writes nothing."""
+    from reconciler.db.engine import database_exists, database_url, make_engine
+    from reconciler.db.observe import observe
+
     url = database_url(environ)
     if not database_exists(url):
         return None, Observed(exists=False)

@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from reconciler.core.errors import ConfigError
-from reconciler.db.engine import database_exists, database_url, has_schema, make_engine
 
-if TYPE_CHECKING:  # the CLI imports this module for ``delivers``; plan and validate use none
+if TYPE_CHECKING:  # the CLI imports this module for ``delivers``: it imports no database code
     from sqlalchemy import Engine
 
     from reconciler.incidents import DeliveryReport, NotifySettings
@@ -62,6 +61,8 @@ def check_settings(environ: Mapping[str, str]) -> NotifySettings:
 
 def _engine(environ: Mapping[str, str]) -> Engine | None:
     """The database, if it exists with this tool's schema; None otherwise (nothing to do)."""
+    from reconciler.db.engine import database_exists, database_url, has_schema, make_engine
+
     url = database_url(environ)
     if not database_exists(url):
         return None
@@ -161,6 +162,7 @@ def delivery_notes(report: DeliveryReport) -> list[str]:
 def notify(environ: Mapping[str, str]) -> tuple[str, int]:
     """Deliver every pending notification now (ignoring the backoff); the summary and the exit
     code: 1 if any is still undelivered."""
+    from reconciler.db.engine import database_exists, database_url, has_schema, make_engine
     from reconciler.incidents import NotifySettings, deliver
 
     settings = NotifySettings.from_environ(environ)

@@ -193,7 +193,10 @@ def run_apply(
 ) -> ApplyReport:
     """Carry out ``planned``; the providers its reads found down get no check (each is
     reported unreachable, as the circuit breaker reports it)."""
-    from reconciler.apply import Applier, ApplyOptions
+    from reconciler.commands.frozen_imports import frozen_imports
+
+    with frozen_imports():
+        from reconciler.apply import Applier, ApplyOptions
 
     engine = make_engine(database_url(environ))
     ensure_schema(engine)

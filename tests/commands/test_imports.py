@@ -21,7 +21,8 @@ RUN_AND_LIST = """
 import json, sys
 from reconciler.cli import main
 code = main(sys.argv[2:])
-loaded = sorted({name.split(".")[0] for name in sys.modules})
+# a None entry marks a module as absent (httpx._main): it was not imported
+loaded = sorted({name.split(".")[0] for name, mod in sys.modules.items() if mod is not None})
 with open(sys.argv[1], "w") as f:
     json.dump({"code": code, "loaded": loaded}, f)
 """
@@ -91,6 +92,7 @@ def test_validate_and_status_json_import_no_http_stack(env: Env, tmp_path: Path)
     code, loaded, out = run_alone(env, tmp_path, "validate")
     assert code == 0 and out.startswith("Valid:")
     assert unused_loaded(loaded) == []
+    assert "sqlalchemy" not in loaded  # validate reads no database
     # status reads Postmark's senders and Anthropic's cost where the connection holds the
     # account token or admin key (the demo's acme does): without them it sends nothing
     m.write(
@@ -115,3 +117,26 @@ def test_text_views_render_with_rich(env: Env, tmp_path: Path, args: tuple[str, 
     assert code == 0 and out
     assert "rich" in loaded
     assert unused_loaded(loaded - {"rich"}) == []
+
+
+def test_a_worker_process_imports_no_command_line_libraries(tmp_path: Path) -> None:
+    """An ``--workers`` worker imports what its apply or health checks use (the HTTP stack,
+    the database); not httpx's own command-line client (click, rich, pygments)."""
+    probe = (
+        "import sys\n"
+        "from reconciler.commands.worker import main\n"
+        "import reconciler.apply, reconciler.commands.healthcmd, reconciler.commands.run\n"
+        "print(' '.join(sorted({n.split('.')[0] for n, m in sys.modules.items() if m})))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    loaded = set(proc.stdout.split())
+    assert {"httpx", "aiohttp", "sqlalchemy"} <= loaded
+    assert loaded & {"click", "rich", "pygments", "alembic", "jinja2"} == set()
