@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from click.testing import Result
 from sqlalchemy import text
 
 from tests.conftest import Env
@@ -23,18 +24,23 @@ def hole() -> Iterator[BlackHole]:
     h.close()
 
 
-def test_a_black_holed_provider_fails_fast_and_alone(env: Env, hole: BlackHole) -> None:
+def apply_with_stripe_down(env: Env, hole: BlackHole, **stripe: object) -> Result:
+    """``apply`` at --parallelism 4 of the organizations, each with Stripe (and ``stripe``,
+    e.g. its resources) and Geoapify, Stripe black-holed."""
     write(
         env.cwd / "manifests",
         *(
             organization(
                 org,
-                [connection("stripe", "STRIPE_KEY"), connection("geoapify", "GEOAPIFY_KEY")],
+                [
+                    connection("stripe", "STRIPE_KEY", **stripe),
+                    connection("geoapify", "GEOAPIFY_KEY"),
+                ],
             )
             for org in ORGS
         ),
     )
-    result = env.run(
+    return env.run(
         "apply",
         "manifests",
         "--parallelism",
@@ -44,6 +50,10 @@ def test_a_black_holed_provider_fails_fast_and_alone(env: Env, hole: BlackHole) 
         RECONCILER_BASE_URL_STRIPE=f"http://127.0.0.1:{hole.port}",
         RECONCILER_CHECK_DEADLINE="1",
     )
+
+
+def test_a_black_holed_provider_fails_fast_and_alone(env: Env, hole: BlackHole) -> None:
+    result = apply_with_stripe_down(env, hole)
     assert result.exit_code == 1, result.output
     # the breaker opened after 4 unreachable checks: far fewer than 12 were ever sent
     assert hole.accepted < len(ORGS)
@@ -82,29 +92,7 @@ def test_a_black_holed_provider_is_read_once_per_run_too(env: Env, hole: BlackHo
     hook = {
         "webhook_endpoints": [{"url": "https://example.com/hooks", "events": ["charge.failed"]}]
     }
-    write(
-        env.cwd / "manifests",
-        *(
-            organization(
-                org,
-                [
-                    connection("stripe", "STRIPE_KEY", resources=hook),
-                    connection("geoapify", "GEOAPIFY_KEY"),
-                ],
-            )
-            for org in ORGS
-        ),
-    )
-    result = env.run(
-        "apply",
-        "manifests",
-        "--parallelism",
-        "4",
-        STRIPE_KEY="sk_test_good_key_0001",
-        GEOAPIFY_KEY="good_geoapify_key12345",
-        RECONCILER_BASE_URL_STRIPE=f"http://127.0.0.1:{hole.port}",
-        RECONCILER_CHECK_DEADLINE="1",
-    )
+    result = apply_with_stripe_down(env, hole, resources=hook)
     assert result.exit_code == 1, result.output
     # the reads stopped after the breaker opened (4 unreachable in a row at --parallelism 4):
     # the other connections are noted as not read, without a request
