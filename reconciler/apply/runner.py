@@ -18,16 +18,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from reconciler.apply.checks import Checker
-from reconciler.apply.remote import (
-    Outcome,
-    ProviderCalls,
-    Send,
-    credentials_for,
-    to_send,
-    unsafe_creates,
-    write_pending,
-)
+from reconciler.apply.remote import Outcome, ProviderCalls, unsafe_creates, write_pending
 from reconciler.apply.results import ApplyOptions, ApplyReport, ChangeResult, Status
+from reconciler.apply.sends import Send, credentials_for, to_send
 from reconciler.apply.writes import OrgWriter
 from reconciler.audit import AuditWriter
 from reconciler.core.catalog import Catalog

@@ -24,13 +24,13 @@ from reconciler.apply.remote import (
     Outcome,
     ProviderCalls,
     ProviderSideWriter,
-    not_connecting,
     remembered,
     remote_details,
     say,
 )
 from reconciler.apply.results import ChangeResult, Status
 from reconciler.apply.rows import health_values
+from reconciler.apply.sends import not_connecting
 from reconciler.audit import AuditWriter
 from reconciler.core.catalog import Catalog
 from reconciler.core.changes import (
