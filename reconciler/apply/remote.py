@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import Delete, bindparam, delete
+from sqlalchemy import bindparam, delete
 from sqlalchemy.orm import Session
 
 from reconciler.apply.sends import Send, credentials_for
@@ -361,8 +361,12 @@ def unsafe_creates(catalog: Catalog, changes: list[Change]) -> list[RemoteChange
 
 
 def write_pending(s: Session, organization: str, steps: list[RemoteChange], now: datetime) -> None:
+    if steps:  # a pending create left by an earlier run is replaced
+        s.execute(
+            SETTLE,
+            [{"o": organization, "p": rc.provider, "k": rc.kind, "i": rc.identity} for rc in steps],
+        )
     for rc in steps:
-        s.execute(_pending_of(organization, rc.provider, rc.kind, rc.identity))
         s.add(
             PendingCreate(
                 organization=organization,
@@ -384,12 +388,3 @@ SETTLE = delete(_PENDING).where(
     _PENDING.c.kind == bindparam("k"),
     _PENDING.c.identity == bindparam("i"),
 )
-
-
-def _pending_of(organization: str, provider: str, kind: str, identity: str) -> Delete:
-    return delete(PendingCreate).where(
-        PendingCreate.organization == organization,
-        PendingCreate.provider == provider,
-        PendingCreate.kind == kind,
-        PendingCreate.identity == identity,
-    )

@@ -233,9 +233,13 @@ def _write_lock(session: Session, deadline: float, *, durable: bool = False) -> 
     conn = session.connection()
     remaining_ms = max(int((deadline - time.monotonic()) * 1000), 1)
     conn.exec_driver_sql(f"PRAGMA busy_timeout = {remaining_ms}")
-    dbapi = conn.connection.dbapi_connection
-    if conn.connection.info.get("wal") and not dbapi.in_transaction:  # type: ignore[union-attr]
-        conn.exec_driver_sql(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+    info = conn.connection.info
+    in_transaction = conn.connection.dbapi_connection.in_transaction  # type: ignore[union-attr]
+    sync = "FULL" if durable else "NORMAL"
+    # WAL mode syncs at checkpoints; a durable commit syncs itself (set only when it changes)
+    if info.get("wal") and info.get("sync", "NORMAL") != sync and not in_transaction:
+        conn.exec_driver_sql(f"PRAGMA synchronous = {sync}")
+        info["sync"] = sync
     try:
         with untranslated():
             _take_write_lock(conn)

@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from reconciler.core.errors import InputError
 
 DEFAULT_THRESHOLD = 10
 THRESHOLD_VARIABLE = "RECONCILER_CIRCUIT_BREAKER_AFTER"
+T = TypeVar("T")
 SKIPPED_DETAIL = "not sent: the provider looked down in this run (circuit breaker open)"
 
 
@@ -95,6 +97,33 @@ class Breakers:
 
     def skip(self, provider: str) -> None:
         self._state(provider).skipped += 1
+
+    async def behind(
+        self,
+        provider: str,
+        call: Callable[[], Awaitable[T]],
+        unreachable: Callable[[T], bool],
+    ) -> T | None:
+        """``call`` (a check, a read) behind the provider's breaker: None when it was not sent
+        (open) or given up (the breaker opened while it waited for an answer); else its result,
+        counted unreachable or not."""
+        task = asyncio.current_task()
+        assert task is not None
+        if not self.is_open(provider):
+            self.started(provider, task)
+            try:
+                result = await call()
+            except asyncio.CancelledError:
+                if not self.is_open(provider):
+                    raise  # cancelled from outside (e.g. Ctrl-C), not by the breaker
+                task.uncancel()
+            else:
+                self.record(provider, task, unreachable(result))
+                return result
+            finally:
+                self.finished(provider, task)
+        self.skip(provider)
+        return None
 
     def summary(self) -> list[str]:
         """One sentence per provider whose breaker opened, for the run's output; each

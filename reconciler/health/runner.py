@@ -125,24 +125,14 @@ async def _guarded(
 ) -> CheckResult:
     """``check_one`` behind the provider's breaker: not sent while it is open, and given up
     (cancelled by the breaker) when it opens while this check waits for an answer."""
-    name = request.provider.name
-    task = asyncio.current_task()
-    assert task is not None
     started = asyncio.get_running_loop().time()
-    if not breakers.is_open(name):
-        breakers.started(name, task)
-        try:
-            result = await check_one(client, request, prepared, policy, bucket)
-        except asyncio.CancelledError:
-            if not breakers.is_open(name):
-                raise  # cancelled from outside (e.g. Ctrl-C), not by the breaker
-            task.uncancel()
-        else:
-            breakers.record(name, task, result.failure_type == "unreachable")
-            return result
-        finally:
-            breakers.finished(name, task)
-    breakers.skip(name)
+    result = await breakers.behind(
+        request.provider.name,
+        lambda: check_one(client, request, prepared, policy, bucket),
+        lambda r: r.failure_type == "unreachable",
+    )
+    if result is not None:
+        return result
     return build_result(
         key=request.key,
         provider=request.provider,

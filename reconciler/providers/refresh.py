@@ -145,23 +145,11 @@ async def _guarded(
 ) -> RefreshResult:
     """``read`` behind the provider's breaker: not sent while it is open, given up when it
     opens while this read waits for an answer (as the health checks' breaker does)."""
-    name = request.provider.name
-    task = asyncio.current_task()
-    assert task is not None
-    if not breakers.is_open(name):
-        breakers.started(name, task)
-        try:
-            result = await read(request)
-        except asyncio.CancelledError:
-            if not breakers.is_open(name):
-                raise  # cancelled from outside (e.g. Ctrl-C), not by the breaker
-            task.uncancel()
-        else:
-            breakers.record(name, task, unreachable(result.error))
-            return result
-        finally:
-            breakers.finished(name, task)
-    breakers.skip(name)
+    result = await breakers.behind(
+        request.provider.name, lambda: read(request), lambda r: unreachable(r.error)
+    )
+    if result is not None:
+        return result
     return RefreshResult(
         request.key,
         skipped=True,

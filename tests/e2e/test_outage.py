@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from click.testing import Result
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from tests.conftest import Env
 from tests.e2e.manifests import connection, organization, write
@@ -52,6 +53,17 @@ def apply_with_stripe_down(env: Env, hole: BlackHole, **stripe: object) -> Resul
     )
 
 
+def statuses(s: Session) -> dict[str, int]:
+    """Instances per "provider:status"."""
+    rows = s.execute(
+        text(
+            "SELECT provider || ':' || status, count(*) FROM integration_instances"
+            " GROUP BY provider, status"
+        )
+    ).all()
+    return {key: count for key, count in rows}
+
+
 def test_a_black_holed_provider_fails_fast_and_alone(env: Env, hole: BlackHole) -> None:
     result = apply_with_stripe_down(env, hole)
     assert result.exit_code == 1, result.output
@@ -59,15 +71,7 @@ def test_a_black_holed_provider_fails_fast_and_alone(env: Env, hole: BlackHole) 
     assert hole.accepted < len(ORGS)
 
     with env.session() as s:
-        statuses = dict(
-            s.execute(
-                text(
-                    "SELECT provider || ':' || status, count(*) FROM integration_instances"
-                    " GROUP BY provider, status"
-                )
-            ).all()
-        )
-        assert statuses == {"stripe:error": len(ORGS), "geoapify:active": len(ORGS)}
+        assert statuses(s) == {"stripe:error": len(ORGS), "geoapify:active": len(ORGS)}
         stripe_health = s.execute(
             text(
                 "SELECT h.failure_type, h.message FROM integration_health h "
@@ -105,13 +109,5 @@ def test_a_black_holed_provider_is_read_once_per_run_too(env: Env, hole: BlackHo
     assert len(said) == 1, result.output
     assert "stripe looks down: its provider-side reads in this run got no answer" in said[0]
     with env.session() as s:
-        statuses = dict(
-            s.execute(
-                text(
-                    "SELECT provider || ':' || status, count(*) FROM integration_instances"
-                    " GROUP BY provider, status"
-                )
-            ).all()
-        )
-        assert statuses == {"stripe:error": len(ORGS), "geoapify:active": len(ORGS)}
+        assert statuses(s) == {"stripe:error": len(ORGS), "geoapify:active": len(ORGS)}
         assert s.execute(text("SELECT count(*) FROM integration_resources")).scalar_one() == 0
