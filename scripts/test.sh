@@ -14,4 +14,6 @@ ruff check .
 ruff format --check .
 lint-imports
 mypy
-pytest -q -n 2 "$@"
+# four processes on two cores: most of the suite waits (real processes, servers, lock
+# timeouts), so the cores stay busy; worksteal keeps the long tests from ending on one worker
+pytest -q -n 4 --dist worksteal "$@"

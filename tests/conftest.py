@@ -103,8 +103,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # Files of long tests (real processes, pip, waits on a provider), in this order before all
-# others: `pytest -n 2` deals the first tests out to its two workers in turn, so both start
-# on these together, instead of one worker running a 40 s test alone at the end.
+# others: `pytest -n 4 --dist worksteal` deals the first tests out to its workers in turn, so
+# they start on these together, instead of one worker running a 40 s test alone at the end.
 RUN_FIRST = (
     "tests/test_precommit_hook.py",
     "tests/db/test_crash.py",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -31,6 +32,11 @@ class BlackHole:
                 self._held.append(conn)
 
     def close(self) -> None:
+        # shutdown wakes the thread blocked in accept() (close alone does not, on Linux), so
+        # no connection is accepted after the held ones are closed
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self._thread.join(timeout=10)
         self.sock.close()
         for conn in self._held:
             conn.close()
