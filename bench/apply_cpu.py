@@ -1,10 +1,11 @@
 """The CPU of one first ``apply`` per connection, for profiling it (issue 16, item 2).
 
-Writes a fleet of N organizations once, starts the bundled simulator in this process at
-``--latency-ms`` of latency, and runs ``python -m reconciler apply --parallelism P --workers 1
-FLEET`` as a child on a fresh SQLite database ``--repeat`` times, printing each run's CPU
-seconds (the child's rusage: user + system) and CPU per connection, then the minimum and the
-median. With ``--py-spy OUT`` the child runs under py-spy (all threads; ``--gil``: only the
+Writes a fleet of N organizations once (``--no-resources``: connections only), starts the
+bundled simulator in this process at ``--latency-ms`` of latency, and runs ``python -m
+reconciler apply --parallelism P --workers W FLEET`` (W = 1 unless ``--workers``) as a child on a
+fresh SQLite database (``--pg-url``: a fresh PostgreSQL one) ``--repeat`` times, printing each
+run's CPU seconds (the child's rusage: user + system) and CPU per connection, then the minimum
+and the median. With ``--py-spy OUT`` the child runs under py-spy (all threads; ``--gil``: only the
 thread holding the GIL, which is the closest py-spy comes to CPU time, since its "running"
 heuristic counts some waits in epoll and fsync), leaving collapsed stacks in OUT (``-f raw``),
 summarized by subsystem (the innermost frame that names one) and by leaf function; the CPU
@@ -18,6 +19,7 @@ then includes py-spy's pauses of the child, so only the shares mean anything.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -33,7 +35,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `reconciler` 
 
 from bench.fleet import generate_fleet, workspace_numbers
 from bench.measure import REPO
-from bench.run import allow_large_environment, base_environment
+from bench.run import allow_large_environment, base_environment, pg_database
 
 PY_SPY = "/work/main/.venv/bin/py-spy"
 
@@ -73,18 +75,28 @@ SUBSYSTEMS: tuple[tuple[str, str], ...] = (
 def run_apply(
     fleet_folder: Path, env: dict[str, str], workdir: Path, opts: argparse.Namespace, i: int
 ) -> float:
-    db = workdir / f"apply-{i}.db"
-    db.unlink(missing_ok=True)
-    child_env = {**env, "RECONCILER_DATABASE_URL": f"sqlite:///{db}"}
+    with contextlib.ExitStack() as stack:
+        if opts.pg_url:
+            url = stack.enter_context(pg_database(opts.pg_url))
+        else:
+            db = workdir / f"apply-{i}.db"
+            db.unlink(missing_ok=True)
+            url = f"sqlite:///{db}"
+        return _run_apply(fleet_folder, {**env, "RECONCILER_DATABASE_URL": url}, workdir, opts, i)
+
+
+def _run_apply(
+    fleet_folder: Path, child_env: dict[str, str], workdir: Path, opts: argparse.Namespace, i: int
+) -> float:
     argv = [sys.executable, "-m", "reconciler", "apply", "--parallelism", str(opts.parallelism)]
-    argv += ["--workers", "1", str(fleet_folder)]
+    argv += ["--workers", str(opts.workers), str(fleet_folder)]
     if opts.py_spy:
         # without --idle: py-spy then samples only threads that are running, which is the CPU
         argv = [PY_SPY, "record", "--threads", "-r", str(opts.rate)]
         if opts.gil:  # only the thread holding the GIL: Python's own CPU, no waits
             argv.append("--gil")
         argv += ["-f", "raw", "-o", str(opts.py_spy), "--", sys.executable, "-m", "reconciler"]
-        argv += ["apply", "--parallelism", str(opts.parallelism), "--workers", "1"]
+        argv += ["apply", "--parallelism", str(opts.parallelism), "--workers", str(opts.workers)]
         argv += [str(fleet_folder)]
     out = workdir / f"apply-{i}.out"
     with out.open("wb") as f:
@@ -143,11 +155,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--latency-ms", type=float, default=50.0)
     ap.add_argument("--parallelism", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1, help="apply --workers (CPU of all).")
     ap.add_argument("--py-spy", type=Path, default=None, help="Collapsed stacks go here.")
     ap.add_argument("--gil", action="store_true", help="py-spy --gil: GIL holders only.")
     ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second.")
     ap.add_argument("--summarize", type=Path, default=None, help="Summarize collapsed stacks.")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument(
+        "--pg-url", default=None, help="Apply to a fresh database on this PostgreSQL server."
+    )
+    ap.add_argument(
+        "--no-resources", action="store_true", help="Connections only, no provider-side objects."
+    )
     opts = ap.parse_args(argv)
     if opts.summarize:
         summarize(opts.summarize)
@@ -156,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = opts.workdir or Path(tempfile.mkdtemp(prefix="reconciler-apply-cpu-"))
     from reconciler.simulator import Simulator
 
-    fleet = generate_fleet(root / f"fleet-{opts.orgs}", opts.orgs)
+    fleet = generate_fleet(root / f"fleet-{opts.orgs}", opts.orgs, resources=not opts.no_resources)
     cpus = []
     with Simulator(latency_ms=opts.latency_ms) as sim:
         env = {**base_environment(sim.env()), **fleet.secrets}

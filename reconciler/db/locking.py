@@ -164,14 +164,24 @@ def _timeout_words(timeout: float) -> str:
 # -- PostgreSQL ------------------------------------------------------------------------------
 
 
+# One round trip each: the holder's name and the lock timeout for this transaction; then,
+# in a savepoint (a timeout leaves the transaction usable, to name the holder), the shared
+# state lock, the organization's lock and the timeout reset for the rest of the transaction
+# (PostgreSQL evaluates a select list in order; a timeout rolls the reset back with the
+# savepoint, and the holder is then read under the timeout still in force).
+_NAME_AND_TIMEOUT = text(
+    "SELECT set_config('application_name', :name, true), set_config('lock_timeout', :t, true)"
+)
+_LOCK_ORGANIZATION = text(
+    "SELECT pg_advisory_xact_lock_shared(:sns, :skey), pg_advisory_xact_lock(:ns, :key), "
+    "set_config('lock_timeout', '0', true)"
+)
+
+
 def _set_lock_timeout(session: Session | Connection, timeout: float, holder: str) -> None:
     session.execute(
-        text("SELECT set_config('application_name', :name, true)"),
-        {"name": f"reconciler: {holder}"[:63]},
-    )
-    session.execute(
-        text("SELECT set_config('lock_timeout', :t, true)"),
-        {"t": f"{max(int(timeout * 1000), 1)}ms"},
+        _NAME_AND_TIMEOUT,
+        {"name": f"reconciler: {holder}"[:63], "t": f"{max(int(timeout * 1000), 1)}ms"},
     )
 
 
@@ -183,11 +193,8 @@ def _lock_postgresql(
     try:
         with untranslated(), session.begin_nested():
             session.execute(
-                text("SELECT pg_advisory_xact_lock_shared(:ns, :key)"),
-                {"ns": STATE_LOCK[0], "key": STATE_LOCK[1]},
-            )
-            session.execute(
-                text("SELECT pg_advisory_xact_lock(:ns, :key)"), {"ns": NAMESPACE, "key": key}
+                _LOCK_ORGANIZATION,
+                {"sns": STATE_LOCK[0], "skey": STATE_LOCK[1], "ns": NAMESPACE, "key": key},
             )
     except OperationalError:
         who = _postgresql_holder(session, key)
@@ -196,7 +203,6 @@ def _lock_postgresql(
             f"{_timeout_words(timeout)}. Nothing was written for it; try again when that "
             "apply has finished."
         ) from None
-    session.execute(text("SELECT set_config('lock_timeout', '0', true)"))
 
 
 def _postgresql_holder(session: Session | Connection, key: int) -> str:
