@@ -164,10 +164,16 @@ class Env:
     _engines: list[Engine] = field(default_factory=list)
 
     def session(self) -> Session:
-        """A session on the test database; its engine is disposed after the test."""
-        url = self.vars["RECONCILER_DATABASE_URL"]
-        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-        self._engines.append(engine)
+        """A session on the test database; one engine per database for the test (a test
+        polling with sessions holds one pooled connection, not one per poll), disposed
+        after it."""
+        url = self.vars["RECONCILER_DATABASE_URL"].replace(
+            "postgresql://", "postgresql+psycopg://", 1
+        )
+        engine = next((e for e in self._engines if e.url.render_as_string(False) == url), None)
+        if engine is None:
+            engine = create_engine(url)
+            self._engines.append(engine)
         return Session(engine)
 
     def close(self) -> None:

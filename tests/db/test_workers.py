@@ -27,8 +27,12 @@ def test_four_sharded_workers_reach_the_state_of_one(env: Env) -> None:
     names = fleet_names(20)
     write_fleet(env.cwd / "fleet", names)
     env.vars.update(FLEET_SECRETS)
-    # four workers on a database without a schema: they also race to create it
-    workers = [spawn(env, "apply", "fleet", "--shard", f"{k}/4") for k in range(1, 5)]
+    # four workers on a database without a schema: they also race to create it (two writer
+    # threads each: four processes with the default's would take most of the server's 100
+    # connections while other tests run beside this one)
+    workers = [
+        spawn(env, "apply", "fleet", "--shard", f"{k}/4", "--parallelism", "2") for k in range(1, 5)
+    ]
     results = [finish(w) for w in workers]
     assert [c for c, _ in results] == [0, 0, 0, 0], results
     with env.session() as s:
