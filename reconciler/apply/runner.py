@@ -210,15 +210,22 @@ class Applier:
         """The organization's transactions; its provider calls are made between them, so
         the database's write lock is never held while a provider answers."""
         checked = False
+        sends: list[Send] | None = None
         if pending:  # committed before the calls: a crash after the answer leaves a trace
             with self._turn(), Session(self.engine, autoflush=False) as s, s.begin():
-                if self._open(s, org, changes, checker, check=True, durable=True) is None:
+                rows = self._rows(s, org, changes, check=True, durable=True)
+                if rows is None:
                     return
                 write_pending(s, org, pending, datetime.now(UTC))
+                # what to send, from the rows just read (the lock keeps them as they are)
+                sends = self._sends(org, rows, checker, upserts, upsert=True)
             checked = True
         ok = True
         if upserts:
-            sent = self._send(org, changes, checker, upserts, upsert=True, checked=checked)
+            if sends is not None:
+                sent: dict[str, Outcome] | None = self.calls.run_all(org, sends)
+            else:
+                sent = self._send(org, changes, checker, upserts, upsert=True, checked=checked)
             if sent is None:
                 return
             with self._turn(), Session(self.engine, autoflush=False) as s, s.begin():
@@ -267,24 +274,31 @@ class Applier:
         are no longer what the plan saw."""
         if not any(c.remote for c in batch):
             return {}
+        with Session(self.engine, autoflush=False) as s:  # read only: ends in a rollback
+            rows = OrgRows.load(s, org)
+            if not checked and not self._unchanged(s, org, rows, changes):
+                return None
+            sends = self._sends(org, rows, checker, batch, upsert=upsert)
+        return self.calls.run_all(org, sends)
+
+    def _sends(
+        self, org: str, rows: OrgRows, checker: Checker, batch: list[Change], *, upsert: bool
+    ) -> list[Send]:
+        """The remote steps of ``batch`` that go out, each with its credentials, given the
+        organization's rows."""
         connections = {
             c.provider: c.connection
             for c in batch
             if c.kind is Kind.CONNECTION and c.connection is not None
         }
-        with Session(self.engine, autoflush=False) as s:  # read only: ends in a rollback
-            rows = OrgRows.load(s, org)
-            if not checked and not self._unchanged(s, org, rows, changes):
-                return None
-            if upsert:
-                wanted = to_send(batch, checker.phase, rows)
-            else:  # a teardown deletes every resource it names
-                wanted = [c for c in batch if c.kind is Kind.RESOURCE and c.remote]
-            sends = [
-                Send(c, credentials_for(c, rows, connections, self.secrets, self.keyring))
-                for c in wanted
-            ]
-        return self.calls.run_all(org, sends)
+        if upsert:
+            wanted = to_send(batch, checker.phase, rows)
+        else:  # a teardown deletes every resource it names
+            wanted = [c for c in batch if c.kind is Kind.RESOURCE and c.remote]
+        return [
+            Send(c, credentials_for(c, rows, connections, self.secrets, self.keyring))
+            for c in wanted
+        ]
 
     def _turn(self) -> AbstractContextManager[object]:
         """One write transaction at a time where the database has one writer (SQLite): the
@@ -311,6 +325,20 @@ class Applier:
             )
         return False
 
+    def _rows(
+        self, s: Session, org: str, changes: list[Change], *, check: bool, durable: bool = False
+    ) -> OrgRows | None:
+        """Lock the organization and read its rows; with ``check``, None (reported) when they
+        are no longer what the plan saw; ``durable``: the commit must survive a power loss."""
+        log.debug("%s: taking the organization's lock", org)
+        lock_organization(
+            s, org, timeout=self.options.lock_timeout, holder=self.holder, durable=durable
+        )
+        rows = OrgRows.load(s, org)
+        if check and not self._unchanged(s, org, rows, changes):
+            return None
+        return rows
+
     def _open(
         self,
         s: Session,
@@ -320,16 +348,11 @@ class Applier:
         *,
         check: bool,
         outcomes: Mapping[str, Outcome] | None = None,
-        durable: bool = False,
     ) -> OrgWriter | None:
-        """Lock the organization and read its rows; with ``check``, refuse to write when they
-        are no longer what the plan saw; ``durable``: the commit must survive a power loss."""
-        log.debug("%s: taking the organization's lock", org)
-        lock_organization(
-            s, org, timeout=self.options.lock_timeout, holder=self.holder, durable=durable
-        )
-        rows = OrgRows.load(s, org)
-        if check and not self._unchanged(s, org, rows, changes):
+        """A writer of the organization's changes on its locked rows (``_rows``); None when
+        they are no longer what the plan saw."""
+        rows = self._rows(s, org, changes, check=check)
+        if rows is None:
             return None
         audit = AuditWriter(
             s, self.keyring, self.options.actor, self.options.method, self.options.git_commit

@@ -95,6 +95,10 @@ def _new_engine(url: str) -> Engine:
 
     else:
         engine = create_engine(norm, hide_parameters=True, pool_pre_ping=True, future=True)
+        # an executemany INSERT (an organization's credentials, health rows, resources, audit
+        # entries) as one multi-row INSERT per table, not one execution per row in psycopg's
+        # pipeline: less CPU here and at the server (Dialect.use_insertmanyvalues_wo_returning)
+        engine.dialect.use_insertmanyvalues_wo_returning = True
     event.listen(engine, "handle_error", translate)
     return engine
 
