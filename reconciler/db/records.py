@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from reconciler.core.state import (
@@ -196,6 +196,18 @@ def _json_object(text: str | None) -> dict[str, object]:
     return {} if not text or text == "{}" else json.loads(text)
 
 
+# An organization's rows, as apply reads them twice per organization: the statements are built
+# once, so SQLAlchemy works out their cache keys once, not per organization.
+_INSTANCES_OF = select(Instance).where(Instance.organization == bindparam("org"))
+_CONNECTIONS_OF = select(Connection).where(
+    Connection.instance_id.in_(bindparam("ids", expanding=True))
+)
+_CREDENTIALS_OF = select(Credential).where(
+    Credential.connection_id.in_(bindparam("ids", expanding=True))
+)
+_RESOURCES_OF = select(Resource).where(Resource.instance_id.in_(bindparam("ids", expanding=True)))
+
+
 @dataclass
 class OrgRows:
     """An organization's rows, read once inside its locked transaction, for apply to write."""
@@ -208,18 +220,18 @@ class OrgRows:
     @classmethod
     def load(cls, s: Session, organization: str) -> OrgRows:
         rows = cls()
-        for inst in s.scalars(select(Instance).where(Instance.organization == organization)):
+        for inst in s.scalars(_INSTANCES_OF, {"org": organization}):
             rows.instances[inst.provider] = inst
         ids = [i.id for i in rows.instances.values()]
         if not ids:
             return rows
-        for c in s.scalars(select(Connection).where(Connection.instance_id.in_(ids))):
+        for c in s.scalars(_CONNECTIONS_OF, {"ids": ids}):
             rows.connections.setdefault(c.instance_id, []).append(c)
         conn_ids = [c.id for cs in rows.connections.values() for c in cs]
         if conn_ids:
-            for cr in s.scalars(select(Credential).where(Credential.connection_id.in_(conn_ids))):
+            for cr in s.scalars(_CREDENTIALS_OF, {"ids": conn_ids}):
                 rows.credentials.setdefault(cr.connection_id, []).append(cr)
-        for r in s.scalars(select(Resource).where(Resource.instance_id.in_(ids))):
+        for r in s.scalars(_RESOURCES_OF, {"ids": ids}):
             rows.resources[(r.instance_id, r.kind, r.identity)] = r
         return rows
 
