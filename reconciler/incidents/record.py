@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -116,24 +116,27 @@ def _finish(s: Session, work: _Work, settings: NotifySettings) -> list[IncidentC
     return [c for c in work.changes if c.incident_uid not in work.lost]
 
 
+# locked (PostgreSQL), in one order: a concurrent command that resolves or counts the same
+# incident waits for this transaction and then sees its result, so no incident is resolved
+# twice (two events with two ids)
+_OPEN = (
+    select(Incident).where(Incident.open_key.is_not(None)).order_by(Incident.id).with_for_update()
+)
+# apply: one organization, once per organization written (built once: one cache key)
+_OPEN_OF_ONE = _OPEN.where(Incident.organization == bindparam("org"))
+
+
 def _open_incidents(
     s: Session, organizations: set[str]
 ) -> defaultdict[tuple[str, str], list[Incident]]:
     out: defaultdict[tuple[str, str], list[Incident]] = defaultdict(list)
-    # locked (PostgreSQL), in one order: a concurrent command that resolves or counts the same
-    # incident waits for this transaction and then sees its result, so no incident is
-    # resolved twice (two events with two ids)
-    query = (
-        select(Incident)
-        .where(Incident.open_key.is_not(None))
-        .order_by(Incident.id)
-        .with_for_update()
-    )
-    if len(organizations) == 1:  # apply: one organization (no IN list to expand)
-        query = query.where(Incident.organization == next(iter(organizations)))
+    if len(organizations) == 1:  # no IN list to expand
+        rows = s.scalars(_OPEN_OF_ONE, {"org": next(iter(organizations))})
     elif len(organizations) <= MAX_IN:  # a big health run: all of them
-        query = query.where(Incident.organization.in_(sorted(organizations)))
-    for inc in s.scalars(query):
+        rows = s.scalars(_OPEN.where(Incident.organization.in_(sorted(organizations))))
+    else:
+        rows = s.scalars(_OPEN)
+    for inc in rows:
         if inc.organization in organizations:
             out[(inc.organization, inc.provider)].append(inc)
     return out
