@@ -52,6 +52,15 @@ from reconciler.incidents import record_health_rows
 
 log = logging.getLogger("reconciler.apply")
 
+_INSTANCES = table_of(Instance)
+_CONNECTIONS = table_of(Connection)
+# an organization's new instances and connections, with the ids they were given (built once:
+# SQLAlchemy works out a statement's cache key once, not per organization)
+_INSERT_INSTANCES = insert(_INSTANCES).returning(_INSTANCES.c.id, _INSTANCES.c.provider)
+_INSERT_CONNECTIONS = insert(_CONNECTIONS).returning(
+    _CONNECTIONS.c.id, _CONNECTIONS.c.instance_id, _CONNECTIONS.c.user_email
+)
+
 
 class OrgWriter(ProviderSideWriter):
     """Writes one organization's changes on its rows; appends results to ``report``."""
@@ -190,13 +199,7 @@ class OrgWriter(ProviderSideWriter):
             }
             for d in new
         ]
-        table = table_of(Instance)
-        ids = {
-            provider: id_
-            for id_, provider in self.s.execute(
-                insert(table).returning(table.c.id, table.c.provider), values
-            )
-        }
+        ids = {provider: id_ for id_, provider in self.s.execute(_INSERT_INSTANCES, values)}
         for v in values:
             # not in the session: every column it will have is in its INSERT
             self.rows.instances[v["provider"]] = Instance(id=ids[v["provider"]], **v)
@@ -223,12 +226,10 @@ class OrgWriter(ProviderSideWriter):
             new.append((d, values))
         if not new:
             return
-        table = table_of(Connection)
         ids = {
             (instance_id, user): id_
             for id_, instance_id, user in self.s.execute(
-                insert(table).returning(table.c.id, table.c.instance_id, table.c.user_email),
-                [values for _, values in new],
+                _INSERT_CONNECTIONS, [values for _, values in new]
             )
         }
         for d, values in new:
