@@ -35,7 +35,7 @@ from reconciler.core.remote import (
 )
 from reconciler.core.secret import Secret
 from reconciler.crypto import CredentialAddress, KeyRing
-from reconciler.db.bulk import table_of
+from reconciler.db.bulk import insert_rows, table_of
 from reconciler.db.records import OrgRows
 from reconciler.db.schema import Connection, Credential, PendingCreate
 from reconciler.health import RetryPolicy
@@ -366,18 +366,22 @@ def write_pending(s: Session, organization: str, steps: list[RemoteChange], now:
             SETTLE,
             [{"o": organization, "p": rc.provider, "k": rc.kind, "i": rc.identity} for rc in steps],
         )
-    for rc in steps:
-        s.add(
-            PendingCreate(
-                organization=organization,
-                provider=rc.provider,
-                kind=rc.kind,
-                identity=rc.identity,
-                generation=rc.generation,
-                replaces=rc.replaces,
-                created_at=now,
-            )
-        )
+    insert_rows(
+        s,
+        _PENDING,
+        [
+            {
+                "organization": organization,
+                "provider": rc.provider,
+                "kind": rc.kind,
+                "identity": rc.identity,
+                "generation": rc.generation,
+                "replaces": rc.replaces,
+                "created_at": now,
+            }
+            for rc in steps
+        ],
+    )
 
 
 _PENDING = table_of(PendingCreate)
