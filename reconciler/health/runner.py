@@ -80,7 +80,8 @@ async def check_one(
             detail="the credential holds characters an HTTP header cannot carry",
         )
     secrets = [reveal(v) for v in request.credentials.values()]
-    log.debug("%s: %s %s", request.provider.name, prepared.method, prepared.redacted_url)
+    if log.isEnabledFor(logging.DEBUG):  # the redacted URL is worked out only to be shown
+        log.debug("%s: %s %s", request.provider.name, prepared.method, prepared.redacted_url)
 
     def judge(answer: Answer) -> tuple[Verdict, float | None]:
         hint = hinted_wait(answer.headers, check.retry_after_headers, check.reset_headers)
