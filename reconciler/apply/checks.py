@@ -33,7 +33,6 @@ from reconciler.health import (
     exchange_refresh_token,
     run_checks,
 )
-from reconciler.health.breaker import threshold_from_env
 
 VERIFY = "verify:"  # prefix of the keys of value probes, beside connection addresses
 
@@ -151,7 +150,7 @@ class Checker:
         orphans = [a for p, addrs in by_parent.items() if p not in todo for a in addrs]
         # one breaker per provider for every wave; open already for a provider the plan's
         # reads found down
-        breakers = Breakers(min(threshold_from_env(), max(3, self.options.parallelism)))
+        breakers = Breakers.for_run(self.options.parallelism)
         for provider in sorted(self.options.down):
             breakers.trip(provider)
         for i, wave in enumerate(waves or [[]]):

@@ -64,6 +64,12 @@ class Breakers:
         self.threshold = threshold
         self._states: dict[str, _State] = {}
 
+    @classmethod
+    def for_run(cls, parallelism: int, environ: Mapping[str, str] | None = None) -> Breakers:
+        """A run's breakers: ``RECONCILER_CIRCUIT_BREAKER_AFTER`` unreachable answers in a row,
+        or fewer when fewer requests are in flight at once (never under 3)."""
+        return cls(min(threshold_from_env(environ), max(3, parallelism)))
+
     def _state(self, provider: str) -> _State:
         return self._states.setdefault(provider, _State())
 

@@ -17,7 +17,7 @@ from contextlib import AsyncExitStack
 import httpx
 
 from reconciler.health.attempts import attempt_until_final, make_client, send_prepared
-from reconciler.health.breaker import SKIPPED_DETAIL, Breakers, threshold_from_env
+from reconciler.health.breaker import SKIPPED_DETAIL, Breakers
 from reconciler.health.classify import Answer, Verdict, classify, identity_from_key
 from reconciler.health.limits import RateLimits, TokenBucket
 from reconciler.health.policy import RetryPolicy, hinted_wait
@@ -169,7 +169,7 @@ async def check_many(
         for r in requests
     ]
     if breakers is None:
-        breakers = Breakers(min(threshold_from_env(), max(3, parallelism)))
+        breakers = Breakers.for_run(parallelism)
     quiet_transport_loggers()
     slots = asyncio.Semaphore(parallelism)
     async with AsyncExitStack() as stack:

@@ -24,7 +24,7 @@ import httpx
 from reconciler.core.catalog import Provider
 from reconciler.core.remote import RemoteObject, realized_kinds
 from reconciler.core.secret import Secret
-from reconciler.health.breaker import Breakers, threshold_from_env
+from reconciler.health.breaker import Breakers
 from reconciler.health.limits import RateLimits
 from reconciler.health.policy import RetryPolicy
 from reconciler.providers import READS, open_reads, provider_client
@@ -109,7 +109,7 @@ def refresh(
     connections fail at once as not sent, instead of each waiting out its deadline."""
     todo = list(requests)
     shared = limits or RateLimits()
-    breakers = Breakers(min(threshold_from_env(environ), max(3, parallelism)))
+    breakers = Breakers.for_run(parallelism, environ)
 
     async def main() -> list[RefreshResult]:
         gate = asyncio.Semaphore(max(1, parallelism))
