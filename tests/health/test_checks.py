@@ -100,6 +100,9 @@ class ScriptedServer:
                     count = sum(1 for s in server.seen if s.path == seen.path)
                     server.in_flight += 1
                     server.peak = max(server.peak, server.in_flight)
+                # a request is in flight while the server holds it: until its answer starts
+                # to go out (counted after the answer, the client may already have sent its
+                # next request while this thread waits to run again, and count one too many)
                 try:
                     if server.delay:
                         time.sleep(server.delay)
@@ -107,16 +110,16 @@ class ScriptedServer:
                     if callable(reply):
                         reply(self)
                         return
-                    status, headers, body = reply
-                    self.send_response(status)
-                    for k, v in headers.items():
-                        self.send_header(k, v)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
                 finally:
                     with server.lock:
                         server.in_flight -= 1
+                status, headers, body = reply
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
         return Handler
 
