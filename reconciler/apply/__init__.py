@@ -9,7 +9,9 @@ Order of work, so that a process killed at any point leaves a database the next 
 bring to the desired state:
 
 1. Health checks before anything is written, concurrently, in dependency waves: a dependent
-   is checked only after its dependencies passed; otherwise it is blocked (``checks``).
+   is checked only after its dependencies passed; otherwise it is blocked (``checks``). Those
+   that need neither a dependency nor a token exchange go out while the plan reads the
+   provider side (``early``); apply sends only the rest.
 2. As soon as an organization's checks are all back, one transaction takes its lock, re-reads
    its state (refusing to write if it moved on since the plan), and writes its instances,
    connections, credentials, resources, health rows and audit entries (``writes``). Writes run

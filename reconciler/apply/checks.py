@@ -155,10 +155,18 @@ class Checker:
             breakers.trip(provider)
         for i, wave in enumerate(waves or [[]]):
             requests = []
+            answered = []
             for address in wave:
                 request = self._connection_request(address, *todo[address])
-                if request is not None:
+                if request is None:
+                    continue
+                early = self.options.checked.get(address)
+                if early is not None:
+                    answered.append(early)  # sent while the plan read the provider side
+                else:
                     requests.append(request)
+            for result in answered:
+                self._on_result(result)
             asked = [a for parent in wave for a in by_parent.get(parent, [])]
             if i == 0:
                 asked += orphans

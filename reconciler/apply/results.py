@@ -32,6 +32,8 @@ class ApplyOptions:
     write_turn: Callable[[], AbstractContextManager[object]] | None = None
     # providers the plan's reads found down: no check is sent to them (circuit breaker)
     down: frozenset[str] = frozenset()
+    # checks already answered, sent while the plan read the provider side (``early``)
+    checked: Mapping[str, CheckResult] = field(default_factory=dict)
 
 
 class Status(enum.StrEnum):

@@ -36,7 +36,9 @@ def plan_to_apply(
         from reconciler.commands.saved import load_saved_plan
 
         return load_saved_plan(Path(plan_file), catalog_dir, environ)
-    planned = make_plan(catalog_dir, paths, environ, selection, parallelism=parallelism)
+    planned = make_plan(
+        catalog_dir, paths, environ, selection, parallelism=parallelism, early_checks=True
+    )
     if not planned.observed.exists:
         from reconciler.db.engine import database_url, ensure_schema, make_engine
 

@@ -9,7 +9,8 @@ What was read becomes typed changes on the plan (``reconciler.core.plan_remote``
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 
 from sqlalchemy.orm import Session
 
@@ -41,21 +42,22 @@ def with_provider_side(
     providers: frozenset[str] | None = None,
     keep_failed: bool = False,
     down: set[str] | None = None,
+    during_reads: Callable[[], AbstractContextManager[object]] | None = None,
 ) -> Plan:
     """``base`` with the provider-side changes of the connections it covers; a conflict is
     one of ``Plan.errors`` and leaves its connection out (``keep_failed``: ``drift`` keeps it).
     ``refresh`` False compares with the database only (``plan --refresh=false``). ``down``
-    collects the providers the reads found down (their breaker opened)."""
+    collects the providers the reads found down (their breaker opened). ``during_reads``: a
+    context entered while the provider side is read (apply checks meanwhile)."""
     targets = remote_targets(catalog, desired, observed, base.organizations, providers)
     if not targets:
         return base
-    read = (
-        read_provider_side(
-            catalog, targets, desired, ring, environ, parallelism, observed.exists, down
-        )
-        if refresh
-        else None
-    )
+    read = None
+    if refresh:
+        with during_reads() if during_reads is not None else nullcontext():
+            read = read_provider_side(
+                catalog, targets, desired, ring, environ, parallelism, observed.exists, down
+            )
     return with_remote(catalog, desired, observed, base, targets, read, keep_failed=keep_failed)
 
 

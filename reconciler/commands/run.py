@@ -32,6 +32,8 @@ from reconciler.db.observe import observe
 
 if TYPE_CHECKING:  # apply pulls in the HTTP stack, which plan never needs
     from reconciler.apply import ApplyReport
+    from reconciler.apply.early import EarlyChecks
+    from reconciler.health import CheckResult
 
 log = logging.getLogger("reconciler.plan")
 
@@ -59,6 +61,8 @@ class Planned:
     selection: Selection = field(default_factory=Selection)
     # providers the plan's reads found down (their breaker opened): apply sends them no check
     down: frozenset[str] = frozenset()
+    # checks apply sent while the plan read the provider side, by address (``apply.early``)
+    checked: Mapping[str, CheckResult] = field(default_factory=dict)
 
 
 def named_secrets(desired: Desired) -> tuple[dict[CredentialKey, str], dict[str, Secret]]:
@@ -82,9 +86,11 @@ def make_plan(
     *,
     refresh: bool = True,
     parallelism: int = 10,
+    early_checks: bool = False,
 ) -> Planned:
     """The plan of the manifests against the database and, with ``refresh``, the providers
-    (GET only; SPEC section 8)."""
+    (GET only; SPEC section 8). ``early_checks`` (apply): the new credentials are checked
+    while the provider side is read (``reconciler.apply.early``)."""
     # a mistyped path is named before anything is asked of the environment (keys, secrets)
     files = collect_manifest_files(list(paths) or ["manifests"])
     ring = keyring(environ)
@@ -102,8 +108,14 @@ def make_plan(
             p = _provider_side(
                 inputs, observed, p, ring, environ, selection, False, parallelism, down
             )
+    variables, secrets = named_secrets(inputs.desired)
+    early = None
+    if refresh and early_checks and not diags.errors:
+        early = _early_checks(inputs, p, secrets, environ, parallelism)
     if refresh:
-        p = _provider_side(inputs, observed, p, ring, environ, selection, True, parallelism, down)
+        p = _provider_side(
+            inputs, observed, p, ring, environ, selection, True, parallelism, down, early
+        )
     diags.raise_if_errors()
     log.debug(
         "planned %d change(s) for %d organization(s) from %d manifest file(s); state serial %d",
@@ -120,7 +132,6 @@ def make_plan(
         url, overridden = base_url_for(provider, environ)
         if overridden:
             overrides[name] = url
-    variables, secrets = named_secrets(inputs.desired)
     return Planned(
         p,
         inputs.catalog,
@@ -134,7 +145,17 @@ def make_plan(
         inputs,
         selection,
         frozenset(down),
+        early.results if early is not None else {},
     )
+
+
+def _early_checks(
+    inputs: Inputs, p: Plan, secrets: Mapping[str, Secret], environ: Mapping[str, str], n: int
+) -> EarlyChecks:
+    from reconciler.apply.early import EarlyChecks, early_requests  # the HTTP stack
+
+    requests = early_requests(p, inputs.catalog, secrets, environ)
+    return EarlyChecks(requests, parallelism=n, policy=policy_from_env(environ), environ=environ)
 
 
 def _provider_side(
@@ -147,6 +168,7 @@ def _provider_side(
     refresh: bool,
     parallelism: int,
     down: set[str],
+    early: EarlyChecks | None = None,
 ) -> Plan:
     return with_provider_side(
         inputs.catalog,
@@ -159,6 +181,7 @@ def _provider_side(
         parallelism=parallelism,
         providers=selection.provider_filter,
         down=down,
+        during_reads=early.running if early is not None else None,
     )
 
 
@@ -212,6 +235,7 @@ def run_apply(
         policy=policy_from_env(environ),
         write_turn=write_turn,
         down=planned.down,
+        checked=planned.checked,
     )
     applier = Applier(engine, planned.catalog, planned.keyring, options)
     return applier.apply(planned.plan, planned.secrets, planned.observed)
@@ -247,4 +271,7 @@ def replan_after_schema(
         down=down,
     )
     diags.raise_if_errors()
-    return replace(planned, plan=p, observed=observed, fingerprints=fps, down=frozenset(down))
+    # the checks sent during the first plan were of that plan: apply sends this one's
+    return replace(
+        planned, plan=p, observed=observed, fingerprints=fps, down=frozenset(down), checked={}
+    )

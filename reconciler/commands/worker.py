@@ -110,6 +110,7 @@ def run_job(job: Mapping[str, Any], channel: Channel, environ: Mapping[str, str]
             {},
             job["git_commit"],
             down=job.get("down", frozenset()),
+            checked=job.get("checked", {}),
         )
         report = run_apply(
             planned,

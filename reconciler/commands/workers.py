@@ -184,6 +184,10 @@ def subplan(planned: Planned, organizations: set[str]) -> tuple[Any, Observed]:
     return part, sub
 
 
+def _organization(address: str) -> str:
+    return address.split("/", 1)[0]
+
+
 def apply_in_workers(
     planned: Planned,
     environ: Mapping[str, str],
@@ -222,6 +226,7 @@ def apply_in_workers(
             "parallelism": shares[i],
             "lock_timeout": lock_timeout,
             "down": planned.down,
+            "checked": {a: r for a, r in planned.checked.items() if _organization(a) in group},
         }
         jobs.append((i, job, len(group)))
     log.debug("apply in %d worker(s): %s organization(s)", len(groups), [len(g) for g in groups])

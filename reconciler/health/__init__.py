@@ -7,6 +7,7 @@ Public surface::
 
     CheckRequest, CheckResult, TokenResult     what is asked and what is answered
     check_many (async), run_checks (sync)      run checks concurrently under a RetryPolicy
+    not_sent                                   the result of a check an open breaker held back
     base_url_for                               catalog origin or RECONCILER_BASE_URL_<NAME>
     Breakers                                   per-provider circuit breakers for one run
     exchange_refresh_token[_async]             OAuth2 refresh-token grant
@@ -24,7 +25,7 @@ from reconciler.health.result import (
     TokenResult,
     message_for,
 )
-from reconciler.health.runner import check_many, check_one, run_checks
+from reconciler.health.runner import check_many, check_one, not_sent, run_checks
 
 __all__ = [
     "FAILURE_MESSAGES",
@@ -40,6 +41,7 @@ __all__ = [
     "exchange_refresh_token",
     "exchange_refresh_token_async",
     "message_for",
+    "not_sent",
     "prepare_request",
     "run_checks",
 ]

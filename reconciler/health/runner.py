@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 
@@ -134,11 +135,16 @@ async def _guarded(
     )
     if result is not None:
         return result
+    return not_sent(request, round((asyncio.get_running_loop().time() - started) * 1000))
+
+
+def not_sent(request: CheckRequest, response_ms: int = 0) -> CheckResult:
+    """The result of a check its provider's open breaker kept from being sent."""
     return build_result(
         key=request.key,
         provider=request.provider,
         outcome="unreachable",
-        response_ms=round((asyncio.get_running_loop().time() - started) * 1000),
+        response_ms=response_ms,
         attempts=0,
         detail=SKIPPED_DETAIL,
     )
@@ -152,8 +158,16 @@ async def check_many(
     on_result: OnResult | None = None,
     breakers: Breakers | None = None,
     limits: RateLimits | None = None,
+    until: threading.Event | None = None,
+    summarize: bool = True,
 ) -> list[CheckResult]:
     """Check every request, at most ``parallelism`` at once; results in request order.
+
+    ``until`` (set from another thread): from then on, no request is sent; those in flight
+    are answered as usual, and those not sent have no result (the caller sends them later),
+    except for a provider whose breaker is open, whose every check is reported now as not
+    sent. An ``until`` never set checks every request. ``summarize`` False: the caller says
+    what ``breakers.summary()`` says, instead of the log at the end.
 
     Requests are prepared before anything is sent, so a missing credential field is a
     ValueError raised up front rather than a half-finished run. A provider that fails many
@@ -175,19 +189,27 @@ async def check_many(
     async with AsyncExitStack() as stack:
         pools = ClientPools(stack, policy, parallelism)
 
+        def stopped(name: str) -> bool:
+            return until is not None and until.is_set() and not breakers.is_open(name)
+
         async def run(
             request: CheckRequest, prepared: PreparedRequest, bucket: TokenBucket | None
-        ) -> CheckResult:
+        ) -> CheckResult | None:
             name = request.provider.name
             client = await pools.client_for(name)
+            if stopped(name):
+                return None
             async with slots:
+                if stopped(name):
+                    return None
                 result = await _guarded(client, request, prepared, policy, breakers, bucket)
             if on_result is not None:
                 on_result(result)
             return result
 
-        results = list(await asyncio.gather(*(run(r, p, b) for r, p, b in todo)))
-    for sentence in breakers.summary():
+        answered = await asyncio.gather(*(run(r, p, b) for r, p, b in todo))
+        results = [r for r in answered if r is not None]
+    for sentence in breakers.summary() if summarize else ():
         log.warning("%s", sentence)
     return results
 

@@ -90,9 +90,10 @@ def test_a_black_holed_provider_fails_fast_and_alone(env: Env, hole: BlackHole) 
 
 
 def test_a_black_holed_provider_is_read_once_per_run_too(env: Env, hole: BlackHole) -> None:
-    """With webhooks at Stripe, apply's plan reads Stripe first: those reads stop after the
-    breaker opens too (each connection noted as not read), then the checks do; the apply
-    ends with every Stripe instance `error` and no create sent."""
+    """With webhooks at Stripe, apply's plan reads Stripe, and apply checks the new keys
+    meanwhile: the reads stop after their breaker opens (each connection noted as not read),
+    and so do the checks, which say once that Stripe looks down; the apply ends with every
+    Stripe instance `error` and no create sent."""
     hook = {
         "webhook_endpoints": [{"url": "https://example.com/hooks", "events": ["charge.failed"]}]
     }
@@ -104,10 +105,10 @@ def test_a_black_holed_provider_is_read_once_per_run_too(env: Env, hole: BlackHo
     skipped = result.output.count("(circuit breaker open)")
     assert not_read == len(ORGS), result.output
     assert skipped >= len(ORGS) - 4 - 3, result.output  # at most 3 more were in flight
-    # then no check of Stripe was sent: the run had learned it was down, and says so once
+    # the checks sent during the reads learned it too, and the run says so once
     said = [line for line in result.output.splitlines() if "looks down" in line]
     assert len(said) == 1, result.output
-    assert "stripe looks down: its provider-side reads in this run got no answer" in said[0]
+    assert "stripe looks down: 4 checks in a row could not reach it, so 8 more" in said[0]
     with env.session() as s:
         assert statuses(s) == {"stripe:error": len(ORGS), "geoapify:active": len(ORGS)}
         assert s.execute(text("SELECT count(*) FROM integration_resources")).scalar_one() == 0
