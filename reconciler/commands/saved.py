@@ -23,7 +23,8 @@ from reconciler.commands.run import CredentialKey, Planned
 from reconciler.core.catalog import Catalog, default_catalog_dir, load_catalog
 from reconciler.core.changes import Kind, Plan
 from reconciler.core.errors import InputError, ReconcilerError, StalePlanError
-from reconciler.core.planfile import STALE, SavedPlan, read_saved, write_saved
+from reconciler.core.planfile import STALE, SavedPlan, write_saved
+from reconciler.core.planfile_read import read_saved
 from reconciler.core.remote import RemoteObject, is_signing_secret_field
 from reconciler.core.remote_stale import Key, moved_at_provider, provider_steps, step_scopes
 from reconciler.core.secret import Secret

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.core.changes import Action, Change, Plan
-from reconciler.core.planfile import plan_from_json, read_document
+from reconciler.core.planfile_read import plan_from_json, read_document
 from reconciler.core.render import AttributeRow, attribute_rows
 
 ACTIONS = tuple(a.value for a in Action)

@@ -13,13 +13,15 @@ from reconciler.core.errors import InputError, StalePlanError
 from reconciler.core.planfile import (
     FORMAT_VERSION,
     SavedPlan,
-    change_from_json,
-    plan_from_json,
     plan_to_json,
-    read_saved,
-    saved_from_json,
     saved_to_json,
     write_saved,
+)
+from reconciler.core.planfile_read import (
+    change_from_json,
+    plan_from_json,
+    read_saved,
+    saved_from_json,
 )
 from reconciler.core.render import render_text
 from tests.builders import (

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from reconciler.core.planfile import change_from_json
+from reconciler.core.planfile_read import change_from_json
 from reconciler.core.render import attribute_rows
 from reconciler.core.state import ObservedConnection, ObservedInstance
 from reconciler.db.history import HealthPoint
