@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from reconciler.apply.checks import Checker
@@ -30,9 +30,13 @@ from reconciler.core.remote import RemoteChange
 from reconciler.core.secret import Secret
 from reconciler.core.state import Observed, plan_signature
 from reconciler.crypto import KeyRing
-from reconciler.db.locking import hold_organization, lock_organization, organizations_apart
+from reconciler.db.locking import (
+    hold_organization,
+    last_writer,
+    lock_organization,
+    organizations_apart,
+)
 from reconciler.db.records import OrgRows
-from reconciler.db.schema import AuditEntry
 
 log = logging.getLogger("reconciler.apply")
 # writer threads at most, for a plan with provider calls: on PostgreSQL each holds up to two of
@@ -377,19 +381,3 @@ def _turn(
 ) -> Iterator[None]:
     with threads, processes() if processes is not None else nullcontext():
         yield
-
-
-def last_writer(s: Session, organization: str) -> str:
-    """Who last wrote the organization, from its audit log: the holder of the lock this apply
-    waited for (the lock is held from reading the state to the last write, provider calls
-    included, so two applies never both call the provider)."""
-    entry = s.scalar(
-        select(AuditEntry)
-        .where(AuditEntry.organization == organization)
-        .order_by(AuditEntry.seq.desc())
-        .limit(1)
-    )
-    if entry is None:
-        return "another apply?"
-    when = entry.created_at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    return f"written by {entry.actor} ({entry.method}) at {when}, holding its lock"

@@ -24,14 +24,16 @@ import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from reconciler.core.errors import LockError
 from reconciler.db.engine import on_dispose
 from reconciler.db.errors import untranslated
+from reconciler.db.schema import AuditEntry
 from reconciler.db.sqlite_lock import (
     apart,
     hold_sqlite,
@@ -227,3 +229,19 @@ def _postgresql_holder(session: Session | Connection, key: int) -> str:
 
 
 on_dispose(release_announcements)
+
+
+def last_writer(s: Session, organization: str) -> str:
+    """Who last wrote the organization, from its audit log: the holder of the lock this apply
+    waited for (the lock is held from reading the state to the last write, provider calls
+    included, so two applies never both call the provider)."""
+    entry = s.scalar(
+        select(AuditEntry)
+        .where(AuditEntry.organization == organization)
+        .order_by(AuditEntry.seq.desc())
+        .limit(1)
+    )
+    if entry is None:
+        return "another apply?"
+    when = entry.created_at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return f"written by {entry.actor} ({entry.method}) at {when}, holding its lock"
