@@ -83,6 +83,11 @@ async def refresh_one(
         async with place:
             return await reads.list(kind, request.scopes.get(kind, ()))
 
+    if len(kinds) == 1:  # the common case: no gather, so no task and future of its own
+        try:
+            return RefreshResult(request.key, {kinds[0]: await read(kinds[0])})
+        except ProviderError as e:
+            return RefreshResult(request.key, error=e)
     # every read runs to its end (none left behind with an unretrieved failure)
     answers = await asyncio.gather(*(read(k) for k in kinds), return_exceptions=True)
     found: dict[str, tuple[RemoteObject, ...]] = {}
