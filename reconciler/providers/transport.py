@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import random
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,9 @@ log = logging.getLogger("reconciler.providers")
 
 MAX_BODY = 4 * 1024 * 1024
 Describe = Callable[[Any], tuple[str | None, str]]  # error body -> (code, message)
+# The clients whose transport loggers were quieted: once per client is enough (the redacting
+# filter stays on the loggers), and a plan's reads build one ProviderApi per connection.
+_QUIETED: weakref.WeakSet[httpx.AsyncClient] = weakref.WeakSet()
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,9 @@ class ProviderApi:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:
-        quiet_transport_loggers()
+        if self.client not in _QUIETED:
+            quiet_transport_loggers()
+            _QUIETED.add(self.client)
 
     async def get(self, path: str, operation: str, **params: Any) -> Reply:
         return await self.call("GET", path, operation, params=params or None)
