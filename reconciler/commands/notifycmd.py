@@ -87,6 +87,7 @@ def _wait_briefly(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         if engine.dialect.name == "sqlite":
             cursor.execute(f"PRAGMA busy_timeout = {BOOKKEEPING_LOCK_WAIT_S * 1000}")
+            record.info["busy_ms"] = BOOKKEEPING_LOCK_WAIT_S * 1000
         elif engine.dialect.name == "postgresql":
             cursor.execute(f"SET lock_timeout = '{BOOKKEEPING_LOCK_WAIT_S}s'")
         cursor.close()

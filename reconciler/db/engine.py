@@ -91,6 +91,7 @@ def _new_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             record.info["wal"] = _write_ahead_log(cur)
             cur.execute("PRAGMA busy_timeout=30000")
+            record.info["busy_ms"] = 30000  # sqlite_lock sets it again only when it changes
             cur.close()
 
     else:

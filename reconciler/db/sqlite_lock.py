@@ -58,6 +58,7 @@ except ImportError:  # pragma: no cover - not POSIX: the write lock alone, as be
     fcntl = None  # type: ignore[assignment]
 
 SQLITE_BUSY_TIMEOUT_MS = 30000  # engine.py's default, restored once the lock is held
+BUSY_SLACK_MS = 50  # a busy timeout this close to the one wanted is left as it is
 GATE_POLL_S = 0.02  # how often a waiter tries the gate again
 # a holder row from another host cannot be checked for liveness: forget it after this long
 FOREIGN_ROW_TTL = timedelta(hours=12)
@@ -229,10 +230,21 @@ def pass_gate(session: Session, timeout: float) -> bool:
     return True
 
 
+def _busy_timeout(conn: Connection, ms: int) -> None:
+    """SQLite's busy timeout, sent only when it moves by more than ``BUSY_SLACK_MS`` from what
+    the pooled connection has (``info["busy_ms"]``, set where it is connected): with the
+    default lock timeout, the timeout before the write lock and the usual one after it are
+    the same 30 s, two statements in every write transaction for nothing."""
+    info = conn.connection.info
+    if abs(info.get("busy_ms", -BUSY_SLACK_MS - 1) - ms) > BUSY_SLACK_MS:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {ms}")
+        info["busy_ms"] = ms
+
+
 def _write_lock(session: Session, deadline: float, *, durable: bool = False) -> None:
     conn = session.connection()
     remaining_ms = max(int((deadline - time.monotonic()) * 1000), 1)
-    conn.exec_driver_sql(f"PRAGMA busy_timeout = {remaining_ms}")
+    _busy_timeout(conn, remaining_ms)
     info = conn.connection.info
     in_transaction = conn.connection.dbapi_connection.in_transaction  # type: ignore[union-attr]
     sync = "FULL" if durable else "NORMAL"
@@ -245,7 +257,7 @@ def _write_lock(session: Session, deadline: float, *, durable: bool = False) -> 
             _take_write_lock(conn)
     finally:
         # COMMIT may have to wait for readers to finish: give it the usual patience
-        conn.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        _busy_timeout(conn, SQLITE_BUSY_TIMEOUT_MS)
 
 
 def _take_write_lock(conn: Connection) -> None:
@@ -287,14 +299,14 @@ def release_announcements() -> None:
 def _short_transaction(engine: Engine, busy_ms: int) -> Iterator[Connection]:
     """A transaction on its own connection that waits at most ``busy_ms`` for the write lock."""
     with engine.connect() as conn:
-        conn.exec_driver_sql(f"PRAGMA busy_timeout = {max(busy_ms, 1)}")
+        _busy_timeout(conn, max(busy_ms, 1))
         try:
             _take_write_lock(conn)
             yield conn
             conn.commit()
         finally:
             conn.rollback()
-            conn.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            _busy_timeout(conn, SQLITE_BUSY_TIMEOUT_MS)
 
 
 def _announce(engine: Engine, token: str, organization: str, holder: str, timeout: float) -> bool:
