@@ -71,7 +71,10 @@ class Breakers:
         return cls(min(threshold_from_env(environ), max(3, parallelism)))
 
     def _state(self, provider: str) -> _State:
-        return self._states.setdefault(provider, _State())
+        state = self._states.get(provider)  # asked several times per request: build it once
+        if state is None:
+            state = self._states[provider] = _State()
+        return state
 
     def is_open(self, provider: str) -> bool:
         return self._state(provider).open
