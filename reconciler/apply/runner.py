@@ -10,13 +10,14 @@ import queue
 import socket
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from reconciler.apply.batches import Combiner, Upsert, turn, writer_count
 from reconciler.apply.checks import Checker
 from reconciler.apply.remote import Outcome, ProviderCalls, unsafe_creates, write_pending
 from reconciler.apply.results import ApplyOptions, ApplyReport, ChangeResult, Status
@@ -34,15 +35,10 @@ from reconciler.db.locking import (
     hold_organization,
     last_writer,
     lock_organization,
-    organizations_apart,
 )
 from reconciler.db.records import OrgRows
 
 log = logging.getLogger("reconciler.apply")
-# writer threads at most, for a plan with provider calls: on PostgreSQL each holds up to two of
-# the engine's connections (the organization's lock and its transaction; the pool has 15); on
-# SQLite one (its locks are files), and its write transactions take turns
-MAX_WRITERS = {"postgresql": 6, "sqlite": 12}
 
 
 class Applier:
@@ -66,6 +62,7 @@ class Applier:
         self._error: BaseException | None = None
         self._stop = False
         self._sqlite_turn = threading.Lock()
+        self._combiner = Combiner(self._sqlite_turn, self._write_batch)
         # provider-side steps (SPEC section 8), under each organization's lock; the rate
         # limits of every key are shared by the whole run
         self.calls = ProviderCalls(catalog, policy=options.policy, environ=options.environ)
@@ -100,7 +97,7 @@ class Applier:
                 name=f"reconciler-writer-{i}",
                 daemon=True,
             )
-            for i in range(self._writer_count(plan))
+            for i in range(writer_count(self.engine, plan, self.options.parallelism))
         ]
         for writer in writers:
             writer.start()
@@ -126,19 +123,6 @@ class Applier:
         for o in self.report.outcomes:
             log.debug("%s %s: %s", o.action, o.address, o.result)
         return self.report
-
-    def _writer_count(self, plan: Plan) -> int:
-        """Organizations written at once. One, unless the plan calls providers and the
-        database locks each organization apart (PostgreSQL; an SQLite file on Linux): then
-        the provider calls of several organizations, each under its own lock, overlap
-        instead of queueing behind one another (SQLite's write transactions still take
-        turns, ``_turn``)."""
-        if not organizations_apart(self.engine):
-            return 1
-        if not any(c.remote for c in plan.changes):
-            return 1
-        most = MAX_WRITERS.get(self.engine.dialect.name, 1)
-        return max(1, min(most, self.options.parallelism, len(plan.organizations)))
 
     def _done(self, address: str) -> None:
         org = address.split("/", 1)[0]
@@ -198,9 +182,9 @@ class Applier:
             with hold_organization(
                 self.engine, org, timeout=self.options.lock_timeout, holder=self.holder
             ):
-                self._write_organization(org, changes, checker, upserts, teardown, pending)
+                self._write_organization(org, changes, checker, upserts, teardown, pending, True)
         else:
-            self._write_organization(org, changes, checker, upserts, teardown, pending)
+            self._write_organization(org, changes, checker, upserts, teardown, pending, False)
 
     def _write_organization(
         self,
@@ -210,9 +194,11 @@ class Applier:
         upserts: list[Change],
         teardown: list[Change],
         pending: list[RemoteChange],
+        held: bool,
     ) -> None:
         """The organization's transactions; its provider calls are made between them, so
-        the database's write lock is never held while a provider answers."""
+        the database's write lock is never held while a provider answers. ``held``: by this
+        thread, across them (on SQLite its upsert may then share a transaction, ``batches``)."""
         checked = False
         sends: list[Send] | None = None
         if pending:  # committed before the calls: a crash after the answer leaves a trace
@@ -232,13 +218,19 @@ class Applier:
                 sent = self._send(org, changes, checker, upserts, upsert=True, checked=checked)
             if sent is None:
                 return
-            with self._turn(), Session(self.engine, autoflush=False) as s, s.begin():
-                writer = self._open(s, org, changes, checker, check=True, outcomes=sent)
-                if writer is None:
+            if held and self.engine.dialect.name == "sqlite":
+                job = self._combiner.write(Upsert(org, changes, upserts, checker, sent))
+                if job.ok is None:
                     return
-                checked = True
-                ok = writer.upsert(upserts)
-                writer.finish()
+                checked, ok = True, job.ok
+            else:
+                with self._turn(), Session(self.engine, autoflush=False) as s, s.begin():
+                    writer = self._open(s, org, changes, checker, check=True, outcomes=sent)
+                    if writer is None:
+                        return
+                    checked = True
+                    ok = writer.upsert(upserts)
+                    writer.finish()
         if not teardown:
             return
         if not ok:
@@ -310,7 +302,27 @@ class Applier:
         none spins in SQLite's busy handler while another commits."""
         if self.engine.dialect.name != "sqlite":
             return nullcontext()
-        return _turn(self._sqlite_turn, self.options.write_turn)
+        return turn(self._sqlite_turn, self.options.write_turn)
+
+    def _write_batch(self, batch: list[Upsert], own: Upsert) -> None:
+        """Upserts of organizations held by their threads, in one transaction with one audit
+        writer; ``own`` (this thread's) takes the write lock. Each is checked against the
+        plan's state of it first."""
+        turn = self.options.write_turn
+        with (
+            turn() if turn is not None else nullcontext(),
+            Session(self.engine, autoflush=False) as s,
+            s.begin(),
+        ):
+            lock_organization(s, own.org, timeout=self.options.lock_timeout, holder=self.holder)
+            audit = self._audit(s)
+            for job in batch:
+                rows = OrgRows.load(s, job.org)
+                if not self._unchanged(s, job.org, rows, job.changes):
+                    continue
+                writer = self._writer(s, audit, rows, job.checker, job.sent)
+                job.ok = writer.upsert(job.upserts)
+                writer.finish()
 
     def _unchanged(self, s: Session, org: str, rows: OrgRows, changes: list[Change]) -> bool:
         """Whether the organization's rows are still what the plan saw; if not, every change
@@ -358,9 +370,20 @@ class Applier:
         rows = self._rows(s, org, changes, check=check)
         if rows is None:
             return None
-        audit = AuditWriter(
-            s, self.keyring, self.options.actor, self.options.method, self.options.git_commit
-        )
+        return self._writer(s, self._audit(s), rows, checker, outcomes)
+
+    def _audit(self, s: Session) -> AuditWriter:
+        o = self.options
+        return AuditWriter(s, self.keyring, o.actor, o.method, o.git_commit)
+
+    def _writer(
+        self,
+        s: Session,
+        audit: AuditWriter,
+        rows: OrgRows,
+        checker: Checker,
+        outcomes: Mapping[str, Outcome] | None,
+    ) -> OrgWriter:
         return OrgWriter(
             s,
             audit,
@@ -373,11 +396,3 @@ class Applier:
             self.calls,
             outcomes,
         )
-
-
-@contextmanager
-def _turn(
-    threads: threading.Lock, processes: Callable[[], AbstractContextManager[object]] | None
-) -> Iterator[None]:
-    with threads, processes() if processes is not None else nullcontext():
-        yield

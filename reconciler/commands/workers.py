@@ -15,9 +15,10 @@ The channel itself (starting a child, its frames, the shared progress display, S
 turns) is ``reconciler.commands.channel``.
 
 A worker that dies (SIGKILL, out of memory) is reported and the command exits 1; the
-organizations it wrote are written, the one it was writing is untouched (each organization is
-one transaction). A worker whose coordinator dies sees its stdin close and stops after the
-organization it is writing.
+organizations it wrote are written, those it was writing are untouched (each organization is
+written whole in one transaction, on SQLite sometimes with others ready at the same time). A
+worker whose coordinator dies sees its stdin close and stops after the organization it is
+writing.
 """
 
 from __future__ import annotations
