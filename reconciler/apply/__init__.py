@@ -17,9 +17,9 @@ bring to the desired state:
    connections, credentials, resources, health rows and audit entries (``writes``). Writes run
    in a second thread, so they overlap the checks of other organizations (``runner``).
    What a check's verdict means for a connection is decided first, purely (``decisions``).
-   On SQLite, whose writes take turns, the creates and updates of organizations that are
-   ready together share one transaction (``batches``); each is still checked and written
-   whole or not at all.
+   The creates and updates of organizations held across provider calls that are ready
+   together share one transaction (``batches``); each is still checked and written whole
+   or not at all.
 3. Deletions of that organization follow, dependents first, once its creates and updates
    succeeded.
 """

@@ -218,7 +218,7 @@ class Applier:
                 sent = self._send(org, changes, checker, upserts, upsert=True, checked=checked)
             if sent is None:
                 return
-            if held and self.engine.dialect.name == "sqlite":
+            if held:  # combined with the upserts ready at the same time (batches)
                 job = self._combiner.write(Upsert(org, changes, upserts, checker, sent))
                 if job.ok is None:
                     return

@@ -16,7 +16,7 @@ turns) is ``reconciler.commands.channel``.
 
 A worker that dies (SIGKILL, out of memory) is reported and the command exits 1; the
 organizations it wrote are written, those it was writing are untouched (each organization is
-written whole in one transaction, on SQLite sometimes with others ready at the same time). A
+written whole in one transaction, sometimes with others ready at the same time). A
 worker whose coordinator dies sees its stdin close and stops after the organization it is
 writing.
 """

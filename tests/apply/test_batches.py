@@ -89,8 +89,8 @@ def test_a_failed_transaction_is_every_organizations_error() -> None:
 
 def test_organizations_written_together_are_each_whole_and_chained(env: Env) -> None:
     """Twelve organizations with a webhook at Stripe (so each is held across its provider
-    call): however their upserts were combined (on SQLite), every one is written, once, and
-    the audit chain verifies."""
+    call): however their upserts were combined, every one is written, once, and the audit
+    chain verifies."""
     orgs = [f"org{i:02d}" for i in range(12)]
     hook = {"webhook_endpoints": [{"url": "https://example.com/h", "events": ["charge.failed"]}]}
     write(
