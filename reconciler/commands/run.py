@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import gc
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ from reconciler.commands.inputs import (
 )
 from reconciler.commands.provider_side import with_provider_side
 from reconciler.core.catalog import Catalog
+from reconciler.core.collection import collection_paused
 from reconciler.core.desired import Desired
 from reconciler.core.endpoints import base_url_for
 from reconciler.core.manifest import collect_manifest_files
@@ -95,7 +95,7 @@ def make_plan(
     files = collect_manifest_files(list(paths) or ["manifests"])
     ring = keyring(environ)
     down: set[str] = set()
-    with _collection_paused():
+    with collection_paused(freeze=True):
         _, observed = open_database(environ)
         inputs = load_inputs(
             catalog_dir, paths, environ, existing=observed, selection=selection, files=files
@@ -183,23 +183,6 @@ def _provider_side(
         down=down,
         during_reads=early.running if early is not None else None,
     )
-
-
-@contextmanager
-def _collection_paused() -> Iterator[None]:
-    """No cyclic garbage collection while the state is read and planned: that allocates
-    millions of objects (YAML nodes, records, changes), nearly none of them in cycles, and
-    the collector's passes over them cost about 5% of a no-op plan. What was made meanwhile
-    is then frozen (it lives as long as the plan), so no later pass scans it either."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        gc.enable()
 
 
 def run_apply(

@@ -15,14 +15,14 @@ Usage::
 from __future__ import annotations
 
 import asyncio
-import gc
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import httpx
 
 from reconciler.core.catalog import Provider
+from reconciler.core.collection import collection_paused
 from reconciler.core.remote import RemoteObject, realized_kinds
 from reconciler.core.secret import Secret
 from reconciler.health.breaker import Breakers
@@ -138,24 +138,8 @@ def refresh(
 
     if not todo:
         return []
-    with _collection_paused():
+    with collection_paused():
         return asyncio.run(main())
-
-
-@contextmanager
-def _collection_paused() -> Iterator[None]:
-    """No cyclic garbage collection while the reads run: each read allocates a few hundred
-    objects (tasks, futures, parsed answers) and nearly none of them end in a cycle, so the
-    collector's passes over the reads in flight found nothing and cost 5-8% of the reads' CPU
-    (what cycles there are go at the next collection after)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def unreachable(error: ProviderError | None) -> bool:
