@@ -61,8 +61,8 @@ class Applier:
         self._pending: dict[str, set[str]] = {}
         self._error: BaseException | None = None
         self._stop = False
-        self._sqlite_turn = threading.Lock()
-        self._combiner = Combiner(self._sqlite_turn, self._write_batch)
+        self._threads_turn = threading.Lock()  # this process's write transactions, one at a time
+        self._combiner = Combiner(self._threads_turn, self._write_batch)
         # provider-side steps (SPEC section 8), under each organization's lock; the rate
         # limits of every key are shared by the whole run
         self.calls = ProviderCalls(catalog, policy=options.policy, environ=options.environ)
@@ -218,19 +218,15 @@ class Applier:
                 sent = self._send(org, changes, checker, upserts, upsert=True, checked=checked)
             if sent is None:
                 return
+            job = Upsert(org, changes, upserts, checker, sent)
             if held:  # combined with the upserts ready at the same time (batches)
-                job = self._combiner.write(Upsert(org, changes, upserts, checker, sent))
-                if job.ok is None:
-                    return
-                checked, ok = True, job.ok
+                self._combiner.write(job)
             else:
-                with self._turn(), Session(self.engine, autoflush=False) as s, s.begin():
-                    writer = self._open(s, org, changes, checker, check=True, outcomes=sent)
-                    if writer is None:
-                        return
-                    checked = True
-                    ok = writer.upsert(upserts)
-                    writer.finish()
+                with self._turn():
+                    self._upsert([job], job)
+            if job.ok is None:
+                return
+            checked, ok = True, job.ok
         if not teardown:
             return
         if not ok:
@@ -302,18 +298,21 @@ class Applier:
         none spins in SQLite's busy handler while another commits."""
         if self.engine.dialect.name != "sqlite":
             return nullcontext()
-        return turn(self._sqlite_turn, self.options.write_turn)
+        return turn(self._threads_turn, self.options.write_turn)
 
     def _write_batch(self, batch: list[Upsert], own: Upsert) -> None:
-        """Upserts of organizations held by their threads, in one transaction with one audit
-        writer; ``own`` (this thread's) takes the write lock. Each is checked against the
-        plan's state of it first."""
-        turn = self.options.write_turn
-        with (
-            turn() if turn is not None else nullcontext(),
-            Session(self.engine, autoflush=False) as s,
-            s.begin(),
-        ):
+        """A batch of the ``Combiner``, which holds this process's turn: the processes' turn
+        (``--workers`` on SQLite), then the upserts."""
+        processes = self.options.write_turn
+        with processes() if processes is not None else nullcontext():
+            self._upsert(batch, own)
+
+    def _upsert(self, batch: list[Upsert], own: Upsert) -> None:
+        """Upserts in one transaction with one audit writer: ``own`` (this thread's) takes
+        the lock, the others are held by their own threads (``batches``). Each is checked
+        against the plan's state of it first; ``Upsert.ok`` stays None when that moved on."""
+        with Session(self.engine, autoflush=False) as s, s.begin():
+            log.debug("%s: taking the organization's lock", own.org)
             lock_organization(s, own.org, timeout=self.options.lock_timeout, holder=self.holder)
             audit = self._audit(s)
             for job in batch:
