@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `bench` and `reconciler` importable
@@ -58,6 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--parallelism", type=int, default=50)
     ap.add_argument("--no-resources", action="store_true")
     ap.add_argument("--pg-url", default=None, help="PostgreSQL server (default: SQLite)")
+    ap.add_argument(
+        "--step",
+        choices=("apply", "plan"),
+        default="apply",
+        help="apply: first applies, each on a fresh database; plan: no-op plans of one database"
+        " the first checkout applied once",
+    )
     opts = ap.parse_args(argv)
     from reconciler.simulator import Simulator
 
@@ -77,36 +84,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             work / "fleet", opts.orgs, git=False, resources=not opts.no_resources
         )
         env = {**base_environment(sim.env()), **fleet.secrets}
-        for _ in range(opts.repeat):
-            for checkout in checkouts:
+        with contextlib.ExitStack() as stack:
+            plan_url = None
+            if opts.step == "plan":  # one database, applied once, planned by every checkout
                 sim.reset()
                 workspace_numbers(fleet, sim)
-                for f in work.glob("r.db*"):
-                    f.unlink()
-                with (
-                    pg_database(opts.pg_url)
-                    if opts.pg_url
-                    else contextlib.nullcontext(f"sqlite:///{work / 'r.db'}")
-                ) as url:
-                    run_env = {**env, "RECONCILER_DATABASE_URL": url, "PYTHONPATH": str(checkout)}
-                    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                    server, started = server_cpu(), time.monotonic()
-                    done = subprocess.run(
-                        [sys.executable, "-m", "reconciler", "apply", "--parallelism",
-                         str(opts.parallelism), str(fleet.folder)],
-                        env=run_env, cwd=work, capture_output=True, text=True, check=False,
-                    )  # fmt: skip
-                    wall = time.monotonic() - started
-                    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-                    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-                    pg = server_cpu() - server if opts.pg_url else 0.0
-                runs[checkout].append((wall, cpu, pg))
-                print(
-                    f"{checkout!s:<30} wall {wall:6.2f} s  cpu {cpu:6.2f} s"
-                    + (f"  server {pg:5.2f} s" if opts.pg_url else "")
-                    + f"  exit {done.returncode}  load {os.getloadavg()[0]:.2f}",
-                    flush=True,
-                )
+                plan_url = stack.enter_context(database(opts.pg_url, work))
+                done = _run(checkouts[0], "apply", plan_url, env, fleet.folder, work, opts)
+                if done.returncode != 0:
+                    print(done.stdout[-2000:], done.stderr[-2000:], sep="\n")
+                    return 1
+            for _ in range(opts.repeat):
+                for checkout in checkouts:
+                    if plan_url is None:
+                        sim.reset()
+                        workspace_numbers(fleet, sim)
+                    with (
+                        contextlib.nullcontext(plan_url)
+                        if plan_url is not None
+                        else database(opts.pg_url, work)
+                    ) as url:
+                        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                        server, started = server_cpu(), time.monotonic()
+                        done = _run(checkout, opts.step, url, env, fleet.folder, work, opts)
+                        wall = time.monotonic() - started
+                        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                        cpu = (after.ru_utime - before.ru_utime) + (
+                            after.ru_stime - before.ru_stime
+                        )
+                        pg = server_cpu() - server if opts.pg_url else 0.0
+                    runs[checkout].append((wall, cpu, pg))
+                    print(
+                        f"{checkout!s:<30} wall {wall:6.2f} s  cpu {cpu:6.2f} s"
+                        + (f"  server {pg:5.2f} s" if opts.pg_url else "")
+                        + f"  exit {done.returncode}  load {os.getloadavg()[0]:.2f}",
+                        flush=True,
+                    )
     print()
     for checkout, rows in runs.items():
         walls, cpus = [r[0] for r in rows], [r[1] for r in rows]
@@ -115,6 +128,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  cpu min {min(cpus):6.2f} median {statistics.median(cpus):6.2f}"
         )
     return 0
+
+
+@contextlib.contextmanager
+def database(pg_url: str | None, work: Path) -> Iterator[str]:
+    """A fresh database: a PostgreSQL one on ``pg_url``, else a new SQLite file."""
+    if pg_url:
+        with pg_database(pg_url) as url:
+            yield url
+        return
+    for f in work.glob("r.db*"):
+        f.unlink()
+    yield f"sqlite:///{work / 'r.db'}"
+
+
+def _run(
+    checkout: Path,
+    step: str,
+    url: str,
+    env: dict[str, str],
+    folder: Path,
+    work: Path,
+    opts: argparse.Namespace,
+) -> subprocess.CompletedProcess[str]:
+    run_env = {**env, "RECONCILER_DATABASE_URL": url, "PYTHONPATH": str(checkout)}
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", step, "--parallelism", str(opts.parallelism),
+         str(folder)],
+        env=run_env, cwd=work, capture_output=True, text=True, check=False,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

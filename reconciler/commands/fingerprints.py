@@ -3,7 +3,7 @@ changed without decrypting anything or showing the value."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from reconciler.core.desired import Desired
 from reconciler.core.errors import CryptoError
@@ -12,13 +12,20 @@ from reconciler.crypto import CredentialAddress, KeyRing
 
 
 def fingerprints_for(
-    keyring: KeyRing, desired: Desired, observed: Observed
+    keyring: KeyRing,
+    desired: Desired,
+    observed: Observed,
+    *,
+    between: Callable[[], None] | None = None,
 ) -> dict[tuple[str, str, str, str], dict[str, str]]:
     """Keyed fingerprints of every secret the manifests name, under the primary key and under
-    the key each stored fingerprint was made with (so a comparison never needs decryption)."""
+    the key each stored fingerprint was made with (so a comparison never needs decryption).
+    ``between`` is called after each organization (plan's reads go on meanwhile)."""
     out: dict[tuple[str, str, str, str], dict[str, str]] = {}
     primary = keyring.primary_id
     for org in desired.organizations.values():
+        if between is not None:
+            between()
         for conn in org.connections:
             if not conn.credentials:
                 continue

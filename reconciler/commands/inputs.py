@@ -7,14 +7,14 @@ import hashlib
 import os
 import subprocess
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.commands.shard_env import auto_shard, is_auto
 from reconciler.core.catalog import Catalog, load_catalog
-from reconciler.core.desired import Desired
+from reconciler.core.desired import Desired, DesiredOrganization
 from reconciler.core.errors import InputError
 from reconciler.core.manifest import collect_manifest_files, load_manifests
 from reconciler.core.state import Observed
@@ -137,16 +137,27 @@ def load_inputs(
     resolve_secrets: bool = True,
     selection: Selection | None = None,
     files: list[Path] | None = None,
+    catalog: Catalog | None = None,
+    on_organization: Callable[[DesiredOrganization], None] | None = None,
 ) -> Inputs:
-    """``files``: the manifest files, when the caller has collected them from ``paths``."""
-    catalog = load_catalog(catalog_dir)
+    """``files``: the manifest files, when the caller has collected them from ``paths``;
+    ``catalog``: the catalog, when the caller has loaded it from ``catalog_dir``;
+    ``on_organization``: called with each organization as soon as it is read
+    (``load_manifests``)."""
+    if catalog is None:
+        catalog = load_catalog(catalog_dir)
     if files is None:
         files = collect_manifest_files(list(paths) or ["manifests"])
     pairs = existing.connected_pairs() if existing is not None else set()
     if existing is not None:
         pairs |= set(existing.instances)
     desired, diags = load_manifests(
-        files, catalog, environ, existing=pairs, resolve_secrets=resolve_secrets
+        files,
+        catalog,
+        environ,
+        existing=pairs,
+        resolve_secrets=resolve_secrets,
+        on_organization=on_organization,
     )
     diags.raise_if_errors()
     if selection is not None:

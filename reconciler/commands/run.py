@@ -17,8 +17,8 @@ from reconciler.commands.inputs import (
     open_database,
     policy_from_env,
 )
-from reconciler.commands.provider_side import with_provider_side
-from reconciler.core.catalog import Catalog
+from reconciler.commands.provider_side import Prefetch, with_provider_side
+from reconciler.core.catalog import Catalog, load_catalog
 from reconciler.core.collection import collection_paused
 from reconciler.core.desired import Desired
 from reconciler.core.endpoints import base_url_for
@@ -95,27 +95,65 @@ def make_plan(
     files = collect_manifest_files(list(paths) or ["manifests"])
     ring = keyring(environ)
     down: set[str] = set()
-    with collection_paused(freeze=True):
-        _, observed = open_database(environ)
-        inputs = load_inputs(
-            catalog_dir, paths, environ, existing=observed, selection=selection, files=files
-        )
-        fps = fingerprints_for(ring, inputs.desired, observed)
-        p, diags = plan(
-            inputs.catalog, inputs.desired, observed, fps, providers=selection.provider_filter
-        )
-        if not refresh:  # the database only: no client, no threads
-            p = _provider_side(
-                inputs, observed, p, ring, environ, selection, False, parallelism, down
+    prefetch = None
+    try:
+        with collection_paused(freeze=True):
+            _, observed = open_database(environ)
+            catalog = load_catalog(catalog_dir)
+            if refresh:  # each organization's provider side is read as soon as it is parsed
+                prefetch = Prefetch(
+                    catalog,
+                    observed,
+                    environ=environ,
+                    parallelism=parallelism,
+                    admits=selection.admits,
+                    providers=selection.provider_filter,
+                )
+            inputs = load_inputs(
+                catalog_dir,
+                paths,
+                environ,
+                existing=observed,
+                selection=selection,
+                files=files,
+                catalog=catalog,
+                on_organization=prefetch.organization if prefetch is not None else None,
             )
-    variables, secrets = named_secrets(inputs.desired)
-    early = None
-    if refresh and early_checks and not diags.errors:
-        early = _early_checks(inputs, p, secrets, environ, parallelism)
-    if refresh:
-        p = _provider_side(
-            inputs, observed, p, ring, environ, selection, True, parallelism, down, early
-        )
+            between = prefetch.pump if prefetch is not None else None
+            fps = fingerprints_for(ring, inputs.desired, observed, between=between)
+            p, diags = plan(
+                inputs.catalog,
+                inputs.desired,
+                observed,
+                fps,
+                providers=selection.provider_filter,
+                between=between,
+            )
+            if not refresh:  # the database only: no client, no threads
+                p = _provider_side(
+                    inputs, observed, p, ring, environ, selection, False, parallelism, down
+                )
+        variables, secrets = named_secrets(inputs.desired)
+        early = None
+        if refresh and early_checks and not diags.errors:
+            early = _early_checks(inputs, p, secrets, environ, parallelism)
+        if refresh:
+            p = _provider_side(
+                inputs,
+                observed,
+                p,
+                ring,
+                environ,
+                selection,
+                True,
+                parallelism,
+                down,
+                early,
+                prefetch,
+            )
+    finally:
+        if prefetch is not None:
+            prefetch.close()
     diags.raise_if_errors()
     log.debug(
         "planned %d change(s) for %d organization(s) from %d manifest file(s); state serial %d",
@@ -169,6 +207,7 @@ def _provider_side(
     parallelism: int,
     down: set[str],
     early: EarlyChecks | None = None,
+    prefetch: Prefetch | None = None,
 ) -> Plan:
     return with_provider_side(
         inputs.catalog,
@@ -182,6 +221,7 @@ def _provider_side(
         providers=selection.provider_filter,
         down=down,
         during_reads=early.running if early is not None else None,
+        prefetch=prefetch,
     )
 
 

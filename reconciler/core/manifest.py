@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,19 +115,23 @@ def load_manifests(
     *,
     existing: Collection[tuple[str, str]] = (),
     resolve_secrets: bool = True,
+    on_organization: Callable[[DesiredOrganization], None] | None = None,
 ) -> tuple[Desired, Diagnostics]:
     """Read and check every manifest; the desired state and all the problems found.
 
     ``existing``: (organization, provider) pairs already connected in the database; they
     satisfy dependencies and may stay connected when the catalog has since made the provider
     inactive. Without ``resolve_secrets`` no variable is read and connections carry no
-    credential values (``credential_vars`` is still filled).
+    credential values (``credential_vars`` is still filled). ``on_organization`` is called
+    with each organization as soon as its document is read without an error (plan starts
+    reading its provider side then).
     """
     diags = Diagnostics()
     run = _Run(catalog, environ, frozenset(existing), resolve_secrets)
     organizations: dict[str, DesiredOrganization] = {}
     for path in collect_manifest_files(paths, diags):
         for src in _documents(path, diags):
+            known = len(diags.items)
             org = _organization(src, run)
             if org is None:
                 continue
@@ -141,6 +145,10 @@ def load_manifests(
                 )
                 continue
             organizations[org.name] = org
+            if on_organization is not None and not any(
+                d.severity == "error" for d in diags.items[known:]
+            ):
+                on_organization(org)
     return Desired(organizations=organizations), diags
 
 

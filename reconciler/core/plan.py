@@ -7,7 +7,7 @@ field. The reason of a change explains it; apply decides on ``action`` and ``cha
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from reconciler.core.catalog import Catalog
 from reconciler.core.changes import (
@@ -41,6 +41,7 @@ def plan(
     *,
     organizations: tuple[str, ...] | None = None,
     providers: frozenset[str] | None = None,
+    between: Callable[[], None] | None = None,
 ) -> tuple[Plan, Diagnostics]:
     """Compute the plan. Pure: the same inputs always give the same plan.
 
@@ -48,7 +49,8 @@ def plan(
     manifest are neither read for changes nor touched; ``providers`` likewise limits it to
     these providers' connections. Problems that make the plan unsafe to
     apply (preventDestroy, unmet dependencies, unmanaged objects in the way) come back as
-    diagnostics.
+    diagnostics. ``between`` is called after each organization and changes nothing here (the
+    command's provider reads go on meanwhile).
     """
     diags = Diagnostics()
     changes: list[Change] = []
@@ -58,6 +60,8 @@ def plan(
         org = desired.organizations.get(name)
         if org is None:
             continue
+        if between is not None:
+            between()
         c, n = _plan_organization(catalog, org, observed, fingerprints, diags, providers)
         changes.extend(c)
         notes.extend(n)

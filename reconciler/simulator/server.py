@@ -7,6 +7,7 @@ method, the path without its query string, and the status.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -60,6 +61,13 @@ class _Server(ThreadingHTTPServer):
     state: SimState
     latency_s: float
     access_log: AccessLog | None
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hung up mid-request (a run that stopped, with its reads given up)
+        is no error of the simulator's: said by no traceback, as a real API says none."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class _Handler(BaseHTTPRequestHandler):
