@@ -166,40 +166,50 @@ def _timeout_words(timeout: float) -> str:
 # -- PostgreSQL ------------------------------------------------------------------------------
 
 
-# One round trip each: the holder's name and the lock timeout for this transaction; then,
-# in a savepoint (a timeout leaves the transaction usable, to name the holder), the shared
-# state lock, the organization's lock and the timeout reset for the rest of the transaction
-# (PostgreSQL evaluates a select list in order; a timeout rolls the reset back with the
-# savepoint, and the holder is then read under the timeout still in force).
+# One round trip: the holder's name and the lock timeout for this transaction, the shared
+# state lock, the organization's lock, and the timeout reset for the rest of the transaction
+# (PostgreSQL evaluates a select list in order). A timeout aborts the transaction, so the
+# holder is named from another connection. Four round trips before (a savepoint kept the
+# transaction usable): 3,000 of a first apply's 8,000 statements on 1,000 organizations.
 _NAME_AND_TIMEOUT = text(
     "SELECT set_config('application_name', :name, true), set_config('lock_timeout', :t, true)"
 )
 _LOCK_ORGANIZATION = text(
-    "SELECT pg_advisory_xact_lock_shared(:sns, :skey), pg_advisory_xact_lock(:ns, :key), "
+    "SELECT set_config('application_name', :name, true), set_config('lock_timeout', :t, true), "
+    "pg_advisory_xact_lock_shared(:sns, :skey), pg_advisory_xact_lock(:ns, :key), "
     "set_config('lock_timeout', '0', true)"
 )
 
 
 def _set_lock_timeout(session: Session | Connection, timeout: float, holder: str) -> None:
-    session.execute(
-        _NAME_AND_TIMEOUT,
-        {"name": f"reconciler: {holder}"[:63], "t": f"{max(int(timeout * 1000), 1)}ms"},
-    )
+    session.execute(_NAME_AND_TIMEOUT, _name_and_timeout(timeout, holder))
+
+
+def _name_and_timeout(timeout: float, holder: str) -> dict[str, str]:
+    return {"name": f"reconciler: {holder}"[:63], "t": f"{max(int(timeout * 1000), 1)}ms"}
 
 
 def _lock_postgresql(
     session: Session | Connection, organization: str, timeout: float, holder: str
 ) -> None:
-    _set_lock_timeout(session, timeout, holder)
     key = organization_key(organization)
     try:
-        with untranslated(), session.begin_nested():
+        with untranslated():
             session.execute(
                 _LOCK_ORGANIZATION,
-                {"sns": STATE_LOCK[0], "skey": STATE_LOCK[1], "ns": NAMESPACE, "key": key},
+                {
+                    **_name_and_timeout(timeout, holder),
+                    "sns": STATE_LOCK[0],
+                    "skey": STATE_LOCK[1],
+                    "ns": NAMESPACE,
+                    "key": key,
+                },
             )
     except OperationalError:
-        who = _postgresql_holder(session, key)
+        bind = session.get_bind() if isinstance(session, Session) else session.engine
+        engine = bind.engine if isinstance(bind, Connection) else bind
+        with engine.connect() as other:
+            who = _postgresql_holder(other, key)
         raise LockError(
             f"organization {organization!r} is locked by another apply ({who}); "
             f"{_timeout_words(timeout)}. Nothing was written for it; try again when that "
