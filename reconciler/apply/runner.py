@@ -22,7 +22,7 @@ from reconciler.apply.checks import Checker
 from reconciler.apply.remote import Outcome, ProviderCalls, unsafe_creates, write_pending
 from reconciler.apply.results import ApplyOptions, ApplyReport, ChangeResult, Status
 from reconciler.apply.sends import Send, credentials_for, to_send
-from reconciler.apply.writes import OrgWriter
+from reconciler.apply.writes import NewRows, OrgWriter
 from reconciler.audit import AuditWriter
 from reconciler.core.catalog import Catalog
 from reconciler.core.changes import Action, Change, Kind, Plan
@@ -315,13 +315,15 @@ class Applier:
             log.debug("%s: taking the organization's lock", own.org)
             lock_organization(s, own.org, timeout=self.options.lock_timeout, holder=self.holder)
             audit = self._audit(s)
+            new = NewRows()
             for job in batch:
                 rows = OrgRows.load(s, job.org)
                 if not self._unchanged(s, job.org, rows, job.changes):
                     continue
                 writer = self._writer(s, audit, rows, job.checker, job.sent)
                 job.ok = writer.upsert(job.upserts)
-                writer.finish()
+                writer.finish(into=new)
+            new.write(s)
 
     def _unchanged(self, s: Session, org: str, rows: OrgRows, changes: list[Change]) -> bool:
         """Whether the organization's rows are still what the plan saw; if not, every change

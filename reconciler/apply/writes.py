@@ -33,10 +33,29 @@ from reconciler.core.secret import Secret
 from reconciler.crypto import KeyRing
 from reconciler.db.bulk import insert_rows, table_of
 from reconciler.db.records import OrgRows
-from reconciler.db.schema import Credential, Health, Resource
+from reconciler.db.schema import Credential, Health, Instance, Resource
 from reconciler.incidents import record_health_rows
 
 log = logging.getLogger("reconciler.apply")
+
+
+class NewRows:
+    """New rows of one or more organizations' writers in one transaction, written together:
+    one statement per table (a batch of upserts: one for the batch, not one per
+    organization); the pending creates the providers answered are settled, and the new
+    health rows open or resolve incidents, with them."""
+
+    def __init__(self) -> None:
+        self.settled: list[dict[str, str]] = []
+        self.instances: list[Instance] = []
+        self.new: dict[type, list[dict[str, Any]]] = {Credential: [], Health: [], Resource: []}
+
+    def write(self, s: Session) -> None:
+        if self.settled:
+            s.execute(SETTLE, self.settled)
+        record_health_rows(s, self.instances, self.new[Health])
+        for model in (Credential, Health, Resource):
+            insert_rows(s, table_of(model), self.new[model])
 
 
 class OrgWriter(ConnectionWriter, ResourceWriter):
@@ -68,17 +87,20 @@ class OrgWriter(ConnectionWriter, ResourceWriter):
         self._new: dict[type, list[dict[str, Any]]] = {Credential: [], Health: [], Resource: []}
         self._settled: list[dict[str, str]] = []
 
-    def finish(self) -> None:
+    def finish(self, into: NewRows | None = None) -> None:
         """Flush the unit of work (updates and deletes), then insert the new rows, one
-        statement per table."""
+        statement per table; ``into``: left there, for the batch this organization is
+        written in to insert with the others' (``NewRows.write``)."""
         self.s.flush()
-        if self._settled:
-            self.s.execute(SETTLE, self._settled)
-            self._settled = []
-        record_health_rows(self.s, self.rows.instances.values(), self._new[Health])
+        rows = into if into is not None else NewRows()
+        rows.settled += self._settled
+        rows.instances += self.rows.instances.values()
         for model in (Credential, Health, Resource):
-            rows, self._new[model] = self._new[model], []
-            insert_rows(self.s, table_of(model), rows)
+            rows.new[model] += self._new[model]
+            self._new[model] = []
+        self._settled = []
+        if into is None:
+            rows.write(self.s)
 
     # -- creates and updates -------------------------------------------------------------------
 

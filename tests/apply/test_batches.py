@@ -8,6 +8,8 @@ import threading
 import time
 from typing import Any
 
+from sqlalchemy import text
+
 from reconciler.apply.batches import Combiner, Upsert
 from tests.conftest import Env
 from tests.e2e.manifests import connection, organization, write
@@ -101,6 +103,22 @@ def test_organizations_written_together_are_each_whole_and_chained(env: Env) -> 
     r = env.run("apply", "manifests", "--parallelism", "8", **keys)
     assert r.exit_code == 0, r.output
     assert "Apply complete: 24 created." in r.output
+    # the new rows of a batch's organizations are inserted together: each has all of its own
+    with env.session() as s:
+        per_org = s.execute(
+            text(
+                "SELECT i.organization, count(DISTINCT cr.id), count(DISTINCT h.id),"
+                " count(DISTINCT r.id) FROM integration_instances i"
+                " JOIN integration_connections c ON c.instance_id = i.id"
+                " LEFT JOIN integration_credentials cr ON cr.connection_id = c.id"
+                " LEFT JOIN integration_health h ON h.instance_id = i.id AND h.status = 'healthy'"
+                " LEFT JOIN integration_resources r ON r.instance_id = i.id"
+                " AND r.remote_id IS NOT NULL GROUP BY i.organization"
+            )
+        ).all()
+        pending = s.execute(text("SELECT count(*) FROM reconciler_pending_creates")).scalar()
+    assert sorted(per_org) == [(o, 2, 1, 1) for o in orgs]  # the key and the signing secret
+    assert pending == 0
     assert env.run("audit", "verify").exit_code == 0
     again = env.run("plan", "manifests", **keys)
     assert "No changes." in again.output, again.output
