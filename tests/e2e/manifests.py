@@ -46,3 +46,26 @@ def write(folder: Path, *orgs: dict) -> None:
         (folder / f"{org['metadata']['name']}.yaml").write_text(
             yaml.safe_dump(org, sort_keys=False)
         )
+
+
+STRIPE_HOOK = {
+    "webhook_endpoints": [{"url": "https://example.com/hooks", "events": ["charge.failed"]}]
+}
+
+
+def stripe_fleet(folder: Path, orgs: list[str]) -> None:
+    """One manifest per organization: Stripe with a webhook endpoint (key ``<ORG>_STRIPE``)
+    and Geoapify (``GEOAPIFY_KEY``)."""
+    write(
+        folder,
+        *(
+            organization(
+                org,
+                [
+                    connection("stripe", f"{org.upper()}_STRIPE", resources=STRIPE_HOOK),
+                    connection("geoapify", "GEOAPIFY_KEY"),
+                ],
+            )
+            for org in orgs
+        ),
+    )

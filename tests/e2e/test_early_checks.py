@@ -17,10 +17,9 @@ from sqlalchemy import text
 
 from reconciler.simulator import Simulator
 from tests.conftest import Env
-from tests.e2e.manifests import connection, organization, write
+from tests.e2e.manifests import stripe_fleet
 
 ORGS = [f"org{i:02d}" for i in range(6)]
-HOOK = {"webhook_endpoints": [{"url": "https://example.com/hooks", "events": ["charge.failed"]}]}
 HOLD = 5.0
 
 
@@ -93,19 +92,7 @@ def proxy(sim: Simulator) -> Iterator[HoldingProxy]:
 
 
 def _fleet(env: Env) -> None:
-    write(
-        env.cwd / "manifests",
-        *(
-            organization(
-                org,
-                [
-                    connection("stripe", f"{org.upper()}_STRIPE", resources=HOOK),
-                    connection("geoapify", "GEOAPIFY_KEY"),
-                ],
-            )
-            for org in ORGS
-        ),
-    )
+    stripe_fleet(env.cwd / "manifests", ORGS)
 
 
 def _keys() -> dict[str, str]:

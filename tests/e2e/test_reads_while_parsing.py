@@ -16,28 +16,15 @@ import pytest
 from reconciler.core import manifest
 from reconciler.simulator import Simulator
 from tests.conftest import Env
-from tests.e2e.manifests import connection, organization, write
+from tests.e2e.manifests import stripe_fleet
 
 ORGS = [f"org{i:02d}" for i in range(6)]
-HOOK = {"webhook_endpoints": [{"url": "https://example.com/hooks", "events": ["charge.failed"]}]}
 READ = "GET /stripe/v1/webhook_endpoints"
 HOLD = 10.0
 
 
 def _fleet(env: Env) -> dict[str, str]:
-    write(
-        env.cwd / "manifests",
-        *(
-            organization(
-                org,
-                [
-                    connection("stripe", f"{org.upper()}_STRIPE", resources=HOOK),
-                    connection("geoapify", "GEOAPIFY_KEY"),
-                ],
-            )
-            for org in ORGS
-        ),
-    )
+    stripe_fleet(env.cwd / "manifests", ORGS)
     keys = {f"{org.upper()}_STRIPE": f"sk_test_acct_1{org}Parse_key0001" for org in ORGS}
     return {**keys, "GEOAPIFY_KEY": "good_geoapify_key12345"}
 
