@@ -206,9 +206,8 @@ def _lock_postgresql(
                 },
             )
     except OperationalError:
-        bind = session.get_bind() if isinstance(session, Session) else session.engine
-        engine = bind.engine if isinstance(bind, Connection) else bind
-        with engine.connect() as other:
+        bind = session.get_bind() if isinstance(session, Session) else session
+        with bind.engine.connect() as other:
             who = _postgresql_holder(other, key)
         raise LockError(
             f"organization {organization!r} is locked by another apply ({who}); "
