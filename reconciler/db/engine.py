@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 
 from reconciler.core.errors import ConfigError
 from reconciler.db.errors import translate
 from reconciler.db.schema_version import check_schema, upgrade_schema
 
 DEFAULT_URL = "sqlite:///reconciler.db"
+# a pooled server connection idle this long is pinged before use (it may have been dropped: a
+# restart, a proxy's idle timeout); one used since is not, which spares an apply a round trip
+# per transaction (SQLAlchemy's pool_pre_ping pings every checkout)
+PING_AFTER_IDLE_S = 1.0
 
 
 def database_url(environ: Mapping[str, str] | None = None) -> str:
@@ -95,13 +101,35 @@ def _new_engine(url: str) -> Engine:
             cur.close()
 
     else:
-        engine = create_engine(norm, hide_parameters=True, pool_pre_ping=True, future=True)
+        engine = create_engine(norm, hide_parameters=True, future=True)
+        _ping_when_idle(engine)
         # an executemany INSERT (an organization's credentials, health rows, resources, audit
         # entries) as one multi-row INSERT per table, not one execution per row in psycopg's
         # pipeline: less CPU here and at the server (Dialect.use_insertmanyvalues_wo_returning)
         engine.dialect.use_insertmanyvalues_wo_returning = True
     event.listen(engine, "handle_error", translate)
     return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """``pool_pre_ping`` for a connection that sat in the pool ``PING_AFTER_IDLE_S`` or more:
+    a dead one is replaced by a new one (the pool retries on ``DisconnectionError``)."""
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
+            return
+        try:
+            dialect.do_ping(dbapi_conn)
+        except dialect.loaded_dbapi.Error as e:
+            raise DisconnectionError(str(e)) from None
 
 
 def _write_ahead_log(cur: Any) -> bool:
