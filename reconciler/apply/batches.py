@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from sqlalchemy import Engine
 
@@ -34,6 +35,7 @@ from reconciler.apply.checks import Checker
 from reconciler.apply.remote import Outcome
 from reconciler.core.changes import Change, Plan
 from reconciler.db.locking import organizations_apart
+from reconciler.db.records import OrgRows
 
 # writer threads at most, for a plan with provider calls: on PostgreSQL each holds up to two of
 # the engine's connections (the organization's lock and its transaction; the pool has 15); on
@@ -41,15 +43,26 @@ from reconciler.db.locking import organizations_apart
 MAX_WRITERS = {"postgresql": 6, "sqlite": 12}
 
 
+class Sent(NamedTuple):
+    """What an organization's provider calls did (by address), and the rows they were worked
+    out from, read and checked against the plan under the organization's lock (None: not
+    read). Its thread holds that lock until its last write, so the rows stay as read."""
+
+    outcomes: Mapping[str, Outcome]
+    rows: OrgRows | None = None
+
+
 @dataclass(eq=False)
 class Upsert:
-    """One organization's creates and updates, with what its provider calls did."""
+    """One organization's creates and updates, with what its provider calls did; ``rows``:
+    its rows as ``Sent`` has them (attached, not read again), or None."""
 
     org: str
     changes: list[Change]
     upserts: list[Change]
     checker: Checker
     sent: Mapping[str, Outcome] = field(default_factory=dict)
+    rows: OrgRows | None = None
     done: bool = False
     # True: all written; False: written, something failed; None: not written (moved on)
     ok: bool | None = None

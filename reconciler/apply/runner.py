@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from reconciler.apply.batches import Combiner, Upsert, turn, writer_count
+from reconciler.apply.batches import Combiner, Sent, Upsert, turn, writer_count
 from reconciler.apply.checks import Checker
 from reconciler.apply.remote import Outcome, ProviderCalls, unsafe_creates, write_pending
 from reconciler.apply.results import ApplyOptions, ApplyReport, ChangeResult, Status
@@ -35,6 +35,7 @@ from reconciler.db.locking import (
     hold_organization,
     last_writer,
     lock_organization,
+    read_session,
 )
 from reconciler.db.records import OrgRows
 
@@ -213,12 +214,12 @@ class Applier:
         ok = True
         if upserts:
             if sends is not None:
-                sent: dict[str, Outcome] | None = self.calls.run_all(org, sends)
+                sent: Sent | None = Sent(self.calls.run_all(org, sends))
             else:
                 sent = self._send(org, changes, checker, upserts, upsert=True, checked=checked)
             if sent is None:
                 return
-            job = Upsert(org, changes, upserts, checker, sent)
+            job = Upsert(org, changes, upserts, checker, sent.outcomes, sent.rows)
             if held:  # combined with the upserts ready at the same time (batches)
                 self._combiner.write(job)
             else:
@@ -243,7 +244,7 @@ class Applier:
         if sent is None:
             return
         with self._turn(), Session(self.engine, autoflush=False) as s, s.begin():
-            writer = self._open(s, org, changes, checker, check=not checked, outcomes=sent)
+            writer = self._open(s, org, changes, checker, check=not checked, outcomes=sent.outcomes)
             if writer is None:
                 return
             for ch in teardown:
@@ -259,19 +260,19 @@ class Applier:
         *,
         upsert: bool,
         checked: bool,
-    ) -> dict[str, Outcome] | None:
+    ) -> Sent | None:
         """Carry out at the providers the remote steps of ``batch`` (an upsert or a teardown)
         that its transaction will record: read the organization's rows (the lock is held, so
         they stay as read), then call, outside any transaction. None (reported) when the rows
         are no longer what the plan saw."""
         if not any(c.remote for c in batch):
-            return {}
-        with Session(self.engine, autoflush=False) as s:  # read only: ends in a rollback
+            return Sent({})
+        with read_session(self.engine, org) as s:
             rows = OrgRows.load(s, org)
             if not checked and not self._unchanged(s, org, rows, changes):
                 return None
             sends = self._sends(org, rows, checker, batch, upsert=upsert)
-        return self.calls.run_all(org, sends)
+        return Sent(self.calls.run_all(org, sends), rows)
 
     def _sends(
         self, org: str, rows: OrgRows, checker: Checker, batch: list[Change], *, upsert: bool
@@ -317,9 +318,12 @@ class Applier:
             audit = self._audit(s)
             new = NewRows()
             for job in batch:
-                rows = OrgRows.load(s, job.org)
-                if not self._unchanged(s, job.org, rows, job.changes):
-                    continue
+                if job.rows is not None:  # read and checked under the lock held since
+                    rows = job.rows.attach(s)
+                else:
+                    rows = OrgRows.load(s, job.org)
+                    if not self._unchanged(s, job.org, rows, job.changes):
+                        continue
                 writer = self._writer(s, audit, rows, job.checker, job.sent)
                 job.ok = writer.upsert(job.upserts)
                 writer.finish(into=new)

@@ -46,7 +46,9 @@ from reconciler.db.sqlite_lock import (
 
 NAMESPACE = 0x5EC0  # the first key of our advisory locks: "reconciler"
 STATE_LOCK = (0x5EC1, 2)  # shared by every organization's write, exclusive for a key rotation
-_HELD = threading.local()  # .orgs: {id(engine): organization} held by this thread (PostgreSQL)
+# .orgs: {id(engine): (organization, the connection holding its lock)} held by this thread
+# (PostgreSQL)
+_HELD = threading.local()
 
 
 def organization_key(organization: str) -> int:
@@ -65,7 +67,7 @@ def lock_organization(
     a power loss, not only a killed process (SQLite's WAL mode: a full sync for this one)."""
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        if _held_orgs().get(id(bind)) != organization:
+        if held_connection(bind.engine, organization) is None:
             _lock_postgresql(session, organization, timeout, holder)
     elif bind.dialect.name == "sqlite":
         lock_sqlite(session, organization, timeout, holder, durable=durable)
@@ -89,7 +91,7 @@ def hold_organization(
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             _lock_postgresql(conn, organization, timeout, holder)
-            _held_orgs()[id(engine)] = organization
+            _held_orgs()[id(engine)] = (organization, conn)
             try:
                 yield
             finally:
@@ -102,11 +104,31 @@ def hold_organization(
         yield
 
 
-def _held_orgs() -> dict[int, str]:
+def _held_orgs() -> dict[int, tuple[str, Connection]]:
     if not hasattr(_HELD, "orgs"):
         _HELD.orgs = {}
-    orgs: dict[int, str] = _HELD.orgs
+    orgs: dict[int, tuple[str, Connection]] = _HELD.orgs
     return orgs
+
+
+def held_connection(engine: Engine, organization: str) -> Connection | None:
+    """The connection of this thread's ``hold_organization`` of the organization (PostgreSQL),
+    in its open transaction: a read made there sees what is committed (READ COMMITTED), and
+    costs no transaction of its own. None when not held that way."""
+    org, conn = _held_orgs().get(id(engine), (None, None))
+    return conn if org == organization else None
+
+
+def read_session(engine: Engine, organization: str) -> Session:
+    """A session for reading the organization's rows: on the connection of this thread's
+    ``hold_organization`` of it (PostgreSQL; the session leaves its transaction as it is),
+    else in a transaction of its own, which ends in a rollback."""
+    held = held_connection(engine, organization)
+    return Session(
+        held if held is not None else engine,
+        autoflush=False,
+        join_transaction_mode="rollback_only",
+    )
 
 
 def lock_organizations(

@@ -235,6 +235,16 @@ class OrgRows:
             rows.resources[(r.instance_id, r.kind, r.identity)] = r
         return rows
 
+    def attach(self, s: Session) -> OrgRows:
+        """These rows, read by another session (now closed) under a lock still held, in
+        ``s``: unchanged since, so not read again."""
+        s.add_all(self.instances.values())
+        for group in (self.connections, self.credentials):
+            for rows in group.values():
+                s.add_all(rows)
+        s.add_all(self.resources.values())
+        return self
+
     def managed(self, inst: Instance) -> Connection | None:
         return next(
             (c for c in self.connections.get(inst.id, []) if c.managed_by == "manifest"), None
