@@ -30,8 +30,6 @@ from reconciler.health import (
     Breakers,
     CheckRequest,
     CheckResult,
-    exchange_refresh_token,
-    run_checks,
 )
 
 VERIFY = "verify:"  # prefix of the keys of value probes, beside connection addresses
@@ -174,6 +172,8 @@ class Checker:
                 probe = self._probe_request(address, *probes[address])
                 if probe is not None:
                     requests.append(probe)
+            from reconciler.health import run_checks  # the HTTP stack, once there is a check
+
             run_checks(
                 requests,
                 parallelism=self.options.parallelism,
@@ -260,6 +260,8 @@ class Checker:
     ) -> CheckResult | None:
         """OAuth2: trade the refresh token for an access token, which the check then uses;
         a refused grant is the check's result (``oauth_denied``)."""
+        from reconciler.health import exchange_refresh_token  # the HTTP stack
+
         got = exchange_refresh_token(
             provider,
             base,

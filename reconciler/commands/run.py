@@ -189,7 +189,12 @@ def make_plan(
 
 def _early_checks(
     inputs: Inputs, p: Plan, secrets: Mapping[str, Secret], environ: Mapping[str, str], n: int
-) -> EarlyChecks:
+) -> EarlyChecks | None:
+    """None when no change is checked: the HTTP stack is not imported."""
+    from reconciler.apply.checks import needs_check
+
+    if not any(needs_check(c) for c in p.changes):
+        return None
     from reconciler.apply.early import EarlyChecks, early_requests  # the HTTP stack
 
     requests = early_requests(p, inputs.catalog, secrets, environ)

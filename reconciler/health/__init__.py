@@ -14,8 +14,10 @@ Public surface::
     message_for                                the exact SPEC section 4 messages
 """
 
+from importlib import import_module
+from typing import TYPE_CHECKING
+
 from reconciler.health.breaker import Breakers
-from reconciler.health.oauth import exchange_refresh_token, exchange_refresh_token_async
 from reconciler.health.policy import RetryPolicy
 from reconciler.health.request import base_url_env_var, base_url_for, prepare_request
 from reconciler.health.result import (
@@ -25,7 +27,31 @@ from reconciler.health.result import (
     TokenResult,
     message_for,
 )
-from reconciler.health.runner import check_many, check_one, not_sent, run_checks
+
+if TYPE_CHECKING:
+    from reconciler.health.oauth import exchange_refresh_token, exchange_refresh_token_async
+    from reconciler.health.runner import check_many, check_one, not_sent, run_checks
+
+# what sends a request loads the HTTP stack (aiohttp, httpx: 0.1-0.15 s) when first used, so a
+# command that checks nothing (a no-op apply) never imports it
+_SENDING = {
+    "exchange_refresh_token": "oauth",
+    "exchange_refresh_token_async": "oauth",
+    "check_many": "runner",
+    "check_one": "runner",
+    "not_sent": "runner",
+    "run_checks": "runner",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _SENDING.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"reconciler.health.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "FAILURE_MESSAGES",
