@@ -187,6 +187,16 @@ class ProviderCalls:
         return Outcome(tuple(done))
 
 
+# a resource row's provider-side columns before any provider call: a new row carries them all,
+# so an organization's new resources are one INSERT whether their providers were called or not
+NOT_AT_PROVIDER: Mapping[str, Any] = {
+    "remote_id": None,
+    "remote_generation": 0,
+    "remote_replaces": None,
+    "remote_adopted": False,
+}
+
+
 def remembered(outcome: Outcome) -> dict[str, Any]:
     """The resource row's provider-side columns after ``outcome`` (empty: unchanged)."""
     out: dict[str, Any] = {}
@@ -198,10 +208,9 @@ def remembered(outcome: Outcome) -> dict[str, Any]:
                 remote_generation=rc.generation,
                 remote_replaces=rc.replaces,
                 remote_adopted=False,
-                remote_pending=False,
             )
         elif rc.action is RemoteAction.ADOPT and e.object is not None:
-            out.update(remote_id=e.object.remote_id, remote_adopted=True, remote_pending=False)
+            out.update(remote_id=e.object.remote_id, remote_adopted=True)
     return out
 
 

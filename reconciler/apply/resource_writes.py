@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import json
 
-from reconciler.apply.remote import ProviderSideWriter, remembered, remote_details, say
+from reconciler.apply.remote import (
+    NOT_AT_PROVIDER,
+    ProviderSideWriter,
+    remembered,
+    remote_details,
+    say,
+)
 from reconciler.apply.results import ChangeResult, Status
 from reconciler.audit import AuditWriter
 from reconciler.core.changes import Action, Change, ResourceSpec, audit_action
@@ -70,6 +76,7 @@ class ResourceWriter(ProviderSideWriter):
                     "managed_by": "manifest",
                     "created_at": self.now,
                     "updated_at": self.now,
+                    **NOT_AT_PROVIDER,
                     **at_provider,
                 }
             )
