@@ -232,35 +232,49 @@ def apply(
         from reconciler.core.render import render_text, summary_line
 
     selection = target_selection(**where)
-    planned = applycmd.plan_to_apply(
-        catalog_dir, paths, selection, plan_file, os.environ, parallelism=parallelism
-    )
-    if not planned.plan.has_changes:
-        click.echo(summary_line(planned.plan))
-        for error in planned.plan.errors:
-            click.echo(f"Error: {error}", err=True)
-        return EXIT_ERROR if planned.plan.errors else EXIT_OK
-    applycmd.refuse_too_many_deletions(planned.plan, max_deletions)
-    click.echo(render_text(planned.plan, overrides=planned.overrides), nl=False)
-    click.echo("")
-    run = applycmd.ApplyRun(
-        actor,
-        parallelism,
-        lock_timeout,
-        from_saved_plan=bool(plan_file),
-        workers=workers,
-        shard=selection.shard,
-    )
-    with CheckProgress() as progress:
-        report, failure = applycmd.carry_out(
-            planned, run, on_check=progress.on_check, on_start=progress.on_start
+    spares = applycmd.Spares(workers, parallelism, os.environ)  # started once the plan needs them
+    try:
+        planned = applycmd.plan_to_apply(
+            catalog_dir,
+            paths,
+            selection,
+            plan_file,
+            os.environ,
+            parallelism=parallelism,
+            spares=spares,
         )
-    summary = applycmd.summarize(report, planned.plan.errors, incomplete=failure is not None)
-    for line in summary.lines:
-        click.echo(line)
-    click.echo(summary.closing, err=bool(summary.errors))
-    for line in summary.errors:
-        click.echo(line, err=True)
-    if failure is not None:
-        raise failure  # the error boundary prints it: exit 1, or 3 for a bug
-    return summary.exit_code
+        if not planned.plan.has_changes:
+            click.echo(summary_line(planned.plan))
+            for error in planned.plan.errors:
+                click.echo(f"Error: {error}", err=True)
+            return EXIT_ERROR if planned.plan.errors else EXIT_OK
+        applycmd.refuse_too_many_deletions(planned.plan, max_deletions)
+        click.echo(render_text(planned.plan, overrides=planned.overrides), nl=False)
+        click.echo("")
+        run = applycmd.ApplyRun(
+            actor,
+            parallelism,
+            lock_timeout,
+            from_saved_plan=bool(plan_file),
+            workers=workers,
+            shard=selection.shard,
+        )
+        with CheckProgress() as progress:
+            report, failure = applycmd.carry_out(
+                planned,
+                run,
+                on_check=progress.on_check,
+                on_start=progress.on_start,
+                spares=spares,
+            )
+        summary = applycmd.summarize(report, planned.plan.errors, incomplete=failure is not None)
+        for line in summary.lines:
+            click.echo(line)
+        click.echo(summary.closing, err=bool(summary.errors))
+        for line in summary.errors:
+            click.echo(line, err=True)
+        if failure is not None:
+            raise failure  # the error boundary prints it: exit 1, or 3 for a bug
+        return summary.exit_code
+    finally:
+        spares.close()

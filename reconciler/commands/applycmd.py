@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.commands.inputs import Selection, actor_name
 from reconciler.commands.run import Planned, make_plan, replan_after_schema, run_apply
+from reconciler.commands.spares import Spares
 from reconciler.core.changes import PlanError
 from reconciler.core.errors import ReconcilerError
 from reconciler.core.plan import Plan
@@ -28,16 +29,24 @@ def plan_to_apply(
     plan_file: str | None,
     environ: Mapping[str, str],
     parallelism: int = 10,
+    spares: Spares | None = None,
 ) -> Planned:
     """The saved plan, refused if stale; or a new plan, with the schema created first on a
     new database (so the plan is made against the real, empty state). ``parallelism``: the
-    provider side is read as many connections at a time as apply checks."""
+    provider side is read as many connections at a time as apply checks. ``spares``: the
+    workers it will need start as soon as the plan's database side is known."""
     if plan_file:
         from reconciler.commands.saved import load_saved_plan
 
         return load_saved_plan(Path(plan_file), catalog_dir, environ)
     planned = make_plan(
-        catalog_dir, paths, environ, selection, parallelism=parallelism, early_checks=True
+        catalog_dir,
+        paths,
+        environ,
+        selection,
+        parallelism=parallelism,
+        early_checks=True,
+        on_changes=spares.on_changes if spares is not None else None,
     )
     if not planned.observed.exists:
         from reconciler.db.engine import database_url, ensure_schema, make_engine
@@ -78,6 +87,7 @@ def carry_out(
     on_check: Callable[[Any], None] | None,
     on_start: Callable[[int], None] | None,
     environ: Mapping[str, str] = os.environ,
+    spares: Spares | None = None,
 ) -> tuple[ApplyReport, BaseException | None]:
     """The report, and the error a worker process raised (``--workers``; the other workers'
     organizations are written and in the report): the CLI prints the report, then the error."""
@@ -99,6 +109,7 @@ def carry_out(
             lock_timeout=run.lock_timeout,
             on_check=on_check,
             on_start=on_start,
+            spares=spares,
         )
         return split.report, split.error
     report = run_apply(

@@ -158,10 +158,10 @@ _BOOTSTRAP = (
 
 
 def start_child(
-    index: int, job: dict[str, Any], organizations: int, pass_fds: Sequence[int] = ()
+    index: int, job: dict[str, Any] | None, organizations: int, pass_fds: Sequence[int] = ()
 ) -> Child:
     """Start a worker process; ``listen`` sends it ``job`` (without waiting here for it to
-    have started: its imports take about a second)."""
+    have started: its imports take about a second). None: the job is set later (``spares``)."""
     proc = subprocess.Popen(
         [sys.executable, "-c", _BOOTSTRAP.format(root=str(_ROOT))],
         stdin=subprocess.PIPE,

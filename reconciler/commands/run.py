@@ -87,10 +87,12 @@ def make_plan(
     refresh: bool = True,
     parallelism: int = 10,
     early_checks: bool = False,
+    on_changes: Callable[[Plan], None] | None = None,
 ) -> Planned:
     """The plan of the manifests against the database and, with ``refresh``, the providers
     (GET only; SPEC section 8). ``early_checks`` (apply): the new credentials are checked
-    while the provider side is read (``reconciler.apply.early``)."""
+    while the provider side is read (``reconciler.apply.early``). ``on_changes``: called with
+    the plan of the database side as soon as it is known, before the provider side is."""
     # a mistyped path is named before anything is asked of the environment (keys, secrets)
     files = collect_manifest_files(list(paths) or ["manifests"])
     ring = keyring(environ)
@@ -129,6 +131,8 @@ def make_plan(
                 providers=selection.provider_filter,
                 between=between,
             )
+            if on_changes is not None and not diags.errors:
+                on_changes(p)
             if not refresh:  # the database only: no client, no threads
                 p = _provider_side(
                     inputs, observed, p, ring, environ, selection, False, parallelism, down

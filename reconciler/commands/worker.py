@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 from collections.abc import Mapping
+from importlib import import_module
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -159,13 +160,26 @@ def _interrupt_once() -> None:
     signal.signal(signal.SIGINT, on_sigint)
 
 
+def _ready() -> None:
+    """Import what an apply job runs while its job is still being planned (a worker started
+    early, ``spares``), with the collector off as the CLI imports."""
+    from reconciler.commands.frozen_imports import frozen_imports
+
+    with frozen_imports():
+        for module in ("reconciler.apply", "reconciler.commands.run"):  # the HTTP stack too
+            import_module(module)
+
+
 def main() -> int:
     _interrupt_once()
     channel = Channel()
     try:
+        _ready()
         job = channel.receive.recv()
-    except (EOFError, OSError):
+    except (EOFError, OSError):  # no job: the coordinator ended or did not need us
         return 1
+    except KeyboardInterrupt:  # Ctrl-C before any work: nothing to finish
+        return 130
     _logging(channel, bool(job.get("verbose")))
     threading.Thread(target=channel.watch, name="reconciler-parent", daemon=True).start()
     log = logging.getLogger("reconciler.workers")

@@ -49,6 +49,7 @@ from reconciler.core.state import Observed
 if TYPE_CHECKING:
     from reconciler.apply import ApplyReport
     from reconciler.commands.run import Planned
+    from reconciler.commands.spares import Spares
 
 log = logging.getLogger("reconciler.workers")
 
@@ -92,14 +93,24 @@ def _finish(children: Sequence[Child], relay: Relay) -> None:
 
 
 def _launch(
-    jobs: Sequence[tuple[int, dict[str, Any], int]], relay: Relay, turn: IO[bytes] | None
+    jobs: Sequence[tuple[int, dict[str, Any], int]],
+    relay: Relay,
+    turn: IO[bytes] | None,
+    started: Sequence[Child] = (),
 ) -> list[Child]:
+    """A child per job: one of those ``started`` early (``spares``) while there are, else a
+    new one."""
     children = []
+    waiting = list(started)
     for index, job, organizations in jobs:
         if turn is not None:
             job["write_turn_fd"] = turn.fileno()
         fds = (turn.fileno(),) if turn is not None else ()
-        child = start_child(index, job, organizations, fds)
+        if waiting:
+            child = waiting.pop(0)
+            child.index, child.organizations, child.job = index, organizations, job
+        else:
+            child = start_child(index, job, organizations, fds)
         child.thread = threading.Thread(
             target=listen, args=(child, relay), name=f"reconciler-worker-{index + 1}", daemon=True
         )
@@ -120,6 +131,7 @@ def run_split(
     relay: Relay,
     own: Callable[[], T],
     turn: IO[bytes] | None,
+    started: Sequence[Child] = (),
 ) -> tuple[T | None, list[BaseException], list[Child]]:
     """Start the children with their jobs, do this process's share (``own``) meanwhile, and
     wait for all: what ``own`` returned (None if it failed), the errors (ours first), the
@@ -134,7 +146,7 @@ def run_split(
         job["processes"] = processes
     share_among(processes)
     with BreakerNotes():
-        children = _launch(jobs, relay, turn)
+        children = _launch(jobs, relay, turn, started)
         try:
             try:
                 result = own()
@@ -201,8 +213,10 @@ def apply_in_workers(
     lock_timeout: float,
     on_check: Callable[[Any], None] | None,
     on_start: Callable[[int], None] | None,
+    spares: Spares | None = None,
 ) -> SplitReport:
-    """Carry out ``planned`` in ``workers`` processes (this one is worker 0)."""
+    """Carry out ``planned`` in ``workers`` processes (this one is worker 0), the ``spares``
+    started while it was planned among them."""
     from reconciler.apply import ApplyReport
     from reconciler.commands.run import run_apply
 
@@ -232,7 +246,8 @@ def apply_in_workers(
         jobs.append((i, job, len(group)))
     log.debug("apply in %d worker(s): %s organization(s)", len(groups), [len(g) for g in groups])
     plan, observed = subplan(planned, groups[0])
-    with turn_file(environ) as turn:
+    ready = spares.take() if spares is not None else None
+    with contextlib.nullcontext(ready.turn) if ready is not None else turn_file(environ) as turn:
         own, errors, children = run_split(
             jobs,
             relay,
@@ -248,6 +263,7 @@ def apply_in_workers(
                 write_turn=WriteTurn(turn.fileno()) if turn is not None else None,
             ),
             turn,
+            ready.children if ready is not None else (),
         )
     report = ApplyReport(outcomes=list(own.outcomes) if own is not None else [])
     for c in children:

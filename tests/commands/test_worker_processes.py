@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
+from reconciler.commands import spares as spares_module
 from reconciler.commands import workers as workers_module
 from reconciler.commands.inputs import Selection, shard_of, worker_of
 from reconciler.commands.run import make_plan
@@ -48,6 +49,7 @@ def no_children(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("no worker process was expected")
 
     monkeypatch.setattr(workers_module, "start_child", refuse)
+    monkeypatch.setattr(spares_module, "start_child", refuse)
 
 
 def test_the_fleet_is_split_between_both_workers() -> None:
