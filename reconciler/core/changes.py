@@ -67,6 +67,9 @@ class Kind(enum.StrEnum):
     RESOURCE = "resource"  # ORG/PROVIDER/KIND[/IDENTITY]: a row of the resources table
 
 
+_KIND_RANK = {k: i for i, k in enumerate(Kind)}  # a connection sorts before its resources
+
+
 class Attr(enum.StrEnum):
     """What differs between before and after (``Change.changed``). A changed credential is
     ``CREDENTIALS`` with the field names in ``Change.credentials``."""
@@ -156,7 +159,7 @@ class Change:
 
     @property
     def sort_key(self) -> tuple[str, str, int, str]:
-        return (self.organization, self.provider, list(Kind).index(self.kind), self.address)
+        return (self.organization, self.provider, _KIND_RANK[self.kind], self.address)
 
     @property
     def parent(self) -> str:
@@ -176,6 +179,8 @@ class Change:
     def changed_names(self) -> tuple[str, ...]:
         """``changed`` as the plan shows it: ``instance``, ``credentials.api_key``... in the
         order of ``Attr``, a changed credential by its field."""
+        if not self.changed and not self.credentials:  # creates and deletes
+            return ()
         out: list[str] = []
         for a in Attr:
             if a is Attr.CREDENTIALS:

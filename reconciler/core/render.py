@@ -53,10 +53,14 @@ def is_sensitive(name: str) -> bool:
     return name == "credentials" or name.startswith("credentials.")
 
 
+# one encoder for every value shown (json.dumps with options builds a new one per call)
+_ENCODE = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
+
+
 def _shown(name: str, value: Any) -> str:
     if is_sensitive(name) or value == SENSITIVE:
         return SENSITIVE
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return _ENCODE(value)
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,8 @@ def attribute_rows(change: Change) -> tuple[AttributeRow, ...]:
     b_view, a_view = view(change.before), view(change.after)
     b = _flatten(b_view) if b_view is not None else {}
     a = _flatten(a_view) if a_view is not None else {}
-    named = set(change.changed_names())
     is_update = b_view is not None and a_view is not None
+    named = set(change.changed_names()) if is_update else set()
     rows = []
     for name in sorted({*b, *a}):
         same = name in b and name in a and b[name] == a[name]
@@ -100,6 +104,13 @@ def attribute_rows(change: Change) -> tuple[AttributeRow, ...]:
 
 
 def _attribute_lines(change: Change, indent: str) -> list[str]:
+    if change.before is None or change.after is None:  # a create or a delete: one side, whole
+        mark, side = (
+            ("+", view(change.after)) if change.before is None else ("-", view(change.before))
+        )
+        flat = _flatten(side) if side is not None else {}
+        width = max(map(len, flat), default=0)
+        return [f"{indent}{mark} {n.ljust(width)} = {_shown(n, flat[n])}" for n in sorted(flat)]
     rows = attribute_rows(change)
     width = max((len(r.name) for r in rows), default=0)
     lines = []

@@ -6,6 +6,7 @@ import json
 
 from reconciler.core.changes import Plan
 from reconciler.core.render import (
+    attribute_rows,
     describe_overrides,
     render_json,
     render_markdown,
@@ -69,6 +70,26 @@ def test_text_shows_each_change_with_its_symbol_and_attributes() -> None:
     stripe = text.split("  ~ acme/stripe\n", 1)[1].split("\n\n", 1)[0]
     assert "owner" not in stripe
     assert text.endswith("Plan: 1 to create, 2 to update, 1 to delete.\n")
+
+
+def test_a_create_or_delete_shows_every_attribute_row_on_its_one_side() -> None:
+    """The text of a create (every row ``+``) and of a delete (every row ``-``) is built
+    without the rows' comparison; it is exactly what the rows say, aligned."""
+    text = render_text(_mixed())
+    for change in _mixed().changes:
+        if change.before is not None and change.after is not None:
+            continue
+        rows = attribute_rows(change)
+        width = max(len(r.name) for r in rows)
+        expected = [
+            f"      + {r.name.ljust(width)} = {r.after}"
+            if r.before is None
+            else f"      - {r.name.ljust(width)} = {r.before}"
+            for r in rows
+        ]
+        assert all((r.before is None) != (r.after is None) for r in rows)
+        block = text.split(f"  {change.action.symbol} {change.address}\n", 1)[1].split("\n\n")[0]
+        assert block.splitlines() == expected
 
 
 def test_text_of_an_empty_plan() -> None:
