@@ -18,9 +18,8 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from sqlalchemy import bindparam, delete
 from sqlalchemy.orm import Session
 
@@ -39,9 +38,12 @@ from reconciler.db.bulk import insert_rows, table_of
 from reconciler.db.records import OrgRows
 from reconciler.db.schema import Connection, Credential, PendingCreate
 from reconciler.health import RetryPolicy
-from reconciler.providers import RateLimits, open_writes, provider_client
-from reconciler.providers.effects import Effect, carry_out
-from reconciler.providers.errors import ProviderError
+from reconciler.health.limits import RateLimits
+
+if TYPE_CHECKING:  # the provider clients load the HTTP stack when the first call is made
+    import httpx
+
+    from reconciler.providers.effects import Effect
 
 PAST = {
     RemoteAction.CREATE: "created",
@@ -118,6 +120,8 @@ class ProviderCalls:
         with self._lock:
             opened = self._opened.get(me)
         if opened is None:
+            from reconciler.providers import provider_client
+
             opened = (asyncio.new_event_loop(), provider_client(self.policy))
             with self._lock:
                 self._opened[me] = opened
@@ -165,6 +169,9 @@ class ProviderCalls:
         credentials: Mapping[str, Secret],
         client: httpx.AsyncClient,
     ) -> Outcome:
+        from reconciler.providers import ProviderError, open_writes
+        from reconciler.providers.effects import carry_out
+
         provider = self.catalog.providers[change.provider]
         done: list[Effect] = []
         writes = open_writes(

@@ -78,6 +78,21 @@ def test_noop_plan_of_connections_without_provider_resources_imports_no_http_sta
     assert unused_loaded(loaded) == []
 
 
+def test_noop_apply_of_connections_without_provider_resources_imports_no_http_stack(
+    env: Env, tmp_path: Path
+) -> None:
+    """Nothing to check and nothing to call: apply loads neither the checks' nor the
+    provider clients' HTTP stack (nor Alembic: the schema is there)."""
+    m.write(
+        env.cwd / "manifests",
+        m.organization("acme", [m.connection("geoapify", "ACME_GEOAPIFY_KEY")]),
+    )
+    assert env.run("apply").exit_code == 0
+    code, loaded, out = run_alone(env, tmp_path, "apply")
+    assert code == 0 and out.endswith("No changes. The database matches the manifests.\n")
+    assert unused_loaded(loaded) == []
+
+
 def test_plan_that_refreshes_provider_resources_does_load_the_http_stack(
     env: Env, tmp_path: Path
 ) -> None:
