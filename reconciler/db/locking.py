@@ -90,6 +90,9 @@ def hold_organization(
     One organization per thread at a time."""
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
+            # whatever the server's default: each read made here (``read_session``) sees what
+            # is committed when it runs, after the lock, not a snapshot from before it
+            conn.execution_options(isolation_level="READ COMMITTED")
             _lock_postgresql(conn, organization, timeout, holder)
             _held_orgs()[id(engine)] = (organization, conn)
             try:
