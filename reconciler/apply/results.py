@@ -34,6 +34,8 @@ class ApplyOptions:
     down: frozenset[str] = frozenset()
     # checks already answered, sent while the plan read the provider side (``early``)
     checked: Mapping[str, CheckResult] = field(default_factory=dict)
+    # the processes of the run (``--workers``), which share the database's connections
+    processes: int = 1
 
 
 class Status(enum.StrEnum):

@@ -98,7 +98,9 @@ class Applier:
                 name=f"reconciler-writer-{i}",
                 daemon=True,
             )
-            for i in range(writer_count(self.engine, plan, self.options.parallelism))
+            for i in range(
+                writer_count(self.engine, plan, self.options.parallelism, self.options.processes)
+            )
         ]
         for writer in writers:
             writer.start()

@@ -245,9 +245,11 @@ def run_apply(
     method: str = "apply",
     lock_timeout: float = 30.0,
     write_turn: Callable[[], AbstractContextManager[object]] | None = None,
+    processes: int = 1,
 ) -> ApplyReport:
     """Carry out ``planned``; the providers its reads found down get no check (each is
-    reported unreachable, as the circuit breaker reports it)."""
+    reported unreachable, as the circuit breaker reports it). ``processes``: of the run
+    (``--workers``), this one among them."""
     from reconciler.commands.frozen_imports import frozen_imports
 
     with frozen_imports():
@@ -268,6 +270,7 @@ def run_apply(
         write_turn=write_turn,
         down=planned.down,
         checked=planned.checked,
+        processes=processes,
     )
     applier = Applier(engine, planned.catalog, planned.keyring, options)
     return applier.apply(planned.plan, planned.secrets, planned.observed)

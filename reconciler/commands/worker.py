@@ -123,6 +123,7 @@ def run_job(job: Mapping[str, Any], channel: Channel, environ: Mapping[str, str]
             method=job["method"],
             lock_timeout=job["lock_timeout"],
             write_turn=turn,
+            processes=job.get("processes", 1),
         )
         return report.outcomes
     if job["command"] == "health":

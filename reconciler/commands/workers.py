@@ -261,6 +261,7 @@ def apply_in_workers(
                 method=method,
                 lock_timeout=lock_timeout,
                 write_turn=WriteTurn(turn.fileno()) if turn is not None else None,
+                processes=len(groups),
             ),
             turn,
             ready.children if ready is not None else (),

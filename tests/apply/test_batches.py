@@ -122,3 +122,26 @@ def test_organizations_written_together_are_each_whole_and_chained(env: Env) -> 
     assert env.run("audit", "verify").exit_code == 0
     again = env.run("plan", "manifests", **keys)
     assert "No changes." in again.output, again.output
+
+
+def test_writers_on_postgresql_share_the_servers_connections_among_the_processes() -> None:
+    """Twelve writer threads a process (bigger batches), fewer when several processes share
+    the server (``--workers``): 24 in all, each holding a connection; never more than the
+    process's share of ``--parallelism`` or its organizations."""
+    from types import SimpleNamespace
+
+    from sqlalchemy import create_engine
+
+    from reconciler.apply.batches import writer_count
+
+    pg = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")  # never connected
+    plan: Any = SimpleNamespace(
+        changes=[SimpleNamespace(remote=("a call",))], organizations=tuple(range(500))
+    )
+    assert [writer_count(pg, plan, 50, processes=n) for n in (1, 2, 3, 4, 8)] == [12, 12, 8, 6, 3]
+    assert writer_count(pg, plan, 5, processes=1) == 5  # the share of --parallelism
+    few: Any = SimpleNamespace(changes=plan.changes, organizations=("acme", "globex"))
+    assert writer_count(pg, few, 50) == 2
+    calls_nothing: Any = SimpleNamespace(changes=[SimpleNamespace(remote=())], organizations=("a",))
+    assert writer_count(pg, calls_nothing, 50) == 1
+    pg.dispose()
