@@ -1,7 +1,7 @@
 """Apply's connection side: the rows one connection change writes, for ``OrgWriter``.
 
 A create, update or adoption sets its instance and connection rows (new ones inserted with
-their final values, one INSERT ... RETURNING per table for the whole organization), its health
+their final values, one INSERT ... RETURNING per table for the whole batch), its health
 row, its stored credentials, its audit entries and its result; a deletion or an orphaning
 removes or releases the connection, and its instance with the resources when it was the last.
 """
@@ -9,7 +9,7 @@ removes or releases the connection, and its instance with the resources when it 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -32,9 +32,11 @@ from reconciler.db.schema import Connection, Credential, Health, Instance, Resou
 
 _INSTANCES = table_of(Instance)
 _CONNECTIONS = table_of(Connection)
-# an organization's new instances and connections, with the ids they were given (built once:
-# SQLAlchemy works out a statement's cache key once, not per organization)
-_INSERT_INSTANCES = insert(_INSTANCES).returning(_INSTANCES.c.id, _INSTANCES.c.provider)
+# new instances and connections, with the ids they were given (built once: SQLAlchemy works out
+# a statement's cache key once, not per batch)
+_INSERT_INSTANCES = insert(_INSTANCES).returning(
+    _INSTANCES.c.id, _INSTANCES.c.organization, _INSTANCES.c.provider
+)
 _INSERT_CONNECTIONS = insert(_CONNECTIONS).returning(
     _CONNECTIONS.c.id, _CONNECTIONS.c.instance_id, _CONNECTIONS.c.user_email
 )
@@ -56,9 +58,9 @@ class ConnectionWriter:
     _new: dict[type, list[dict[str, Any]]]
 
     # The row values a change sets are worked out first: a new instance or connection is
-    # inserted with its final values (one INSERT ... RETURNING per table for the whole
-    # organization, no UPDATE after it); an existing one is changed on its ORM row, which the
-    # unit of work flushes at ``finish``.
+    # inserted with its final values (one INSERT ... RETURNING per table for the organizations
+    # of the batch, ``create_rows``, no UPDATE after it); an existing one is changed on its ORM
+    # row, which the unit of work flushes at ``finish``.
 
     def _instance_columns(self, d: Decision) -> dict[str, Any]:
         """What this change sets on its instance row."""
@@ -92,38 +94,33 @@ class ConnectionWriter:
                 cols["identity"] = json.dumps(dict(result.identity), sort_keys=True)
         return cols
 
-    def _create_instances(self, decisions: list[Decision]) -> None:
-        new: list[Decision] = []
+    def _new_instances(self, decisions: list[Decision]) -> list[dict[str, Any]]:
+        """Set what the changes set on their existing instance rows; the rows of the new ones
+        (inserted by ``create_rows``)."""
+        new: list[dict[str, Any]] = []
         for d in decisions:
-            ch = d.change
             if d.blocked:
                 continue
-            inst = self.rows.instances.get(ch.provider)
-            if inst is None:
-                new.append(d)
-            else:
+            inst = self.rows.instances.get(d.change.provider)
+            if inst is not None:
                 for column, value in self._instance_columns(d).items():
                     setattr(inst, column, value)
-        if not new:
-            return
-        values = [
-            {
-                "organization": d.change.organization,
-                "provider": d.change.provider,
-                "status": "error",
-                "managed_by": "manifest",
-                "created_at": self.now,
-                "updated_at": self.now,
-                **self._instance_columns(d),
-            }
-            for d in new
-        ]
-        ids = {provider: id_ for id_, provider in self.s.execute(_INSERT_INSTANCES, values)}
-        for v in values:
-            # not in the session: every column it will have is in its INSERT
-            self.rows.instances[v["provider"]] = Instance(id=ids[v["provider"]], **v)
+                continue
+            new.append(
+                {
+                    "organization": d.change.organization,
+                    "provider": d.change.provider,
+                    "status": "error",
+                    "managed_by": "manifest",
+                    "created_at": self.now,
+                    "updated_at": self.now,
+                    **self._instance_columns(d),
+                }
+            )
+        return new
 
-    def _create_connections(self, decisions: list[Decision]) -> None:
+    def _new_connections(self, decisions: list[Decision]) -> list[tuple[Decision, dict[str, Any]]]:
+        """As ``_new_instances``, for the connection rows (their instances exist by now)."""
         new: list[tuple[Decision, dict[str, Any]]] = []
         for d in decisions:
             if d.blocked:
@@ -132,9 +129,8 @@ class ConnectionWriter:
                 for column, value in self._connection_columns(d).items():
                     setattr(d.row, column, value)
                 continue
-            inst = self.rows.instances[d.change.provider]
             values = {
-                "instance_id": inst.id,
+                "instance_id": self.rows.instances[d.change.provider].id,
                 "user_email": d.conn.owner,
                 "status": "error",
                 "managed_by": "manifest",
@@ -143,22 +139,11 @@ class ConnectionWriter:
                 **self._connection_columns(d),
             }
             new.append((d, values))
-        if not new:
-            return
-        ids = {
-            (instance_id, user): id_
-            for id_, instance_id, user in self.s.execute(
-                _INSERT_CONNECTIONS, [values for _, values in new]
-            )
-        }
-        for d, values in new:
-            row = Connection(id=ids[(values["instance_id"], values["user_email"])], **values)
-            self.rows.connections.setdefault(row.instance_id, []).append(row)
-            d.row = row
+        return new
 
     def _write_connection(self, d: Decision) -> bool:
         """The audit entries, health row, credentials and result of one connection change
-        (its row's columns are set by ``_create_connections``)."""
+        (its row's columns are set by ``create_rows``)."""
         ch, conn, result = d.change, d.conn, d.result
         if d.blocked:
             dep = self.phase.blocked[ch.address]
@@ -324,3 +309,32 @@ class ConnectionWriter:
             {"reason": ch.reason},
         )
         self.report.append(ChangeResult.of(ch, Status.DONE, "", done=Action.DELETE))
+
+
+def create_rows(s: Session, decided: Sequence[tuple[ConnectionWriter, list[Decision]]]) -> None:
+    """The new instance rows, then the new connection rows, of the changes of several
+    organizations' writers in one transaction: one INSERT ... RETURNING per table for all of
+    them (a batch of upserts, ``batches``), each writer's rows given their ids."""
+    instances = [(w, v) for w, ds in decided for v in w._new_instances(ds)]
+    if instances:
+        ids = {
+            (org, provider): id_
+            for id_, org, provider in s.execute(_INSERT_INSTANCES, [v for _, v in instances])
+        }
+        for w, v in instances:
+            # not in the session: every column it will have is in its INSERT
+            w.rows.instances[v["provider"]] = Instance(
+                id=ids[(v["organization"], v["provider"])], **v
+            )
+    connections = [(w, d, v) for w, ds in decided for d, v in w._new_connections(ds)]
+    if connections:
+        ids = {
+            (instance_id, user): id_
+            for id_, instance_id, user in s.execute(
+                _INSERT_CONNECTIONS, [v for _, _, v in connections]
+            )
+        }
+        for w, d, v in connections:
+            row = Connection(id=ids[(v["instance_id"], v["user_email"])], **v)
+            w.rows.connections.setdefault(row.instance_id, []).append(row)
+            d.row = row

@@ -18,7 +18,7 @@ class Decision:
 
     ``statuses`` is (instance status, connection status) to set, or None to keep both (a
     failed rotation keeps the working credential). ``row`` is the connection row to write,
-    None until ``_create_connections`` makes it.
+    None until ``create_rows`` makes it.
     """
 
     change: Change

@@ -22,7 +22,7 @@ from reconciler.apply.checks import Checker
 from reconciler.apply.remote import Outcome, ProviderCalls, unsafe_creates, write_pending
 from reconciler.apply.results import ApplyOptions, ApplyReport, ChangeResult, Status
 from reconciler.apply.sends import Send, credentials_for, to_send
-from reconciler.apply.writes import NewRows, OrgWriter
+from reconciler.apply.writes import NewRows, OrgWriter, upsert_together
 from reconciler.audit import AuditWriter
 from reconciler.core.catalog import Catalog
 from reconciler.core.changes import Action, Change, Kind, Plan
@@ -318,7 +318,7 @@ class Applier:
             log.debug("%s: taking the organization's lock", own.org)
             lock_organization(s, own.org, timeout=self.options.lock_timeout, holder=self.holder)
             audit = self._audit(s)
-            new = NewRows()
+            writers: list[tuple[Upsert, OrgWriter]] = []
             for job in batch:
                 if job.rows is not None:  # read and checked under the lock held since
                     rows = job.rows.attach(s)
@@ -326,8 +326,11 @@ class Applier:
                     rows = OrgRows.load(s, job.org)
                     if not self._unchanged(s, job.org, rows, job.changes):
                         continue
-                writer = self._writer(s, audit, rows, job.checker, job.sent)
-                job.ok = writer.upsert(job.upserts)
+                writers.append((job, self._writer(s, audit, rows, job.checker, job.sent)))
+            done = upsert_together([(w, job.upserts) for job, w in writers])
+            new = NewRows()
+            for (job, writer), ok in zip(writers, done, strict=True):
+                job.ok = ok
                 writer.finish(into=new)
             new.write(s)
 

@@ -13,15 +13,15 @@ change writes is by kind: ``ConnectionWriter`` (``connection_writes.py``) and
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from reconciler.apply.checks import CheckPhase
-from reconciler.apply.connection_writes import ConnectionWriter
-from reconciler.apply.decisions import decide
+from reconciler.apply.connection_writes import ConnectionWriter, create_rows
+from reconciler.apply.decisions import Decision, decide
 from reconciler.apply.remote import SETTLE, Outcome, ProviderCalls
 from reconciler.apply.resource_writes import ResourceWriter
 from reconciler.apply.results import ChangeResult, Status
@@ -107,13 +107,17 @@ class OrgWriter(ConnectionWriter, ResourceWriter):
     def upsert(self, changes: list[Change]) -> bool:
         """Connections first (in the given, dependency, order), then resources. False when
         anything failed (its organization's deletions then wait)."""
-        ok = True
+        return upsert_together([(self, changes)])[0]
+
+    def _decisions(self, changes: list[Change]) -> list[Decision]:
         for c in changes:
             if c.kind is Kind.CONNECTION and c.connection is not None:
                 self.connections[c.provider] = c.connection
-        decisions = [decide(c, self.phase, self.rows) for c in changes if c.kind is Kind.CONNECTION]
-        self._create_instances(decisions)
-        self._create_connections(decisions)
+        return [decide(c, self.phase, self.rows) for c in changes if c.kind is Kind.CONNECTION]
+
+    def _upserted(self, changes: list[Change], decisions: list[Decision]) -> bool:
+        """``upsert`` once the new instance and connection rows exist."""
+        ok = True
         failed = not_connecting(decisions)
         for d in decisions:
             written = self._write_connection(d)
@@ -144,3 +148,12 @@ class OrgWriter(ConnectionWriter, ResourceWriter):
                 self._teardown_connection(ch)
             case Kind.RESOURCE:
                 self.resource(ch)
+
+
+def upsert_together(jobs: Sequence[tuple[OrgWriter, list[Change]]]) -> list[bool]:
+    """``OrgWriter.upsert`` of several organizations' writers in one transaction, their new
+    instances and connections inserted together (``create_rows``); what each returned."""
+    decided = [(w, w._decisions(changes)) for w, changes in jobs]
+    if decided:
+        create_rows(decided[0][0].s, decided)
+    return [w._upserted(changes, ds) for (w, changes), (_, ds) in zip(jobs, decided, strict=True)]
