@@ -59,15 +59,14 @@ class Sent(NamedTuple):
 
 @dataclass(eq=False)
 class Upsert:
-    """One organization's creates and updates, with what its provider calls did; ``rows``:
-    its rows as ``Sent`` has them (attached, not read again), or None."""
+    """One organization's creates and updates, with what its provider calls did (and the
+    rows read for them, attached to the write's session instead of read again)."""
 
     org: str
     changes: list[Change]
     upserts: list[Change]
     checker: Checker
-    sent: Mapping[str, Outcome] = field(default_factory=dict)
-    rows: OrgRows | None = None
+    sent: Sent = field(default_factory=lambda: Sent({}))
     done: bool = False
     # True: all written; False: written, something failed; None: not written (moved on)
     ok: bool | None = None

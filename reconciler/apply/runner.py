@@ -221,7 +221,7 @@ class Applier:
                 sent = self._send(org, changes, checker, upserts, upsert=True, checked=checked)
             if sent is None:
                 return
-            job = Upsert(org, changes, upserts, checker, sent.outcomes, sent.rows)
+            job = Upsert(org, changes, upserts, checker, sent)
             if held:  # combined with the upserts ready at the same time (batches)
                 self._combiner.write(job)
             else:
@@ -318,20 +318,22 @@ class Applier:
             log.debug("%s: taking the organization's lock", own.org)
             lock_organization(s, own.org, timeout=self.options.lock_timeout, holder=self.holder)
             audit = self._audit(s)
+            new = NewRows()
             writers: list[tuple[Upsert, OrgWriter]] = []
             for job in batch:
-                if job.rows is not None:  # read and checked under the lock held since
-                    rows = job.rows.attach(s)
+                rows = job.sent.rows
+                if rows is not None:  # read and checked under the lock held since
+                    rows.attach(s)
                 else:
                     rows = OrgRows.load(s, job.org)
                     if not self._unchanged(s, job.org, rows, job.changes):
                         continue
-                writers.append((job, self._writer(s, audit, rows, job.checker, job.sent)))
+                writer = self._writer(s, audit, rows, job.checker, job.sent.outcomes, into=new)
+                writers.append((job, writer))
             done = upsert_together([(w, job.upserts) for job, w in writers])
-            new = NewRows()
             for (job, writer), ok in zip(writers, done, strict=True):
                 job.ok = ok
-                writer.finish(into=new)
+                writer.finish()
             new.write(s)
 
     def _unchanged(self, s: Session, org: str, rows: OrgRows, changes: list[Change]) -> bool:
@@ -393,6 +395,7 @@ class Applier:
         rows: OrgRows,
         checker: Checker,
         outcomes: Mapping[str, Outcome] | None,
+        into: NewRows | None = None,
     ) -> OrgWriter:
         return OrgWriter(
             s,
@@ -405,4 +408,5 @@ class Applier:
             self.report.outcomes,
             self.calls,
             outcomes,
+            into,
         )

@@ -73,6 +73,7 @@ class OrgWriter(ConnectionWriter, ResourceWriter):
         report: list[ChangeResult],
         calls: ProviderCalls | None = None,
         outcomes: Mapping[str, Outcome] | None = None,
+        into: NewRows | None = None,
     ) -> None:
         self.s, self.audit, self.rows = s, audit, rows
         self.calls = calls
@@ -83,31 +84,21 @@ class OrgWriter(ConnectionWriter, ResourceWriter):
         self.catalog, self.keyring, self.phase = catalog, keyring, phase
         self.secrets, self.report = secrets, report
         self.now = datetime.now(UTC)
-        # new rows nothing else in this transaction refers to: inserted together by ``finish``
-        self._new: dict[type, list[dict[str, Any]]] = {Credential: [], Health: [], Resource: []}
-        self._settled: list[dict[str, str]] = []
+        # new rows nothing else in this transaction refers to, inserted together: by
+        # ``finish``, or (``into``) with the other organizations' of the batch by its caller
+        self.out = into if into is not None else NewRows()
+        self._owns_out = into is None
+        self._new, self._settled = self.out.new, self.out.settled
 
-    def finish(self, into: NewRows | None = None) -> None:
-        """Flush the unit of work (updates and deletes), then insert the new rows, one
-        statement per table; ``into``: left there, for the batch this organization is
-        written in to insert with the others' (``NewRows.write``)."""
+    def finish(self) -> None:
+        """Flush the unit of work (updates and deletes); then, unless they go with a batch's
+        (``into``), insert the new rows, one statement per table."""
         self.s.flush()
-        rows = into if into is not None else NewRows()
-        rows.settled += self._settled
-        rows.instances += self.rows.instances.values()
-        for model in (Credential, Health, Resource):
-            rows.new[model] += self._new[model]
-            self._new[model] = []
-        self._settled = []
-        if into is None:
-            rows.write(self.s)
+        self.out.instances += self.rows.instances.values()
+        if self._owns_out:
+            self.out.write(self.s)
 
     # -- creates and updates -------------------------------------------------------------------
-
-    def upsert(self, changes: list[Change]) -> bool:
-        """Connections first (in the given, dependency, order), then resources. False when
-        anything failed (its organization's deletions then wait)."""
-        return upsert_together([(self, changes)])[0]
 
     def _decisions(self, changes: list[Change]) -> list[Decision]:
         for c in changes:
@@ -151,8 +142,10 @@ class OrgWriter(ConnectionWriter, ResourceWriter):
 
 
 def upsert_together(jobs: Sequence[tuple[OrgWriter, list[Change]]]) -> list[bool]:
-    """``OrgWriter.upsert`` of several organizations' writers in one transaction, their new
-    instances and connections inserted together (``create_rows``); what each returned."""
+    """The creates and updates of several organizations' writers in one transaction, each
+    organization's connections first (in the given, dependency, order), then its resources;
+    their new instances and connections inserted together (``create_rows``). For each, False
+    when anything failed (its organization's deletions then wait)."""
     decided = [(w, w._decisions(changes)) for w, changes in jobs]
     if decided:
         create_rows(decided[0][0].s, decided)
