@@ -11,6 +11,7 @@ worktree add DIR COMMIT``); it runs through ``PYTHONPATH``, with its byte code c
     git worktree add /tmp/base 162ba06
     python bench/ab.py . /tmp/base --orgs 1000 --repeat 3
     python bench/ab.py . /tmp/base --orgs 1000 --pg-url postgresql://postgres@127.0.0.1:5432/test
+    python bench/ab.py . /tmp/filed --step plan --no-resources --plain-plan --repeat 5
 """
 
 from __future__ import annotations
@@ -62,8 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--step",
         choices=("apply", "plan"),
         default="apply",
-        help="apply: first applies, each on a fresh database; plan: no-op plans of one database"
-        " the first checkout applied once",
+        help="apply: first applies, each on a fresh database; plan: no-op plans, each checkout"
+        " of a database it applied once itself (an older checkout may not read a newer schema)",
+    )
+    ap.add_argument(
+        "--plain-plan",
+        action="store_true",
+        help="plan without --parallelism (a checkout from before plans had it)",
     )
     opts = ap.parse_args(argv)
     from reconciler.simulator import Simulator
@@ -85,23 +91,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         env = {**base_environment(sim.env()), **fleet.secrets}
         with contextlib.ExitStack() as stack:
-            plan_url = None
-            if opts.step == "plan":  # one database, applied once, planned by every checkout
-                sim.reset()
-                workspace_numbers(fleet, sim)
-                plan_url = stack.enter_context(database(opts.pg_url, work))
-                done = _run(checkouts[0], "apply", plan_url, env, fleet.folder, work, opts)
-                if done.returncode != 0:
-                    print(done.stdout[-2000:], done.stderr[-2000:], sep="\n")
-                    return 1
+            applied: dict[Path, str] = {}
+            if opts.step == "plan":  # a database per checkout, applied once by it, then planned
+                for i, checkout in enumerate(checkouts):
+                    sim.reset()
+                    workspace_numbers(fleet, sim)
+                    url = stack.enter_context(database(opts.pg_url, work, f"r{i}"))
+                    done = _run(checkout, "apply", url, env, fleet.folder, work, opts)
+                    if done.returncode != 0:
+                        print(done.stdout[-2000:], done.stderr[-2000:], sep="\n")
+                        return 1
+                    applied[checkout] = url
             for _ in range(opts.repeat):
                 for checkout in checkouts:
-                    if plan_url is None:
+                    if not applied:
                         sim.reset()
                         workspace_numbers(fleet, sim)
                     with (
-                        contextlib.nullcontext(plan_url)
-                        if plan_url is not None
+                        contextlib.nullcontext(applied[checkout])
+                        if applied
                         else database(opts.pg_url, work)
                     ) as url:
                         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -121,25 +129,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                         flush=True,
                     )
     print()
+    first = statistics.median(r[0] for r in runs[checkouts[0]])
     for checkout, rows in runs.items():
         walls, cpus = [r[0] for r in rows], [r[1] for r in rows]
         print(
             f"{checkout!s:<30} wall min {min(walls):6.2f} median {statistics.median(walls):6.2f}"
             f"  cpu min {min(cpus):6.2f} median {statistics.median(cpus):6.2f}"
+            f"  first/this (median wall) {first / statistics.median(walls):.2f}"
         )
     return 0
 
 
 @contextlib.contextmanager
-def database(pg_url: str | None, work: Path) -> Iterator[str]:
-    """A fresh database: a PostgreSQL one on ``pg_url``, else a new SQLite file."""
+def database(pg_url: str | None, work: Path, name: str = "r") -> Iterator[str]:
+    """A fresh database: a PostgreSQL one on ``pg_url``, else a new SQLite file ``name``."""
     if pg_url:
         with pg_database(pg_url) as url:
             yield url
         return
-    for f in work.glob("r.db*"):
+    for f in work.glob(f"{name}.db*"):
         f.unlink()
-    yield f"sqlite:///{work / 'r.db'}"
+    yield f"sqlite:///{work / f'{name}.db'}"
 
 
 def _run(
@@ -152,9 +162,10 @@ def _run(
     opts: argparse.Namespace,
 ) -> subprocess.CompletedProcess[str]:
     run_env = {**env, "RECONCILER_DATABASE_URL": url, "PYTHONPATH": str(checkout)}
+    plain = step == "plan" and opts.plain_plan
     return subprocess.run(
-        [sys.executable, "-m", "reconciler", step, "--parallelism", str(opts.parallelism),
-         str(folder)],
+        [sys.executable, "-m", "reconciler", step,
+         *([] if plain else ["--parallelism", str(opts.parallelism)]), str(folder)],
         env=run_env, cwd=work, capture_output=True, text=True, check=False,
     )  # fmt: skip
 

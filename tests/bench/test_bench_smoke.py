@@ -4,13 +4,15 @@ benchmarks are never part of the suite's pass/fail, only that every step did wha
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from bench import floor, report
+from bench import ab, floor, report
 from bench.fleet import PROVIDERS, generate_fleet
 from bench.run import main
+from tests.conftest import REPO
 
 
 def test_fleet_has_every_provider_and_rotation_is_a_tenth(tmp_path: Path) -> None:
@@ -114,3 +116,20 @@ def test_targets_are_judged_at_a_thousand_organizations() -> None:
         "peak memory < 300 MB": True,
         "10x orgs <= 12x time (worst step)": False,
     }
+
+
+def test_ab_plans_each_checkout_on_a_database_it_applied(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a second checkout (an older one may not read a newer schema: each applies its own)
+    other = tmp_path / "other"
+    shutil.copytree(
+        REPO / "reconciler", other / "reconciler", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    argv = [str(REPO), str(other), "--step", "plan", "--no-resources", "--plain-plan"]
+    code = ab.main([*argv, "--orgs", "3", "--repeat", "1", "--latency-ms", "5"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    runs = [line for line in lines if " wall " in line and " exit " in line]
+    assert len(runs) == 2 and all("exit 0" in line for line in runs), lines
+    assert any(str(other) in line and "first/this" in line for line in lines)
