@@ -107,7 +107,8 @@ class OrgWriter(ConnectionWriter, ResourceWriter):
         return [decide(c, self.phase, self.rows) for c in changes if c.kind is Kind.CONNECTION]
 
     def _upserted(self, changes: list[Change], decisions: list[Decision]) -> bool:
-        """``upsert`` once the new instance and connection rows exist."""
+        """Write ``changes`` (connections first, then resources) once their new instance and
+        connection rows exist (``create_rows``); False when anything failed."""
         ok = True
         failed = not_connecting(decisions)
         for d in decisions:

@@ -104,8 +104,8 @@ def _new_engine(url: str) -> Engine:
         # statements go to psycopg with PostgreSQL's own $n placeholders, through its raw
         # cursors, which send them as they are: its other cursors rewrite every statement's
         # %(name)s placeholders in Python, and cache that only for statements under 4 KB and
-        # 50 parameters, so never for a batch's multi-row INSERTs (a tenth of a first apply's
-        # CPU; a client CPU four times lower for bulk inserts in bench/RESULTS.md)
+        # 50 parameters, so never for a batch's multi-row INSERTs (bench/RESULTS.md: bulk
+        # inserts' client CPU four times lower; a first apply's about 5 % lower)
         engine = create_engine(norm, hide_parameters=True, future=True, paramstyle="numeric_dollar")
         event.listen(engine, "connect", _raw_cursors)
         _ping_when_idle(engine)
