@@ -40,9 +40,12 @@ def validate(catalog_dir: str | None, paths: tuple[str, ...], require_env: bool)
 
     Secrets are not needed: a variable the manifests name but the environment lacks is a
     warning here (an error with --require-env, and always for plan and apply)."""
-    from reconciler.commands.validatecmd import validate as run_validation
+    from reconciler.commands.parse_ahead import parse_ahead
 
-    result = run_validation(catalog_dir, paths, os.environ, require_env=require_env)
+    with parse_ahead(paths) as read:
+        from reconciler.commands.validatecmd import validate as run_validation
+
+        result = run_validation(catalog_dir, paths, os.environ, require_env=require_env, read=read)
     for line in result.warnings:
         click.echo(line, err=True)
     click.echo(result.summary)
@@ -140,20 +143,23 @@ def plan(
 ) -> int:
     """Show what apply would do; change nothing."""
     from reconciler.commands.frozen_imports import frozen_imports
+    from reconciler.commands.parse_ahead import parse_ahead
 
-    with frozen_imports():
-        from reconciler.commands.run import make_plan
-        from reconciler.commands.saved import save_plan
-        from reconciler.core.render import render_json, render_markdown, render_text
+    with parse_ahead(paths) as read:  # the manifests are parsed while the rest is imported
+        with frozen_imports():
+            from reconciler.commands.run import make_plan
+            from reconciler.commands.saved import save_plan
+            from reconciler.core.render import render_json, render_markdown, render_text
 
-    planned = make_plan(
-        catalog_dir,
-        paths,
-        os.environ,
-        target_selection(**where),
-        refresh=refresh,
-        parallelism=parallelism,
-    )
+        planned = make_plan(
+            catalog_dir,
+            paths,
+            os.environ,
+            target_selection(**where),
+            refresh=refresh,
+            parallelism=parallelism,
+            read=read,
+        )
     render = render_json if fmt == "json" else render_markdown if fmt == "markdown" else render_text
     click.echo(render(planned.plan, overrides=planned.overrides), nl=False)
     for error in planned.plan.errors:
@@ -225,56 +231,64 @@ def apply(
 ) -> int:
     """Make it so: create, update and tear down connections; check every new credential."""
     from reconciler.commands.frozen_imports import frozen_imports
+    from reconciler.commands.parse_ahead import parse_ahead
 
-    with frozen_imports():
-        from reconciler.commands import applycmd
-        from reconciler.commands.progress import CheckProgress
-        from reconciler.core.render import render_text, summary_line
+    # the manifests are parsed while the rest is imported (none are read for a saved plan)
+    with parse_ahead(paths, wanted=not plan_file) as read:
+        with frozen_imports():
+            from reconciler.commands import applycmd
+            from reconciler.commands.progress import CheckProgress
+            from reconciler.core.render import render_text, summary_line
 
-    selection = target_selection(**where)
-    spares = applycmd.Spares(workers, parallelism, os.environ)  # started once the plan needs them
-    try:
-        planned = applycmd.plan_to_apply(
-            catalog_dir,
-            paths,
-            selection,
-            plan_file,
-            os.environ,
-            parallelism=parallelism,
-            spares=spares,
-        )
-        if not planned.plan.has_changes:
-            click.echo(summary_line(planned.plan))
-            for error in planned.plan.errors:
-                click.echo(f"Error: {error}", err=True)
-            return EXIT_ERROR if planned.plan.errors else EXIT_OK
-        applycmd.refuse_too_many_deletions(planned.plan, max_deletions)
-        click.echo(render_text(planned.plan, overrides=planned.overrides), nl=False)
-        click.echo("")
-        run = applycmd.ApplyRun(
-            actor,
-            parallelism,
-            lock_timeout,
-            from_saved_plan=bool(plan_file),
-            workers=workers,
-            shard=selection.shard,
-        )
-        with CheckProgress() as progress:
-            report, failure = applycmd.carry_out(
-                planned,
-                run,
-                on_check=progress.on_check,
-                on_start=progress.on_start,
+        selection = target_selection(**where)
+        spares = applycmd.Spares(
+            workers, parallelism, os.environ
+        )  # started once the plan needs them
+        try:
+            planned = applycmd.plan_to_apply(
+                catalog_dir,
+                paths,
+                selection,
+                plan_file,
+                os.environ,
+                parallelism=parallelism,
                 spares=spares,
+                read=read,
             )
-        summary = applycmd.summarize(report, planned.plan.errors, incomplete=failure is not None)
-        for line in summary.lines:
-            click.echo(line)
-        click.echo(summary.closing, err=bool(summary.errors))
-        for line in summary.errors:
-            click.echo(line, err=True)
-        if failure is not None:
-            raise failure  # the error boundary prints it: exit 1, or 3 for a bug
-        return summary.exit_code
-    finally:
-        spares.close()
+            if not planned.plan.has_changes:
+                click.echo(summary_line(planned.plan))
+                for error in planned.plan.errors:
+                    click.echo(f"Error: {error}", err=True)
+                return EXIT_ERROR if planned.plan.errors else EXIT_OK
+            applycmd.refuse_too_many_deletions(planned.plan, max_deletions)
+            click.echo(render_text(planned.plan, overrides=planned.overrides), nl=False)
+            click.echo("")
+            run = applycmd.ApplyRun(
+                actor,
+                parallelism,
+                lock_timeout,
+                from_saved_plan=bool(plan_file),
+                workers=workers,
+                shard=selection.shard,
+            )
+            with CheckProgress() as progress:
+                report, failure = applycmd.carry_out(
+                    planned,
+                    run,
+                    on_check=progress.on_check,
+                    on_start=progress.on_start,
+                    spares=spares,
+                )
+            summary = applycmd.summarize(
+                report, planned.plan.errors, incomplete=failure is not None
+            )
+            for line in summary.lines:
+                click.echo(line)
+            click.echo(summary.closing, err=bool(summary.errors))
+            for line in summary.errors:
+                click.echo(line, err=True)
+            if failure is not None:
+                raise failure  # the error boundary prints it: exit 1, or 3 for a bug
+            return summary.exit_code
+        finally:
+            spares.close()

@@ -16,7 +16,12 @@ from reconciler.commands.shard_env import auto_shard, is_auto
 from reconciler.core.catalog import Catalog, load_catalog
 from reconciler.core.desired import Desired, DesiredOrganization
 from reconciler.core.errors import InputError
-from reconciler.core.manifest import collect_manifest_files, load_manifests
+from reconciler.core.manifest import load_manifests
+from reconciler.core.manifest_files import (
+    ManifestReader,
+    collect_manifest_files,
+    read_manifest_file,
+)
 from reconciler.core.state import Observed
 from reconciler.crypto import KeyRing
 
@@ -139,11 +144,13 @@ def load_inputs(
     files: list[Path] | None = None,
     catalog: Catalog | None = None,
     on_organization: Callable[[DesiredOrganization], None] | None = None,
+    read: ManifestReader = read_manifest_file,
 ) -> Inputs:
     """``files``: the manifest files, when the caller has collected them from ``paths``;
     ``catalog``: the catalog, when the caller has loaded it from ``catalog_dir``;
     ``on_organization``: called with each organization as soon as it is read
-    (``load_manifests``)."""
+    (``load_manifests``); ``read``: how a manifest file becomes documents
+    (``commands.parse_ahead``)."""
     if catalog is None:
         catalog = load_catalog(catalog_dir)
     if files is None:
@@ -158,6 +165,7 @@ def load_inputs(
         existing=pairs,
         resolve_secrets=resolve_secrets,
         on_organization=on_organization,
+        read=read,
     )
     diags.raise_if_errors()
     if selection is not None:

@@ -22,7 +22,11 @@ from reconciler.core.catalog import Catalog, load_catalog
 from reconciler.core.collection import collection_paused
 from reconciler.core.desired import Desired
 from reconciler.core.endpoints import base_url_for
-from reconciler.core.manifest import collect_manifest_files
+from reconciler.core.manifest_files import (
+    ManifestReader,
+    collect_manifest_files,
+    read_manifest_file,
+)
 from reconciler.core.plan import Plan, plan
 from reconciler.core.secret import Secret
 from reconciler.core.state import Observed
@@ -88,11 +92,13 @@ def make_plan(
     parallelism: int = 10,
     early_checks: bool = False,
     on_changes: Callable[[Plan], None] | None = None,
+    read: ManifestReader = read_manifest_file,
 ) -> Planned:
     """The plan of the manifests against the database and, with ``refresh``, the providers
     (GET only; SPEC section 8). ``early_checks`` (apply): the new credentials are checked
     while the provider side is read (``reconciler.apply.early``). ``on_changes``: called with
-    the plan of the database side as soon as it is known, before the provider side is."""
+    the plan of the database side as soon as it is known, before the provider side is.
+    ``read``: how a manifest file becomes documents (``commands.parse_ahead``)."""
     # a mistyped path is named before anything is asked of the environment (keys, secrets)
     files = collect_manifest_files(list(paths) or ["manifests"])
     ring = keyring(environ)
@@ -120,6 +126,7 @@ def make_plan(
                 files=files,
                 catalog=catalog,
                 on_organization=prefetch.organization if prefetch is not None else None,
+                read=read,
             )
             between = prefetch.pump if prefetch is not None else None
             fps = fingerprints_for(ring, inputs.desired, observed, between=between)

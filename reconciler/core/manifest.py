@@ -7,9 +7,7 @@ only I/O here: the environment comes in as a mapping, the database's knowledge a
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +17,20 @@ from reconciler.core.catalog import Catalog, Provider
 from reconciler.core.credential_refs import read_credentials
 from reconciler.core.desired import Desired, DesiredConnection, DesiredOrganization
 from reconciler.core.errors import Diagnostics
+from reconciler.core.manifest_files import (
+    ManifestReader,
+    collect_manifest_files,
+    read_manifest_file,
+)
 from reconciler.core.manifest_source import SourceDocument, dotted
 from reconciler.core.resource_validation import EMAIL, read_resources
-from reconciler.core.yamlsafe import Loc, YamlError, load_yaml_documents
+from reconciler.core.yamlsafe import Loc, YamlError
 
 API_VERSION = "reconciler/v1"
 KIND = "Organization"
 ORG_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 EDIT = "settings.edit"
 PERMISSIONS = (EDIT, "settings.view")
-SUFFIXES = (".yaml", ".yml")
 
 TOP_FIELDS = ("apiVersion", "kind", "metadata", "spec")
 SPEC_FIELDS = ("members", "connections", "allowEmpty")
@@ -56,58 +58,6 @@ class _Run:
     resolve_secrets: bool
 
 
-def collect_manifest_files(
-    paths: Sequence[str | Path], diags: Diagnostics | None = None
-) -> list[Path]:
-    """Files named, plus each named folder's ``*.yaml``/``*.yml`` (not recursive), sorted.
-
-    A missing path is a problem: added to ``diags`` when given, else raised as ``InputError``.
-    A file named twice (or reached twice through links) is read once: files are told apart by
-    device and inode, one ``stat`` each, rather than by resolving every path.
-    """
-    own = Diagnostics() if diags is None else diags
-    unique: dict[tuple[int, int], Path] = {}
-    for raw in paths:
-        path = Path(raw)
-        try:
-            st = os.stat(path)
-        except (OSError, ValueError):
-            own.add(str(path), None, "no such file or folder; check the manifest path")
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            inside = _folder_manifests(path)
-            if not inside:
-                own.warn(str(path), None, "this folder holds no manifest (*.yaml or *.yml)")
-            for file_id, file in inside:
-                unique.setdefault(file_id, file)
-        elif stat.S_ISREG(st.st_mode):
-            unique.setdefault((st.st_dev, st.st_ino), path)
-        else:
-            own.add(str(path), None, "no such file or folder; check the manifest path")
-    if diags is None:
-        own.raise_if_errors()
-    return list(unique.values())
-
-
-def _folder_manifests(folder: Path) -> list[tuple[tuple[int, int], Path]]:
-    """The folder's regular ``*.yaml``/``*.yml`` files (links followed), by name, with the
-    (device, inode) that identifies each."""
-    found: list[tuple[str, tuple[int, int]]] = []
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.name.startswith(".") or not entry.name.endswith(SUFFIXES):
-                continue
-            try:
-                if not entry.is_file():
-                    continue
-                st = entry.stat()  # follows a link: its target is the file read
-            except OSError:
-                continue  # vanished, or a broken link: not a file
-            found.append((entry.name, (st.st_dev, st.st_ino)))
-    found.sort()
-    return [(file_id, folder / name) for name, file_id in found]
-
-
 def load_manifests(
     paths: Sequence[str | Path],
     catalog: Catalog,
@@ -116,6 +66,7 @@ def load_manifests(
     existing: Collection[tuple[str, str]] = (),
     resolve_secrets: bool = True,
     on_organization: Callable[[DesiredOrganization], None] | None = None,
+    read: ManifestReader = read_manifest_file,
 ) -> tuple[Desired, Diagnostics]:
     """Read and check every manifest; the desired state and all the problems found.
 
@@ -124,13 +75,14 @@ def load_manifests(
     inactive. Without ``resolve_secrets`` no variable is read and connections carry no
     credential values (``credential_vars`` is still filled). ``on_organization`` is called
     with each organization as soon as its document is read without an error (plan starts
-    reading its provider side then).
+    reading its provider side then). ``read``: how a file becomes documents (a command may
+    have parsed them already, ``commands.parse_ahead``).
     """
     diags = Diagnostics()
     run = _Run(catalog, environ, frozenset(existing), resolve_secrets)
     organizations: dict[str, DesiredOrganization] = {}
     for path in collect_manifest_files(paths, diags):
-        for src in _documents(path, diags):
+        for src in _documents(path, diags, read):
             known = len(diags.items)
             org = _organization(src, run)
             if org is None:
@@ -152,14 +104,12 @@ def load_manifests(
     return Desired(organizations=organizations), diags
 
 
-def _documents(path: Path, diags: Diagnostics) -> list[SourceDocument]:
+def _documents(path: Path, diags: Diagnostics, read: ManifestReader) -> list[SourceDocument]:
     try:
-        raw = path.read_bytes()
+        docs = read(path)
     except OSError as e:
         diags.add(str(path), None, f"cannot read the file ({e.strerror}); check its permissions")
         return []
-    try:
-        docs = load_yaml_documents(raw, str(path))
     except YamlError as e:
         diags.items.extend(e.diagnostics)
         return []

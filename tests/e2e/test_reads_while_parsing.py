@@ -41,13 +41,13 @@ def _hold_last_manifest(
     held: dict[str, float] = {}
     documents = manifest._documents
 
-    def holding(path: Path, diags: Any) -> Any:
+    def holding(path: Path, diags: Any, read: Any) -> Any:
         if path.name.startswith(ORGS[-1]):
             started = time.monotonic()
             while not until() and time.monotonic() - started < HOLD:
                 time.sleep(0.01)
             held["seconds"] = time.monotonic() - started
-        return documents(path, diags)
+        return documents(path, diags, read)
 
     monkeypatch.setattr(manifest, "_documents", holding)
     return held

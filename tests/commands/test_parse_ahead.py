@@ -1,0 +1,195 @@
+"""Manifests parsed by a forked child while the command starts up (``commands.parse_ahead``):
+what a user sees is the same with the child and without it (output, messages, exit code), when
+the child dies, and when the command stops before it reads a manifest; no child outlives the
+command, and no secret goes through the pipe."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reconciler.commands import parse_ahead as ahead
+from tests.conftest import CANARIES, REPO, Env, assert_no_canary
+from tests.db import FLEET_SECRETS, write_fleet
+
+# runs the CLI with parse_ahead's threshold from TEST_MIN_BYTES; writes to TEST_MARK what the
+# child did (JSON: started, files, killed, leftover children at exit, the bytes received)
+RUN = """
+import json, marshal, os, sys
+from reconciler.commands import parse_ahead as ahead
+
+ahead.MIN_BYTES = int(os.environ["TEST_MIN_BYTES"])
+mark = {"started": False, "leftover": None, "received": ""}
+start, loads = ahead.AheadReader.start, marshal.loads
+
+def started(files):
+    reader = start(files)
+    mark.update(started=True, files=len(files))
+    if os.environ.get("TEST_KILL_CHILD"):
+        os.kill(reader._pid, 9)
+    return reader
+
+def received(data):
+    mark["received"] = data.decode("latin-1")
+    return loads(data)
+
+ahead.AheadReader.start = staticmethod(started)
+ahead.marshal = type("M", (), {"loads": staticmethod(received), "dumps": marshal.dumps})
+from reconciler.cli import main
+try:
+    code = main(sys.argv[1:])
+finally:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+        mark["leftover"] = True
+    except ChildProcessError:
+        mark["leftover"] = False
+    with open(os.environ["TEST_MARK"], "w") as f:
+        json.dump(mark, f)
+sys.exit(code)
+"""
+
+FORK, NO_FORK = 0, 1 << 40  # TEST_MIN_BYTES: every set of manifests is big enough, or none
+
+
+def run(
+    cwd: Path, variables: dict[str, str], min_bytes: int, *args: str, kill: bool = False
+) -> tuple[int, str, str, dict[str, object]]:
+    mark = cwd / f"mark-{min_bytes}-{kill}.json"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
+    done = subprocess.run(
+        [sys.executable, "-c", RUN, *args],
+        cwd=cwd,
+        env={
+            **base,
+            **variables,
+            "PYTHONPATH": str(REPO),
+            "TEST_MIN_BYTES": str(min_bytes),
+            "TEST_MARK": str(mark),
+            **({"TEST_KILL_CHILD": "1"} if kill else {}),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode, done.stdout, done.stderr, json.loads(mark.read_text())
+
+
+def fleet(folder: Path) -> Path:
+    """Manifests of every shape the readers take: one file per organization, two documents
+    in one file, an empty file, and a file with a ``&`` (read by the careful reader)."""
+    write_fleet(folder, [f"org-{i:02d}" for i in range(12)])
+    one, two = (folder / "org-00.yaml").read_text(), (folder / "org-01.yaml").read_text()
+    (folder / "org-01.yaml").unlink()
+    (folder / "org-00.yaml").write_text(one + "---\n" + two)
+    (folder / "empty.yaml").write_text("")
+    text = (folder / "org-02.yaml").read_text()
+    (folder / "org-02.yaml").write_text("# billing & support\n" + text)
+    return folder
+
+
+def same_either_way(
+    cwd: Path, variables: dict[str, str], *args: str
+) -> tuple[int, str, str, dict[str, object]]:
+    """The command with a child and without; asserts they agree, returns the child's run."""
+    code, out, err, mark = run(cwd, variables, FORK, *args)
+    assert mark["started"] is True and mark["leftover"] is False
+    plain = run(cwd, variables, NO_FORK, *args)
+    assert plain[3]["started"] is False and plain[3]["leftover"] is False
+    assert (code, out, err) == plain[:3]
+    return code, out, err, mark
+
+
+def test_validate_is_the_same_with_the_child(tmp_path: Path) -> None:
+    fleet(tmp_path / "fleet")
+    code, out, err, mark = same_either_way(tmp_path, FLEET_SECRETS, "validate", "fleet")
+    assert code == 0, out + err
+    assert "Valid: 12 manifest file(s), 12 organization(s), 24 connection(s)" in out
+    assert mark["files"] == 12
+
+
+def test_a_broken_file_is_worded_the_same_with_the_child(tmp_path: Path) -> None:
+    folder = fleet(tmp_path / "fleet")
+    (folder / "org-05.yaml").write_text("apiVersion: reconciler/v1\nkind: [Organization\n")
+    (folder / "org-06.yaml").write_text("a: &x 1\nb: *x\n")  # an alias: refused
+    (folder / "org-07.yaml").write_text("kind: Organization\nkind: Organization\n")
+    code, _, err, _ = same_either_way(tmp_path, FLEET_SECRETS, "validate", "fleet")
+    assert code == 1
+    assert "org-05.yaml:3: this is not valid YAML" in err
+    assert "org-06.yaml:" in err and "org-07.yaml:2:" in err
+
+
+def test_plan_is_the_same_with_the_child_and_sends_no_secret(env: Env) -> None:
+    fleet(env.cwd / "fleet")
+    canaries = {
+        "FLEET_STRIPE_KEY": "ACME_STRIPE_SECRET_KEY",
+        "FLEET_POSTMARK_KEY": "ACME_POSTMARK_TOKEN",
+    }
+    for f in (env.cwd / "fleet").glob("*.yaml"):  # the secrets the plan reads: canaries
+        text = f.read_text()
+        for ours, canary in canaries.items():
+            text = text.replace(ours, canary)
+        f.write_text(text)
+    variables = {**env.vars, **CANARIES}
+    code, out, err, mark = same_either_way(env.cwd, variables, "plan", "--refresh=false", "fleet")
+    assert code == 0, out + err
+    assert "Plan: 48 to create, 0 to update, 0 to delete." in out  # 24 connections, 24 resources
+    assert mark["received"]  # the documents came through the pipe
+    assert "${ACME_STRIPE_SECRET_KEY}" in str(mark["received"])  # references, never their values
+    assert_no_canary(str(mark["received"]), "the pipe from the child")
+
+
+def test_a_dead_child_changes_nothing(tmp_path: Path) -> None:
+    fleet(tmp_path / "fleet")
+    plain = run(tmp_path, FLEET_SECRETS, NO_FORK, "validate", "fleet")
+    code, out, err, mark = run(tmp_path, FLEET_SECRETS, FORK, "validate", "fleet", kill=True)
+    assert mark["started"] is True and mark["leftover"] is False
+    assert (code, out, err) == plain[:3]
+    assert code == 0
+
+
+def test_a_command_that_stops_before_reading_leaves_no_child(env: Env) -> None:
+    fleet(env.cwd / "fleet")
+    variables = {k: v for k, v in env.vars.items() if k != "RECONCILER_ENCRYPTION_KEYS"}
+    code, out, err, mark = same_either_way(env.cwd, variables, "plan", "fleet")
+    assert code == 1 and "RECONCILER_ENCRYPTION_KEYS" in out + err
+    assert mark["received"] == ""  # never read: the child was ended, and reaped
+
+
+def test_no_child_for_a_saved_plan(tmp_path: Path) -> None:
+    with ahead.parse_ahead(["nowhere"], wanted=False) as read:
+        assert read is ahead.read_manifest_file
+
+
+@pytest.mark.parametrize(
+    ("platform", "threads", "cores", "size", "forks"),
+    [
+        ("linux", 1, 2, ahead.MIN_BYTES, True),
+        ("linux", 1, 2, ahead.MIN_BYTES - 1, False),  # too little to parse: not worth a fork
+        ("linux", 2, 2, ahead.MIN_BYTES, False),  # another thread: fork is not safe
+        ("linux", 1, 1, ahead.MIN_BYTES, False),  # one core: nothing to overlap with
+        ("darwin", 1, 8, ahead.MIN_BYTES, False),  # fork without exec only on Linux
+    ],
+)
+def test_when_a_child_is_worth_it(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    platform: str,
+    threads: int,
+    cores: int,
+    size: int,
+    forks: bool,
+) -> None:
+    monkeypatch.setattr(ahead.sys, "platform", platform)
+    monkeypatch.setattr(ahead.threading, "active_count", lambda: threads)
+    monkeypatch.setattr(ahead.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    files = [tmp_path / "a.yaml", tmp_path / "b.yaml"]
+    files[0].write_bytes(b"#" * (size // 2))
+    files[1].write_bytes(b"#" * (size - size // 2))
+    assert ahead._worth_a_child(files) is forks
