@@ -2,6 +2,9 @@
 
 ``python bench/counted.py plan DIR`` is ``python -m reconciler plan DIR`` plus one listener on
 SQLAlchemy's ``Engine`` class (so every engine the product makes is counted, in this process).
+The listener is added when the product imports SQLAlchemy, not before: importing it here first
+would move that import before the product's own start (``commands.parse_ahead`` forks before
+it), and time a command that users do not run.
 The counts go as JSON to the file named by ``BENCH_STATEMENTS_FILE`` when the command ends,
 whatever its exit code, with the process's own peak memory (``VmHWM``: unlike ``ru_maxrss``,
 it does not start from the parent's size at fork). The listener costs one Python call per
@@ -10,14 +13,15 @@ statement.
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import json
 import os
 import sys
 from collections import Counter
+from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
-
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
 COUNTS: Counter[str] = Counter()
 
@@ -44,8 +48,34 @@ def peak_rss_kb() -> int | None:
     return None
 
 
+class _ListenOnImport(importlib.abc.MetaPathFinder):
+    """Finds ``sqlalchemy`` as the usual finders do, and adds the listener once it is loaded."""
+
+    def find_spec(
+        self, name: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if name != "sqlalchemy":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        loader = spec.loader if spec is not None else None
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        load = loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            load(module)
+            from sqlalchemy import event
+            from sqlalchemy.engine import Engine
+
+            event.listen(Engine, "before_cursor_execute", _count)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
 def main() -> None:
-    event.listen(Engine, "before_cursor_execute", _count)
+    sys.meta_path.insert(0, _ListenOnImport())
     from reconciler.cli import main as cli_main
 
     try:
