@@ -53,10 +53,13 @@ def parse_ahead(paths: Sequence[str], *, wanted: bool = True) -> Iterator[Manife
     here, parsing them already, or (when one would not pay or is not safe, or the command
     reads no manifest: not ``wanted``) the usual way."""
     files = collect_manifest_files(list(paths) or ["manifests"], Diagnostics()) if wanted else []
-    if not _worth_a_child(files):
+    try:
+        reader = AheadReader.start(files) if _worth_a_child(files) else None
+    except OSError:  # no process or pipe to be had (a limit of the user's): read them here
+        reader = None
+    if reader is None:
         yield read_manifest_file
         return
-    reader = AheadReader.start(files)
     try:
         yield reader.read
     finally:
@@ -87,16 +90,21 @@ class AheadReader:
 
     @classmethod
     def start(cls, files: list[Path]) -> AheadReader:
+        """Fork the child; OSError when no pipe or process can be had."""
         read_end, write_end = os.pipe()
         # no signal reaches the child before it has put back the default handlers: Ctrl-C
         # then ends it quietly (no traceback of the parent's code in the child)
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             pid = os.fork()
-            if pid == 0:
-                _child(files, read_end, write_end, blocked)  # never returns
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            raise
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        if pid == 0:
+            _child(files, read_end, write_end, blocked)  # never returns
         os.close(write_end)
         return cls(pid, read_end)
 

@@ -162,6 +162,17 @@ def test_a_command_that_stops_before_reading_leaves_no_child(env: Env) -> None:
     assert mark["received"] == ""  # never read: the child was ended, and reaped
 
 
+def test_no_process_to_be_had_reads_here(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def refused() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")  # ulimit -u reached
+
+    fleet(tmp_path / "fleet")
+    monkeypatch.setattr(ahead, "_worth_a_child", lambda files: True)
+    monkeypatch.setattr(ahead.os, "fork", refused)
+    with ahead.parse_ahead([str(tmp_path / "fleet")]) as read:
+        assert read is ahead.read_manifest_file
+
+
 def test_no_child_for_a_saved_plan(tmp_path: Path) -> None:
     with ahead.parse_ahead(["nowhere"], wanted=False) as read:
         assert read is ahead.read_manifest_file
