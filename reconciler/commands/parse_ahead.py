@@ -159,6 +159,7 @@ def _child(files: list[Path], read_end: int, write_end: int, blocked: set[Any]) 
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         os.close(read_end)
+        _let_go_of_the_terminal()
         gc.disable()  # as the parent parses (``collection_paused``): data only, no cycles
         sent: Sent = {}
         for path in files:
@@ -174,3 +175,13 @@ def _child(files: list[Path], read_end: int, write_end: int, blocked: set[Any]) 
         code = 1
     finally:
         os._exit(code)
+
+
+def _let_go_of_the_terminal() -> None:
+    """Point the child's standard streams at /dev/null: it prints nothing, and whoever reads the
+    command's output (a CI job, a test) sees it end when the command ends, not when a child
+    killed along with it (SIGKILL reaches only the command) has finished parsing."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)

@@ -20,7 +20,7 @@ from tests.db import FLEET_SECRETS, write_fleet
 # runs the CLI with parse_ahead's threshold from TEST_MIN_BYTES; writes to TEST_MARK what the
 # child did (JSON: started, files, killed, leftover children at exit, the bytes received)
 RUN = """
-import json, marshal, os, sys
+import json, marshal, os, sys, time
 from reconciler.commands import parse_ahead as ahead
 
 ahead.MIN_BYTES = int(os.environ["TEST_MIN_BYTES"])
@@ -30,6 +30,12 @@ start, loads = ahead.AheadReader.start, marshal.loads
 def started(files):
     reader = start(files)
     mark.update(started=True, files=len(files))
+    if os.environ.get("TEST_CHILD_STDOUT"):  # where the child's output goes, once it is set
+        for _ in range(200):
+            mark["child_stdout"] = os.readlink(f"/proc/{reader._pid}/fd/1")
+            if mark["child_stdout"] == "/dev/null":
+                break
+            time.sleep(0.01)
     if os.environ.get("TEST_KILL_CHILD"):
         os.kill(reader._pid, 9)
     return reader
@@ -58,7 +64,12 @@ FORK, NO_FORK = 0, 1 << 40  # TEST_MIN_BYTES: every set of manifests is big enou
 
 
 def run(
-    cwd: Path, variables: dict[str, str], min_bytes: int, *args: str, kill: bool = False
+    cwd: Path,
+    variables: dict[str, str],
+    min_bytes: int,
+    *args: str,
+    kill: bool = False,
+    child_stdout: bool = False,
 ) -> tuple[int, str, str, dict[str, object]]:
     mark = cwd / f"mark-{min_bytes}-{kill}.json"
     base = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
@@ -72,6 +83,7 @@ def run(
             "TEST_MIN_BYTES": str(min_bytes),
             "TEST_MARK": str(mark),
             **({"TEST_KILL_CHILD": "1"} if kill else {}),
+            **({"TEST_CHILD_STDOUT": "1"} if child_stdout else {}),
         },
         capture_output=True,
         text=True,
@@ -152,6 +164,16 @@ def test_a_dead_child_changes_nothing(tmp_path: Path) -> None:
     assert mark["started"] is True and mark["leftover"] is False
     assert (code, out, err) == plain[:3]
     assert code == 0
+
+
+def test_the_child_lets_go_of_the_commands_output(tmp_path: Path) -> None:
+    # a reader of the command's output (CI, a test) sees it end with the command, even when a
+    # SIGKILL of the command left the child parsing; 80 organizations: the child waits on a
+    # full pipe until the command reads, so it is there to look at
+    write_fleet(tmp_path / "fleet", [f"org-{i:02d}" for i in range(80)])
+    code, _, _, mark = run(tmp_path, FLEET_SECRETS, FORK, "validate", "fleet", child_stdout=True)
+    assert code == 0 and mark["started"] is True
+    assert mark["child_stdout"] == "/dev/null"
 
 
 def test_a_command_that_stops_before_reading_leaves_no_child(env: Env) -> None:
