@@ -290,7 +290,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Benchmark reconciler at fleet scale against the floor (issue 8)."
     )
     ap.add_argument("--orgs", default="100,1000", help="Comma list of fleet sizes.")
-    ap.add_argument("--backends", default="sqlite,postgresql", help="sqlite, postgresql or both.")
+    ap.add_argument(
+        "--backends",
+        default="sqlite,postgresql",
+        help="Comma list of sqlite and postgresql (both by default; 'both' says so too).",
+    )
     ap.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server to use.")
     ap.add_argument("--latency-ms", type=float, default=50.0, help="Simulator latency.")
     ap.add_argument("--parallelism", type=int, default=50, help="apply --parallelism.")
@@ -327,7 +331,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="Run plain `python -m reconciler` (no SQL statement counts).",
     )
-    return ap.parse_args(argv)
+    opts = ap.parse_args(argv)
+    names = opts.backends.replace("both", "sqlite,postgresql").split(",")
+    opts.backends = [b.strip() for b in names if b.strip()]
+    unknown = sorted(set(opts.backends) - {"sqlite", "postgresql"})
+    if unknown:
+        ap.error(f"--backends: unknown backend {', '.join(unknown)}; use sqlite and postgresql")
+    return opts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -335,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if opts.profile:
         opts.profile.mkdir(parents=True, exist_ok=True)
     sizes = [int(x) for x in opts.orgs.split(",") if x.strip()]
-    backends = [b.strip() for b in opts.backends.split(",") if b.strip()]
+    backends = list(dict.fromkeys(opts.backends))
     allow_large_environment(max(sizes))
     skipped: dict[str, str] = {}
     if "postgresql" in backends:
