@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import marshal
 import os
 import signal
@@ -40,6 +41,8 @@ from reconciler.core.manifest_files import (
     read_manifest_file,
 )
 from reconciler.core.yamlsafe import YamlDocument, YamlError
+
+log = logging.getLogger("reconciler.manifests")
 
 # below this much YAML the fork (a few milliseconds) costs more than the parse it moves
 MIN_BYTES = 256 * 1024
@@ -123,13 +126,18 @@ class AheadReader:
         with open(self._pipe, "rb", closefd=True) as pipe:
             self._pipe = None
             data = pipe.read()
+        pid = self._pid
         if self._reap() != 0:
+            log.debug("the process parsing the manifests (%s) failed: they are read here", pid)
             return {}
         try:
             sent = marshal.loads(data)  # noqa: S302  # our own child, through our own pipe
         except (EOFError, ValueError, TypeError):
             return {}
-        return sent if isinstance(sent, dict) else {}
+        if not isinstance(sent, dict):
+            return {}
+        log.debug("%d manifest file(s) parsed by process %s beside this one", len(sent), pid)
+        return sent
 
     def _reap(self) -> int:
         """Wait for the child; its exit code."""
