@@ -241,9 +241,8 @@ def apply(
             from reconciler.core.render import render_text, summary_line
 
         selection = target_selection(**where)
-        spares = applycmd.Spares(
-            workers, parallelism, os.environ
-        )  # started once the plan needs them
+        # the workers are started once the plan needs them
+        spares = applycmd.Spares(workers, parallelism, os.environ)
         try:
             planned = applycmd.plan_to_apply(
                 catalog_dir,

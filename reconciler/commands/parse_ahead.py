@@ -11,7 +11,8 @@ it) is read here, as without a child, so every answer and message is the same ei
 
 The pipe carries what the manifest files hold and nothing else: the child reads no environment
 variable, so no secret. ``marshal`` carries it: the documents are plain data (dicts, lists,
-text, numbers), between two processes of one interpreter, twice as fast to load as ``pickle``.
+text, numbers), between two processes of one interpreter, and it loads them faster than
+``pickle`` does (0.018-0.035 s against 0.033-0.049 s for 1,000 manifests).
 
 The child is forked only where that is safe and pays: on Linux (``fork`` without ``exec``),
 with two usable cores or more, with one thread in this process (a fork copies no other thread
