@@ -26,8 +26,9 @@ bring to the desired state:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from reconciler.core.lazy_exports import exports
 
 if TYPE_CHECKING:
     from reconciler.apply.results import ApplyOptions, ApplyReport, ChangeResult, Status
@@ -36,25 +37,19 @@ if TYPE_CHECKING:
 
 # where each name lives: imported on first use, so that a plan asking only whether a change
 # needs a check (``apply.checks.needs_check``) does not import the writers (37 ms)
-_HOMES = {
-    "ApplyOptions": "results",
-    "ApplyReport": "results",
-    "ChangeResult": "results",
-    "Status": "results",
-    "health_row": "rows",
-    "health_values": "rows",
-    "token_envelopes": "rows",
-    "Applier": "runner",
-}
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value  # found here from now on
-    return value
+__getattr__ = exports(
+    __name__,
+    {
+        "ApplyOptions": "results",
+        "ApplyReport": "results",
+        "ChangeResult": "results",
+        "Status": "results",
+        "health_row": "rows",
+        "health_values": "rows",
+        "token_envelopes": "rows",
+        "Applier": "runner",
+    },
+)
 
 
 __all__ = [

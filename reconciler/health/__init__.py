@@ -14,9 +14,9 @@ Public surface::
     message_for                                the exact SPEC section 4 messages
 """
 
-from importlib import import_module
 from typing import TYPE_CHECKING
 
+from reconciler.core.lazy_exports import exports
 from reconciler.health.breaker import Breakers
 from reconciler.health.policy import RetryPolicy
 from reconciler.health.request import base_url_env_var, base_url_for, prepare_request
@@ -34,23 +34,17 @@ if TYPE_CHECKING:
 
 # what sends a request loads the HTTP stack (aiohttp, httpx: 0.1-0.15 s) when first used, so a
 # command that checks nothing (a no-op apply) never imports it
-_SENDING = {
-    "exchange_refresh_token": "oauth",
-    "exchange_refresh_token_async": "oauth",
-    "check_many": "runner",
-    "check_one": "runner",
-    "not_sent": "runner",
-    "run_checks": "runner",
-}
-
-
-def __getattr__(name: str) -> object:
-    module = _SENDING.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"reconciler.health.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = exports(
+    __name__,
+    {
+        "exchange_refresh_token": "oauth",
+        "exchange_refresh_token_async": "oauth",
+        "check_many": "runner",
+        "check_one": "runner",
+        "not_sent": "runner",
+        "run_checks": "runner",
+    },
+)
 
 
 __all__ = [

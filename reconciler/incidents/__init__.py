@@ -10,8 +10,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from reconciler.core.lazy_exports import exports
 
 if TYPE_CHECKING:
     from reconciler.incidents.delivery import DeliveryReport, deliver, pending_count
@@ -29,32 +30,26 @@ if TYPE_CHECKING:
 
 # where each name lives: imported on first use, so a command that only checks the settings
 # before it starts (``commands.notifycmd.check_settings``) does not import SQLAlchemy for them
-_HOMES = {
-    "DeliveryReport": "delivery",
-    "deliver": "delivery",
-    "pending_count": "delivery",
-    "OPENED": "events",
-    "RESOLVED": "events",
-    "CheckOutcome": "record",
-    "IncidentChange": "record",
-    "open_incidents": "record",
-    "record_checks": "record",
-    "record_health_rows": "record",
-    "resolve_unchecked": "record",
-    "NotifySettings": "settings",
-    "HEADER": "signature",
-    "sign": "signature",
-    "verify": "signature",
-}
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value  # found here from now on
-    return value
+__getattr__ = exports(
+    __name__,
+    {
+        "DeliveryReport": "delivery",
+        "deliver": "delivery",
+        "pending_count": "delivery",
+        "OPENED": "events",
+        "RESOLVED": "events",
+        "CheckOutcome": "record",
+        "IncidentChange": "record",
+        "open_incidents": "record",
+        "record_checks": "record",
+        "record_health_rows": "record",
+        "resolve_unchecked": "record",
+        "NotifySettings": "settings",
+        "HEADER": "signature",
+        "sign": "signature",
+        "verify": "signature",
+    },
+)
 
 
 __all__ = [
