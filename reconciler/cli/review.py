@@ -42,10 +42,12 @@ def validate(catalog_dir: str | None, paths: tuple[str, ...], require_env: bool)
     warning here (an error with --require-env, and always for plan and apply)."""
     from reconciler.commands.parse_ahead import parse_ahead
 
-    with parse_ahead(paths) as read:
+    with parse_ahead(paths) as ahead:  # parsed while the catalog's models are made
         from reconciler.commands.validatecmd import validate as run_validation
 
-        result = run_validation(catalog_dir, paths, os.environ, require_env=require_env, read=read)
+        result = run_validation(
+            catalog_dir, paths, os.environ, require_env=require_env, ahead=ahead
+        )
     for line in result.warnings:
         click.echo(line, err=True)
     click.echo(result.summary)
@@ -142,10 +144,13 @@ def plan(
     **where: Any,
 ) -> int:
     """Show what apply would do; change nothing."""
+    from reconciler.commands.check_ahead import CheckAhead
     from reconciler.commands.frozen_imports import frozen_imports
     from reconciler.commands.parse_ahead import parse_ahead
 
-    with parse_ahead(paths) as read:  # the manifests are parsed while the rest is imported
+    # the manifests are parsed and checked while the rest is imported and the database read
+    check = CheckAhead(catalog_dir, provider_side=refresh)
+    with parse_ahead(paths, check=check) as ahead:
         with frozen_imports():
             from reconciler.commands.run import make_plan
             from reconciler.commands.saved import save_plan
@@ -158,7 +163,7 @@ def plan(
             target_selection(**where),
             refresh=refresh,
             parallelism=parallelism,
-            read=read,
+            ahead=ahead,
         )
     render = render_json if fmt == "json" else render_markdown if fmt == "markdown" else render_text
     click.echo(render(planned.plan, overrides=planned.overrides), nl=False)
@@ -230,11 +235,14 @@ def apply(
     **where: Any,
 ) -> int:
     """Make it so: create, update and tear down connections; check every new credential."""
+    from reconciler.commands.check_ahead import CheckAhead
     from reconciler.commands.frozen_imports import frozen_imports
     from reconciler.commands.parse_ahead import parse_ahead
 
-    # the manifests are parsed while the rest is imported (none are read for a saved plan)
-    with parse_ahead(paths, wanted=not plan_file) as read:
+    # the manifests are parsed and checked while the rest is imported and the database read
+    # (none are read for a saved plan)
+    check = CheckAhead(catalog_dir, provider_side=True)
+    with parse_ahead(paths, wanted=not plan_file, check=check) as ahead:
         with frozen_imports():
             from reconciler.commands import applycmd
             from reconciler.commands.progress import CheckProgress
@@ -252,7 +260,7 @@ def apply(
                 os.environ,
                 parallelism=parallelism,
                 spares=spares,
-                read=read,
+                ahead=ahead,
             )
             if not planned.plan.has_changes:
                 click.echo(summary_line(planned.plan))

@@ -15,12 +15,12 @@ from reconciler.commands.run import Planned, make_plan, replan_after_schema, run
 from reconciler.commands.spares import Spares
 from reconciler.core.changes import PlanError
 from reconciler.core.errors import ReconcilerError
-from reconciler.core.manifest_files import ManifestReader, read_manifest_file
 from reconciler.core.plan import Plan
 
 if TYPE_CHECKING:  # apply pulls in the HTTP stack
     from reconciler.apply import ApplyReport
     from reconciler.apply.results import ChangeResult
+    from reconciler.commands.parse_ahead import Ahead
 
 
 def plan_to_apply(
@@ -31,13 +31,13 @@ def plan_to_apply(
     environ: Mapping[str, str],
     parallelism: int = 10,
     spares: Spares | None = None,
-    read: ManifestReader = read_manifest_file,
+    ahead: Ahead | None = None,
 ) -> Planned:
     """The saved plan, refused if stale; or a new plan, with the schema created first on a
     new database (so the plan is made against the real, empty state). ``parallelism``: the
     provider side is read as many connections at a time as apply checks. ``spares``: the
-    workers it will need start as soon as the plan's database side is known. ``read``: how a
-    manifest file becomes documents (``commands.parse_ahead``)."""
+    workers it will need start as soon as the plan's database side is known. ``ahead``: a
+    child parsing (and checking) the manifests already (``commands.parse_ahead``)."""
     if plan_file:
         from reconciler.commands.saved import load_saved_plan
 
@@ -50,7 +50,7 @@ def plan_to_apply(
         parallelism=parallelism,
         early_checks=True,
         on_changes=spares.on_changes if spares is not None else None,
-        read=read,
+        ahead=ahead,
     )
     if not planned.observed.exists:
         from reconciler.db.engine import database_url, ensure_schema, make_engine

@@ -17,17 +17,14 @@ from reconciler.core.catalog import Catalog, load_catalog
 from reconciler.core.desired import Desired, DesiredOrganization
 from reconciler.core.errors import InputError
 from reconciler.core.manifest import load_manifests
-from reconciler.core.manifest_files import (
-    ManifestReader,
-    collect_manifest_files,
-    read_manifest_file,
-)
+from reconciler.core.manifest_files import collect_manifest_files, read_manifest_file
 from reconciler.core.state import Observed
 from reconciler.crypto import KeyRing
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from reconciler.commands.parse_ahead import Ahead
     from reconciler.health import RetryPolicy
 
 
@@ -144,12 +141,12 @@ def load_inputs(
     files: list[Path] | None = None,
     catalog: Catalog | None = None,
     on_organization: Callable[[DesiredOrganization], None] | None = None,
-    read: ManifestReader = read_manifest_file,
+    ahead: Ahead | None = None,
 ) -> Inputs:
     """``files``: the manifest files, when the caller has collected them from ``paths``;
     ``catalog``: the catalog, when the caller has loaded it from ``catalog_dir``;
     ``on_organization``: called with each organization as soon as it is read
-    (``load_manifests``); ``read``: how a manifest file becomes documents
+    (``load_manifests``); ``ahead``: a child parsing (and checking) the manifests already
     (``commands.parse_ahead``)."""
     if catalog is None:
         catalog = load_catalog(catalog_dir)
@@ -158,15 +155,24 @@ def load_inputs(
     pairs = existing.connected_pairs() if existing is not None else set()
     if existing is not None:
         pairs |= set(existing.instances)
-    desired, diags = load_manifests(
-        files,
-        catalog,
-        environ,
-        existing=pairs,
-        resolve_secrets=resolve_secrets,
-        on_organization=on_organization,
-        read=read,
+    checked = (
+        ahead.checked(files, environ, catalog_dir, resolve_secrets) if ahead is not None else None
     )
+    if checked is not None:
+        desired, diags = checked.desired, checked.diags
+        if on_organization is not None:  # as load_manifests calls it, in the same order
+            for name in checked.valid:
+                on_organization(desired.organizations[name])
+    else:
+        desired, diags = load_manifests(
+            files,
+            catalog,
+            environ,
+            existing=pairs,
+            resolve_secrets=resolve_secrets,
+            on_organization=on_organization,
+            read=ahead.read if ahead is not None else read_manifest_file,
+        )
     diags.raise_if_errors()
     if selection is not None:
         desired = Desired(

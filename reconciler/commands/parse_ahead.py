@@ -31,10 +31,18 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from reconciler.commands.check_ahead import (
+    TAG,
+    CheckAhead,
+    Checked,
+    check_in_child,
+    receive_checked,
+    worth_checking,
+)
 from reconciler.core.errors import Diagnostics
 from reconciler.core.manifest_files import (
     ManifestReader,
@@ -48,26 +56,27 @@ log = logging.getLogger("reconciler.manifests")
 # below this much YAML the fork (a few milliseconds) costs more than the parse it moves
 MIN_BYTES = 256 * 1024
 
+DOCUMENTS = b"D"  # the first byte of the parsed documents on the pipe (a checked state: b"C")
 Sent = dict[str, list[tuple[Any, dict[Any, int], int]]]  # file -> (value, lines, line) each
 
 
 @contextlib.contextmanager
-def parse_ahead(paths: Sequence[str], *, wanted: bool = True) -> Iterator[ManifestReader]:
-    """How ``load_manifests`` should read the manifests under ``paths``: from a child started
-    here, parsing them already, or (when one would not pay or is not safe, or the command
-    reads no manifest: not ``wanted``) the usual way."""
+def parse_ahead(
+    paths: Sequence[str], *, wanted: bool = True, check: CheckAhead | None = None
+) -> Iterator[Ahead | None]:
+    """A child parsing the manifests under ``paths`` (and, with ``check``, checking them:
+    ``commands.check_ahead``), started here; None when one would not pay or is not safe, or
+    the command reads no manifest (not ``wanted``): the command reads them the usual way."""
     files = collect_manifest_files(list(paths) or ["manifests"], Diagnostics()) if wanted else []
     try:
-        reader = AheadReader.start(files) if _worth_a_child(files) else None
+        ahead = Ahead.start(files, check) if _worth_a_child(files) else None
     except OSError:  # no process or pipe to be had (a limit of the user's): read them here
-        reader = None
-    if reader is None:
-        yield read_manifest_file
-        return
+        ahead = None
     try:
-        yield reader.read
+        yield ahead
     finally:
-        reader.close()
+        if ahead is not None:
+            ahead.close()
 
 
 def _worth_a_child(files: list[Path]) -> bool:
@@ -84,16 +93,18 @@ def _worth_a_child(files: list[Path]) -> bool:
     return False
 
 
-class AheadReader:
-    """The documents a child parsed, handed out file by file; ``read`` is a ``ManifestReader``."""
+class Ahead:
+    """What a child sent: the documents of the files it parsed, handed out file by file
+    (``read``, a ``ManifestReader``), or the desired state it checked (``checked``)."""
 
     def __init__(self, pid: int, pipe: int) -> None:
         self._pid: int | None = pid
         self._pipe: int | None = pipe
+        self._data: bytes | None = None
         self._sent: Sent | None = None
 
     @classmethod
-    def start(cls, files: list[Path]) -> AheadReader:
+    def start(cls, files: list[Path], check: CheckAhead | None = None) -> Ahead:
         """Fork the child; OSError when no pipe or process can be had."""
         read_end, write_end = os.pipe()
         # no signal reaches the child before it has put back the default handlers: Ctrl-C
@@ -108,37 +119,64 @@ class AheadReader:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         if pid == 0:
-            _child(files, read_end, write_end, blocked)  # never returns
+            _child(files, read_end, write_end, blocked, check)  # never returns
         os.close(write_end)
         return cls(pid, read_end)
+
+    def checked(
+        self,
+        files: Sequence[Path],
+        environ: Mapping[str, str],
+        catalog_dir: str | None,
+        resolve_secrets: bool,
+    ) -> Checked | None:
+        """The desired state the child checked, when it is the check the command would make
+        of ``files`` (``check_ahead.receive_checked``); None: the command checks them."""
+        data = self._received()
+        if not data.startswith(TAG):
+            return None
+        checked = receive_checked(data, environ, files, catalog_dir, resolve_secrets)
+        if checked is not None:
+            log.debug("%d manifest file(s) checked by a process beside this one", len(files))
+        return checked
 
     def read(self, path: Path) -> list[YamlDocument]:
         """The documents of ``path``: the child's when it parsed the file, else read here."""
         if self._sent is None:
-            self._sent = self._receive()
+            self._sent = self._documents()
         parsed = self._sent.pop(str(path), None)
         if parsed is None:
             return read_manifest_file(path)
         return [YamlDocument(value, lines, line) for value, lines, line in parsed]
 
-    def _receive(self) -> Sent:
-        """Everything the child sent; empty when it failed (this process reads every file)."""
-        assert self._pipe is not None
-        with open(self._pipe, "rb", closefd=True) as pipe:
-            self._pipe = None
-            data = pipe.read()
-        pid = self._pid
-        if self._reap() != 0:
-            log.debug("the process parsing the manifests (%s) failed: they are read here", pid)
+    def _documents(self) -> Sent:
+        """The documents the child sent; empty when it sent none (this process reads every
+        file)."""
+        data = self._received()
+        if not data.startswith(DOCUMENTS):
             return {}
         try:
-            sent = marshal.loads(data)  # noqa: S302  # our own child, through our own pipe
+            sent = marshal.loads(data[len(DOCUMENTS) :])  # noqa: S302  # our own child, our own pipe
         except (EOFError, ValueError, TypeError):
             return {}
         if not isinstance(sent, dict):
             return {}
-        log.debug("%d manifest file(s) parsed by process %s beside this one", len(sent), pid)
+        log.debug("%d manifest file(s) parsed by a process beside this one", len(sent))
         return sent
+
+    def _received(self) -> bytes:
+        """Everything the child wrote, read once; empty when it failed."""
+        if self._data is None:
+            assert self._pipe is not None
+            with open(self._pipe, "rb", closefd=True) as pipe:
+                self._pipe = None
+                data = pipe.read()
+            pid = self._pid
+            if self._reap() != 0:
+                log.debug("the process reading the manifests (%s) failed: they are read here", pid)
+                data = b""
+            self._data = data
+        return self._data
 
     def _reap(self) -> int:
         """Wait for the child; its exit code."""
@@ -159,9 +197,11 @@ class AheadReader:
         self._reap()
 
 
-def _child(files: list[Path], read_end: int, write_end: int, blocked: set[Any]) -> None:
-    """The forked child: parse, send, exit, without running anything of the parent's (no
-    ``atexit``, no buffered output flushed twice)."""
+def _child(
+    files: list[Path], read_end: int, write_end: int, blocked: set[Any], check: CheckAhead | None
+) -> None:
+    """The forked child: parse (and check), send, exit, without running anything of the
+    parent's (no ``atexit``, no buffered output flushed twice)."""
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -177,13 +217,34 @@ def _child(files: list[Path], read_end: int, write_end: int, blocked: set[Any]) 
             except (OSError, YamlError):
                 continue  # the parent reads it again and words the problem
             sent[str(path)] = [(d.value, dict(d.lines), d.line) for d in docs]
+        payload = None
+        values = (value for docs in sent.values() for value, _, _ in docs)
+        if check is not None and worth_checking(check, values):
+            try:
+                payload = check_in_child(files, _reader(sent), check)
+            except Exception:  # the command checks the documents itself, and words it
+                payload = None
+        if payload is None:
+            payload = DOCUMENTS + marshal.dumps(sent)
         with open(write_end, "wb", closefd=True) as pipe:
-            pipe.write(marshal.dumps(sent))
+            pipe.write(payload)
         code = 0
     except BaseException:  # nothing here may reach the parent's code
         code = 1
     finally:
         os._exit(code)
+
+
+def _reader(sent: Sent) -> ManifestReader:
+    """The child's documents as ``load_manifests`` reads them (the others read again)."""
+
+    def read(path: Path) -> list[YamlDocument]:
+        parsed = sent.get(str(path))
+        if parsed is None:
+            return read_manifest_file(path)
+        return [YamlDocument(value, lines, line) for value, lines, line in parsed]
+
+    return read
 
 
 def _let_go_of_the_terminal() -> None:

@@ -22,11 +22,7 @@ from reconciler.core.catalog import Catalog, load_catalog
 from reconciler.core.collection import collection_paused
 from reconciler.core.desired import Desired
 from reconciler.core.endpoints import base_url_for
-from reconciler.core.manifest_files import (
-    ManifestReader,
-    collect_manifest_files,
-    read_manifest_file,
-)
+from reconciler.core.manifest_files import collect_manifest_files
 from reconciler.core.plan import Plan, plan
 from reconciler.core.secret import Secret
 from reconciler.core.state import Observed
@@ -37,6 +33,7 @@ from reconciler.db.observe import observe
 if TYPE_CHECKING:  # apply pulls in the HTTP stack, which plan never needs
     from reconciler.apply import ApplyReport
     from reconciler.apply.early import EarlyChecks
+    from reconciler.commands.parse_ahead import Ahead
     from reconciler.health import CheckResult
 
 log = logging.getLogger("reconciler.plan")
@@ -92,13 +89,13 @@ def make_plan(
     parallelism: int = 10,
     early_checks: bool = False,
     on_changes: Callable[[Plan], None] | None = None,
-    read: ManifestReader = read_manifest_file,
+    ahead: Ahead | None = None,
 ) -> Planned:
     """The plan of the manifests against the database and, with ``refresh``, the providers
     (GET only; SPEC section 8). ``early_checks`` (apply): the new credentials are checked
     while the provider side is read (``reconciler.apply.early``). ``on_changes``: called with
     the plan of the database side as soon as it is known, before the provider side is.
-    ``read``: how a manifest file becomes documents (``commands.parse_ahead``)."""
+    ``ahead``: a child parsing (and checking) the manifests already (``commands.parse_ahead``)."""
     # a mistyped path is named before anything is asked of the environment (keys, secrets)
     files = collect_manifest_files(list(paths) or ["manifests"])
     ring = keyring(environ)
@@ -126,7 +123,7 @@ def make_plan(
                 files=files,
                 catalog=catalog,
                 on_organization=prefetch.organization if prefetch is not None else None,
-                read=read,
+                ahead=ahead,
             )
             between = prefetch.pump if prefetch is not None else None
             fps = fingerprints_for(ring, inputs.desired, observed, between=between)

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.commands.inputs import load_inputs, unset_variables
-from reconciler.core.manifest_files import ManifestReader, read_manifest_file
+from reconciler.commands.parse_ahead import Ahead
 
 
 @dataclass(frozen=True)
@@ -21,12 +21,12 @@ def validate(
     environ: Mapping[str, str],
     *,
     require_env: bool,
-    read: ManifestReader = read_manifest_file,
+    ahead: Ahead | None = None,
 ) -> Validation:
     """Raises InputError listing every problem; a variable the manifests name but the
-    environment lacks is a warning unless ``require_env``. ``read``: how a manifest file
-    becomes documents (``commands.parse_ahead``)."""
-    inputs = load_inputs(catalog_dir, paths, environ, resolve_secrets=require_env, read=read)
+    environment lacks is a warning unless ``require_env``. ``ahead``: a child parsing the
+    manifests already (``commands.parse_ahead``)."""
+    inputs = load_inputs(catalog_dir, paths, environ, resolve_secrets=require_env, ahead=ahead)
     warnings = tuple(
         f"Warning: {where}: environment variable {var} is not set; plan and apply will need it."
         for var, where in unset_variables(inputs.desired, environ)

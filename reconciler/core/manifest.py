@@ -79,7 +79,8 @@ def load_manifests(
     have parsed them already, ``commands.parse_ahead``).
     """
     diags = Diagnostics()
-    run = _Run(catalog, environ, frozenset(existing), resolve_secrets)
+    pairs = existing if isinstance(existing, frozenset) else frozenset(existing)
+    run = _Run(catalog, environ, pairs, resolve_secrets)
     organizations: dict[str, DesiredOrganization] = {}
     for path in collect_manifest_files(paths, diags):
         for src in _documents(path, diags, read):

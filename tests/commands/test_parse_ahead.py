@@ -7,45 +7,49 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from reconciler.commands import parse_ahead as ahead
-from tests.conftest import CANARIES, REPO, Env, assert_no_canary
+from tests.conftest import CANARIES, CATALOG, REPO, Env, assert_no_canary
 from tests.db import FLEET_SECRETS, write_fleet
 
 # runs the CLI with parse_ahead's threshold from TEST_MIN_BYTES; writes to TEST_MARK what the
-# child did (JSON: started, files, killed, leftover children at exit, the bytes received)
+# child did (JSON: started, files, leftover children at exit, the bytes received and their kind:
+# D for documents, C for a checked desired state)
 RUN = """
-import json, marshal, os, sys, time
+import json, os, sys, time
 from reconciler.commands import parse_ahead as ahead
 
 ahead.MIN_BYTES = int(os.environ["TEST_MIN_BYTES"])
-mark = {"started": False, "leftover": None, "received": ""}
-start, loads = ahead.AheadReader.start, marshal.loads
+mark = {"started": False, "leftover": None, "received": "", "kind": ""}
+start, received = ahead.Ahead.start, ahead.Ahead._received
 
-def started(files):
-    reader = start(files)
+def started(files, check=None):
+    child = start(files, check)
     mark.update(started=True, files=len(files))
     if os.environ.get("TEST_CHILD_STDOUT"):  # where the child's output goes, once it is set
         for _ in range(200):
-            mark["child_stdout"] = os.readlink(f"/proc/{reader._pid}/fd/1")
+            mark["child_stdout"] = os.readlink(f"/proc/{child._pid}/fd/1")
             if mark["child_stdout"] == "/dev/null":
                 break
             time.sleep(0.01)
     if os.environ.get("TEST_KILL_CHILD"):
-        os.kill(reader._pid, 9)
-    return reader
+        os.kill(child._pid, 9)
+    return child
 
-def received(data):
-    mark["received"] = data.decode("latin-1")
-    return loads(data)
+def receiving(self):
+    data = received(self)
+    mark.update(received=data.decode("latin-1"), kind=data[:1].decode())
+    return data
 
-ahead.AheadReader.start = staticmethod(started)
-ahead.marshal = type("M", (), {"loads": staticmethod(received), "dumps": marshal.dumps})
+ahead.Ahead.start = staticmethod(started)
+ahead.Ahead._received = receiving
 from reconciler.cli import main
 try:
     code = main(sys.argv[1:])
@@ -123,7 +127,7 @@ def test_validate_is_the_same_with_the_child(tmp_path: Path) -> None:
     code, out, err, mark = same_either_way(tmp_path, FLEET_SECRETS, "validate", "fleet")
     assert code == 0, out + err
     assert "Valid: 12 manifest file(s), 12 organization(s), 24 connection(s)" in out
-    assert mark["files"] == 12
+    assert mark["files"] == 12 and mark["kind"] == "D"  # validate gets the documents
 
 
 def test_a_broken_file_is_worded_the_same_with_the_child(tmp_path: Path) -> None:
@@ -137,24 +141,86 @@ def test_a_broken_file_is_worded_the_same_with_the_child(tmp_path: Path) -> None
     assert "org-06.yaml:" in err and "org-07.yaml:2:" in err
 
 
-def test_plan_is_the_same_with_the_child_and_sends_no_secret(env: Env) -> None:
-    fleet(env.cwd / "fleet")
+def canary_fleet(folder: Path) -> None:
+    """The fleet, its secrets named by canaries' variables."""
+    fleet(folder)
     canaries = {
         "FLEET_STRIPE_KEY": "ACME_STRIPE_SECRET_KEY",
         "FLEET_POSTMARK_KEY": "ACME_POSTMARK_TOKEN",
     }
-    for f in (env.cwd / "fleet").glob("*.yaml"):  # the secrets the plan reads: canaries
+    for f in folder.glob("*.yaml"):
         text = f.read_text()
         for ours, canary in canaries.items():
             text = text.replace(ours, canary)
         f.write_text(text)
+
+
+def test_plan_is_the_same_with_the_child_and_sends_no_secret(env: Env) -> None:
+    canary_fleet(env.cwd / "fleet")
     variables = {**env.vars, **CANARIES}
     code, out, err, mark = same_either_way(env.cwd, variables, "plan", "--refresh=false", "fleet")
     assert code == 0, out + err
     assert "Plan: 48 to create, 0 to update, 0 to delete." in out  # 24 connections, 24 resources
-    assert mark["received"]  # the documents came through the pipe
-    assert "${ACME_STRIPE_SECRET_KEY}" in str(mark["received"])  # references, never their values
+    assert mark["kind"] == "C"  # the child checked the manifests: the desired state came
+    assert "ACME_STRIPE_SECRET_KEY" in str(mark["received"])  # secrets by name, never by value
     assert_no_canary(str(mark["received"]), "the pipe from the child")
+
+
+def test_a_plans_problems_are_worded_the_same_by_the_child(env: Env) -> None:
+    folder = fleet(env.cwd / "fleet")
+    text = (folder / "org-04.yaml").read_text()
+    (folder / "org-04.yaml").write_text(text.replace("owner: ops@org-04", "owner: nobody@org-04"))
+    (folder / "org-09.yaml").write_text(
+        (folder / "org-09.yaml").read_text().replace("${FLEET_POSTMARK_KEY}", "${UNSET_KEY}")
+    )
+    args = ("plan", "--refresh=false", "fleet")
+    code, _, err, mark = same_either_way(env.cwd, env.vars | FLEET_SECRETS, *args)
+    assert code == 1 and mark["kind"] == "C"
+    assert "owner nobody@org-04.example is not a member of org-04" in err
+    assert "environment variable UNSET_KEY is not set" in err
+
+
+def without_resources(folder: Path) -> None:
+    for f in folder.glob("*.yaml"):
+        docs = [d for d in yaml.safe_load_all(f.read_text()) if d]
+        for doc in docs:
+            for conn in doc["spec"]["connections"]:
+                conn.pop("resources", None)
+        f.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+
+
+def test_apply_takes_the_childs_check_when_there_is_nothing_to_read(env: Env) -> None:
+    # connections only: the child checks; with resources, whose reads start as each
+    # organization is checked, the command gets the documents and checks them itself
+    folder = fleet(env.cwd / "fleet")
+    without_resources(folder)
+    code, out, err, mark = run(env.cwd, env.vars | FLEET_SECRETS, FORK, "apply", "fleet")
+    assert code == 0, out + err
+    assert "Apply complete: 24 created." in out
+    assert mark["kind"] == "C" and mark["leftover"] is False
+    fleet(folder)
+    code, out, err, mark = run(env.cwd, env.vars | FLEET_SECRETS, FORK, "apply", "fleet")
+    assert code == 0, out + err
+    assert "Apply complete: 24 created." in out  # the resources
+    assert mark["kind"] == "D" and mark["leftover"] is False
+    again = same_either_way(env.cwd, env.vars | FLEET_SECRETS, "apply", "fleet")
+    assert again[0] == 0 and "No changes." in again[1]
+
+
+def test_a_check_that_needs_the_database_is_made_by_the_command(env: Env) -> None:
+    # Postmark made inactive in the catalog after it was connected: allowed for those already
+    # connected, which only the database knows; the child cannot say, so it sends the
+    # documents and the command checks them
+    fleet(env.cwd / "fleet")
+    assert run(env.cwd, env.vars | FLEET_SECRETS, NO_FORK, "apply", "fleet")[0] == 0
+    catalog = env.cwd / "catalog"
+    shutil.copytree(CATALOG, catalog)
+    postmark = catalog / "postmark.yaml"
+    postmark.write_text(postmark.read_text().replace("active: true", "active: false", 1))
+    args = ("plan", "--refresh=false", "--catalog", "catalog", "fleet")
+    code, out, err, mark = same_either_way(env.cwd, env.vars | FLEET_SECRETS, *args)
+    assert code == 0 and "No changes." in out, out + err
+    assert mark["kind"] == "D"
 
 
 def test_a_dead_child_changes_nothing(tmp_path: Path) -> None:
@@ -191,13 +257,13 @@ def test_no_process_to_be_had_reads_here(monkeypatch: pytest.MonkeyPatch, tmp_pa
     fleet(tmp_path / "fleet")
     monkeypatch.setattr(ahead, "_worth_a_child", lambda files: True)
     monkeypatch.setattr(ahead.os, "fork", refused)
-    with ahead.parse_ahead([str(tmp_path / "fleet")]) as read:
-        assert read is ahead.read_manifest_file
+    with ahead.parse_ahead([str(tmp_path / "fleet")]) as child:
+        assert child is None  # the command reads the files itself
 
 
 def test_no_child_for_a_saved_plan(tmp_path: Path) -> None:
-    with ahead.parse_ahead(["nowhere"], wanted=False) as read:
-        assert read is ahead.read_manifest_file
+    with ahead.parse_ahead(["nowhere"], wanted=False) as child:
+        assert child is None
 
 
 @pytest.mark.parametrize(
