@@ -138,7 +138,7 @@ def receive_checked(
     ``environ``; None when it is not the check the command would make (other files, another
     catalog, secrets read or not) or cannot be read."""
     try:
-        checked = _SecretsFrom(io.BytesIO(data[len(TAG) :]), environ).load()
+        checked = _SecretsFrom(io.BytesIO(memoryview(data)[len(TAG) :]), environ).load()
     except (pickle.UnpicklingError, KeyError, EOFError, AttributeError, TypeError):
         return None
     if not isinstance(checked, Checked):
