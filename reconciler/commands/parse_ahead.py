@@ -29,6 +29,7 @@ it reads.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import marshal
@@ -50,7 +51,6 @@ from reconciler.commands.check_ahead import (
 )
 from reconciler.core.errors import Diagnostics
 from reconciler.core.manifest_files import (
-    ManifestReader,
     collect_manifest_files,
     read_manifest_file,
 )
@@ -150,10 +150,7 @@ class Ahead:
         """The documents of ``path``: the child's when it parsed the file, else read here."""
         if self._sent is None:
             self._sent = self._documents()
-        parsed = self._sent.pop(str(path), None)
-        if parsed is None:
-            return read_manifest_file(path)
-        return [YamlDocument(value, lines, line) for value, lines, line in parsed]
+        return _take(self._sent, path)
 
     def _documents(self) -> Sent:
         """The documents the child sent; empty when it sent none (this process reads every
@@ -228,7 +225,7 @@ def _child(
         values = (value for docs in sent.values() for value, _, _ in docs)
         if check is not None and worth_checking(check, values):
             try:
-                payload = check_in_child(files, _reader(sent), check)
+                payload = check_in_child(files, functools.partial(_take, dict(sent)), check)
             except Exception:  # the command checks the documents itself, and words it
                 payload = None
         if payload is None:
@@ -242,16 +239,13 @@ def _child(
         os._exit(code)
 
 
-def _reader(sent: Sent) -> ManifestReader:
-    """The child's documents as ``load_manifests`` reads them (the others read again)."""
-
-    def read(path: Path) -> list[YamlDocument]:
-        parsed = sent.get(str(path))
-        if parsed is None:
-            return read_manifest_file(path)
-        return [YamlDocument(value, lines, line) for value, lines, line in parsed]
-
-    return read
+def _take(sent: Sent, path: Path) -> list[YamlDocument]:
+    """The documents of ``path`` as the child parsed them (taken out of ``sent``), else read
+    here: a ``ManifestReader`` once ``sent`` is bound."""
+    parsed = sent.pop(str(path), None)
+    if parsed is None:
+        return read_manifest_file(path)
+    return [YamlDocument(value, lines, line) for value, lines, line in parsed]
 
 
 def _let_go_of_the_terminal() -> None:
