@@ -152,9 +152,6 @@ def load_inputs(
         catalog = load_catalog(catalog_dir)
     if files is None:
         files = collect_manifest_files(list(paths) or ["manifests"])
-    pairs = existing.connected_pairs() if existing is not None else set()
-    if existing is not None:
-        pairs |= set(existing.instances)
     checked = (
         ahead.checked(files, environ, catalog_dir, resolve_secrets) if ahead is not None else None
     )
@@ -163,7 +160,10 @@ def load_inputs(
         if on_organization is not None:  # as load_manifests calls it, in the same order
             for name in checked.valid:
                 on_organization(desired.organizations[name])
-    else:
+    else:  # the database's pairs matter to this check only (the child's asked nothing of them)
+        pairs = existing.connected_pairs() if existing is not None else set()
+        if existing is not None:
+            pairs |= set(existing.instances)
         desired, diags = load_manifests(
             files,
             catalog,
