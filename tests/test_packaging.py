@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.crypto import generate_entry
 from tests.conftest import CANARIES, MANIFESTS, REPO
+from tests.db import FLEET_SECRETS, write_fleet
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -80,9 +82,10 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
-def _run(venv: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(venv: Path, cwd: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(CANARIES)
+    env.update(extra)
     return subprocess.run(
         [str(venv / "bin" / "reconciler"), *args],
         cwd=cwd,
@@ -114,3 +117,26 @@ def test_installed_reconciler_runs_from_an_empty_folder(installed: Path, tmp_pat
 
     default = _run(installed, tmp_path, "validate")
     assert default.returncode == 0, default.stdout + default.stderr
+
+
+def test_installed_reconciler_reads_a_fleet_on_the_second_core(
+    installed: Path, tmp_path: Path
+) -> None:
+    # 450 organizations (280 KB): enough manifests for a child to parse them
+    # (commands.parse_ahead), and for plan, to check them (commands.check_ahead)
+    write_fleet(tmp_path / "fleet", [f"org-{i:03d}" for i in range(450)])
+    validate = _run(installed, tmp_path, "--verbose", "validate", "fleet")
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    assert "450 manifest file(s) parsed by a process beside this one" in validate.stderr
+
+    plan = _run(
+        installed,
+        tmp_path,
+        *("--verbose", "plan", "--refresh=false", "fleet"),
+        RECONCILER_ENCRYPTION_KEYS=generate_entry("k1"),
+        RECONCILER_DATABASE_URL=f"sqlite:///{tmp_path / 'new.db'}",
+        **FLEET_SECRETS,
+    )
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "450 manifest file(s) checked by a process beside this one" in plan.stderr
+    assert "Plan: 1800 to create, 0 to update, 0 to delete." in plan.stdout
